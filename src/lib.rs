@@ -1,0 +1,2 @@
+//! image-processor: an event-driven image service on PostgreSQL.
+pub mod imaging;
