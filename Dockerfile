@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1.7
+#
+# image-processor: one statically configured Rust binary on distroless.
+#
+#   docker build -t image-processor:dev .
+#
+# Stages: `chef` (toolchain + cargo-chef) -> `planner` (dependency recipe) ->
+# `builder` (dependencies cooked in their own layer, then the crate) -> `runtime`
+# (distroless cc: glibc + libgcc, no shell, no package manager, no build tools).
+# The UI (ui/) and migrations (sql/) are embedded at compile time, so the final
+# image holds the binary and nothing else of ours.
+#
+# Bump RUST_VERSION together with Cargo.toml's rust-version policy; the builder and
+# the runtime must share a Debian release (bookworm = cc-debian12) so glibc matches.
+
+ARG RUST_VERSION=1.95
+ARG CARGO_CHEF_VERSION=0.1.78
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+ARG CARGO_CHEF_VERSION
+WORKDIR /src
+RUN cargo install --locked "cargo-chef@${CARGO_CHEF_VERSION}"
+
+# The recipe only changes when Cargo.toml / Cargo.lock / the target list change,
+# so the dependency layer below survives ordinary source edits.
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    cargo chef cook --release --locked --bin image-processor --recipe-path recipe.json
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    cargo build --release --locked --bin image-processor \
+    && install -D -m 0555 target/release/image-processor /out/image-processor
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+LABEL org.opencontainers.image.title="image-processor" \
+      org.opencontainers.image.description="Event-driven image processing service on PostgreSQL" \
+      org.opencontainers.image.licenses="MIT"
+COPY --from=builder /out/image-processor /usr/local/bin/image-processor
+# 65532 is distroless's `nonroot`; numeric so `runAsNonRoot` can verify it.
+USER 65532:65532
+ENV LISTEN_ADDR=0.0.0.0:8080
+EXPOSE 8080
+# Probes live in the orchestrator (GET /healthz, GET /readyz); see check-skips.txt
+# for why there is no HEALTHCHECK here.
+ENTRYPOINT ["/usr/local/bin/image-processor"]
+CMD ["run"]
