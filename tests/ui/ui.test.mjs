@@ -1,0 +1,249 @@
+// The web UI, driven in Debian's Chromium against a running server (BASE_URL), as a person would use it:
+// upload three files, watch them finish live, download, retry, delete, and see a SQL insert appear.
+
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { imageSize, launchBrowser, psql, samplePng } from './support.mjs';
+
+const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const PSQL_URL = process.env.PSQL_URL || '';
+const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+const LIVE_TIMEOUT = 30_000; // processing a small PNG takes well under a second; CI machines are slow
+
+const SUNSET = { name: 'sunset.png', width: 320, height: 240, bytes: samplePng(320, 240, [255, 94, 58], [120, 40, 160]) };
+const OCEAN = { name: 'ocean.png', width: 400, height: 300, bytes: samplePng(400, 300, [0, 150, 199], [0, 60, 110]) };
+// Text in disguise: the name and type claim JPEG, so only the server's sniffing can refuse it.
+const FAKE = { name: 'holiday-photo.jpg', bytes: Buffer.from('Dear diary,\nthis is not a photo at all.\n') };
+
+/** Console messages the story provokes on purpose: the browser logs every non-2xx response. */
+const EXPECTED_CONSOLE = [/status of 415/, /status of 401/];
+
+let browser;
+let page;
+const consoleErrors = [];
+const uploadRequests = [];
+
+function rowLocator(name) {
+  return page.locator('tr.image-row', { has: page.locator('.cell-name__file', { hasText: name }) });
+}
+
+async function waitForRow(name, status, timeout = LIVE_TIMEOUT) {
+  await page.waitForFunction(
+    ([n, s]) =>
+      [...document.querySelectorAll('tr.image-row')].some(
+        (tr) => tr.querySelector('.cell-name__file')?.textContent === n && (!s || tr.dataset.status === s),
+      ),
+    [name, status],
+    { timeout },
+  );
+  return rowLocator(name);
+}
+
+async function apiJson(path, init) {
+  const res = await fetch(`${BASE_URL}${path}`, init);
+  return { status: res.status, body: res.status === 204 ? null : await res.json().catch(() => null) };
+}
+
+describe('web UI in a real browser', { timeout: 240_000 }, () => {
+  before(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    browser = await launchBrowser();
+    page = browser.context.pages()[0] || (await browser.context.newPage());
+    page.setDefaultTimeout(LIVE_TIMEOUT);
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`${msg.text()} (${msg.location().url || 'page'})`);
+    });
+    page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+    page.on('request', (req) => {
+      if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/images') uploadRequests.push(req.url());
+    });
+  });
+
+  after(async () => {
+    if (page) await page.screenshot({ path: `${ARTIFACTS}last-state.png`, fullPage: true }).catch(() => {});
+    await browser?.close();
+  });
+
+  it('opens the page with its styles, script and live connection', async () => {
+    const response = await page.goto(`${BASE_URL}/`, { waitUntil: 'load' });
+    assert.equal(response.status(), 200);
+    await page.waitForSelector('#live-indicator[data-state="live"]');
+    const appBarColor = await page.$eval('.app-bar', (el) => getComputedStyle(el).backgroundColor);
+    assert.equal(appBarColor, 'rgb(25, 118, 210)', 'style.css is applied');
+    await page.waitForFunction(() => document.querySelector('[data-count="all"]')?.textContent !== '–');
+    // Marks this document: if anything reloads the page, the mark is gone.
+    await page.evaluate(() => {
+      window.__sameDocument = true;
+    });
+  });
+
+  it('uploads three files with width=200; the non-image is refused with its error', async () => {
+    await page.fill('#op-width', '200');
+    await page.waitForFunction(() => document.getElementById('ops-summary').textContent.includes('width 200px'));
+    await page.setInputFiles('#file-input', [
+      { name: SUNSET.name, mimeType: 'image/png', buffer: SUNSET.bytes },
+      { name: OCEAN.name, mimeType: 'image/png', buffer: OCEAN.bytes },
+      { name: FAKE.name, mimeType: 'image/jpeg', buffer: FAKE.bytes },
+    ]);
+    const refused = page.locator(`.upload-item[data-state="error"][data-name="${FAKE.name}"]`);
+    await refused.waitFor();
+    const message = await refused.locator('.upload-item__status').textContent();
+    assert.match(message, /415/, `the refusal names the status: ${message}`);
+    assert.ok(message.replace(/\(HTTP 415\)/, '').trim().length > 5, `a human message comes with it: ${message}`);
+    assert.equal(uploadRequests.length, 3, 'one request per file');
+    assert.equal(await rowLocator(FAKE.name).count(), 0, 'a refused upload makes no row');
+  });
+
+  it('refuses an obvious non-image in the browser, before any request', async () => {
+    await page.setInputFiles('#file-input', [{ name: 'readme.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') }]);
+    const item = page.locator('.upload-item[data-state="error"][data-name="readme.txt"]');
+    await item.waitFor();
+    assert.match(await item.textContent(), /not an image/i);
+    assert.equal(uploadRequests.length, 3, 'no request for a client-side refusal');
+  });
+
+  it('shows both images completed, live, at the requested width', async () => {
+    for (const image of [SUNSET, OCEAN]) {
+      const row = await waitForRow(image.name, 'completed');
+      const expectedHeight = Math.round((image.height * 200) / image.width);
+      const dims = await row.locator('td[data-label="Dimensions"]').textContent();
+      assert.equal(dims.replace(/\s+/g, ' ').trim(), `${image.width}×${image.height} → 200×${expectedHeight}`);
+      assert.match(await row.locator('td[data-label="Size"]').textContent(), /B → .*B/);
+      assert.match(await row.locator('td[data-label="Time"]').textContent(), /\d+(\.\d+)? (ms|s)/);
+      await row.locator('.thumb img').waitFor();
+      const decoded = await row.locator('.thumb img').evaluate((img) => img.decode().then(() => img.naturalWidth > 0));
+      assert.ok(decoded, `the thumbnail of ${image.name} decodes`);
+    }
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was never reloaded');
+  });
+
+  it('downloads the processed file, which decodes at 200 px wide', async () => {
+    const row = rowLocator(SUNSET.name);
+    const [download] = await Promise.all([page.waitForEvent('download'), row.locator('[data-action="download-processed"]').click()]);
+    const bytes = await readFile(await download.path());
+    const size = imageSize(bytes);
+    assert.deepEqual(size, { format: 'png', width: 200, height: 150 });
+    assert.match(download.suggestedFilename(), /^sunset.*\.png$/);
+
+    const [original] = await Promise.all([page.waitForEvent('download'), row.locator('[data-action="download-original"]').click()]);
+    assert.deepEqual(await readFile(await original.path()), SUNSET.bytes, 'the original comes back byte for byte');
+  });
+
+  it('retries a completed image and shows it completed again', async () => {
+    const row = rowLocator(SUNSET.name);
+    const before = await row.getAttribute('data-processed-at');
+    const [response] = await Promise.all([
+      page.waitForResponse((res) => res.request().method() === 'POST' && res.url().endsWith('/retry')),
+      row.locator('[data-action="retry"]').click(),
+    ]);
+    assert.equal(response.status(), 202);
+    await page.waitForFunction(
+      ([name, previous]) => {
+        const tr = [...document.querySelectorAll('tr.image-row')].find((r) => r.querySelector('.cell-name__file')?.textContent === name);
+        return tr && tr.dataset.status === 'completed' && tr.dataset.processedAt && tr.dataset.processedAt !== previous;
+      },
+      [SUNSET.name, before],
+      { timeout: LIVE_TIMEOUT },
+    );
+  });
+
+  it('deletes an image with the keyboard; the server forgets it', async () => {
+    const row = rowLocator(OCEAN.name);
+    const id = await row.getAttribute('data-id');
+    await row.locator('[data-action="delete"]').focus();
+    await page.keyboard.press('Enter');
+    await row.waitFor({ state: 'detached' });
+    const { status } = await apiJson(`/api/images/${id}`);
+    assert.equal(status, 404);
+  });
+
+  it('shows a row inserted with SQL by itself', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
+    const known = await page.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
+    const png = samplePng(240, 160, [46, 125, 50], [200, 230, 120]);
+    const id = await psql(PSQL_URL, `INSERT INTO processed_images (original_data) VALUES (decode('${png.toString('hex')}', 'hex')) RETURNING id`);
+    assert.ok(!known.includes(id));
+    await page.waitForSelector(`tr.image-row[data-id="${id}"][data-status="completed"]`, { timeout: LIVE_TIMEOUT });
+    await page.locator(`tr.image-row[data-id="${id}"] .thumb img`).waitFor();
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was never reloaded');
+  });
+
+  it('keeps the counters in step with /api/stats and filters by status', async () => {
+    const { body: stats } = await apiJson('/api/stats');
+    await page.waitForFunction(
+      (completed) => document.querySelector('[data-count="completed"]').textContent === String(completed),
+      stats.counts.completed,
+      { timeout: 10_000 },
+    );
+    await page.click('.filter-chip[data-status="completed"]');
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('tr.image-row')];
+      return rows.length > 0 && rows.every((tr) => tr.dataset.status === 'completed');
+    });
+    await page.click('.filter-chip[data-status="failed"]');
+    await page.waitForFunction(() => document.querySelectorAll('tr.image-row').length === 0 && !document.getElementById('empty-state').hidden);
+    await page.click('.filter-chip[data-status=""]');
+    await waitForRow(SUNSET.name, 'completed');
+  });
+
+  it('looks right on a desktop and a phone (screenshots)', async () => {
+    await page.screenshot({ path: `${ARTIFACTS}final.png`, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+    await page.screenshot({ path: `${ARTIFACTS}final-phone.png`, fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('asks for a token when the API answers 401, then sends it as a Bearer header', async () => {
+    // Plays a server started with API_TOKEN: every /api call without the right token gets a 401.
+    const TOKEN = 'test-token-123';
+    const tokenPage = await browser.context.newPage();
+    tokenPage.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`${msg.text()} (${msg.location().url || 'token page'})`);
+    });
+    tokenPage.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+    let eventStreamUrl = '';
+    const authorized = [];
+    await tokenPage.route(/\/api\//, (route) => {
+      const req = route.request();
+      const url = new URL(req.url());
+      const ok = url.pathname === '/api/events' ? url.searchParams.get('access_token') === TOKEN : req.headers().authorization === `Bearer ${TOKEN}`;
+      if (url.pathname === '/api/events') eventStreamUrl = req.url();
+      if (!ok) {
+        return route.fulfill({
+          status: 401,
+          contentType: 'application/json',
+          body: JSON.stringify({ error: { code: 'unauthorized', message: 'A valid API token is required.' } }),
+        });
+      }
+      authorized.push(url.pathname);
+      return route.continue();
+    });
+    try {
+      await tokenPage.goto(`${BASE_URL}/`);
+      const dialog = tokenPage.locator('#token-dialog[open]');
+      await dialog.waitFor();
+      await tokenPage.fill('#token-input', TOKEN);
+      await tokenPage.keyboard.press('Enter');
+      await dialog.waitFor({ state: 'detached' }).catch(() => {});
+      await tokenPage.waitForSelector('tr.image-row[data-status="completed"] .thumb img');
+      const src = await tokenPage.locator('tr.image-row .thumb img').first().getAttribute('src');
+      assert.match(src, /^blob:/, 'thumbnails are fetched with the header, shown as blob: URLs');
+      await tokenPage.waitForSelector('#live-indicator[data-state="live"]');
+      assert.match(eventStreamUrl, /access_token=test-token-123/);
+      assert.ok(authorized.includes('/api/images') && authorized.includes('/api/stats'));
+      assert.equal(await tokenPage.evaluate(() => localStorage.getItem('image-processor.token')), TOKEN);
+    } finally {
+      await tokenPage.evaluate(() => localStorage.clear()).catch(() => {});
+      await tokenPage.close();
+    }
+  });
+
+  it('logged no console errors', () => {
+    const unexpected = consoleErrors.filter((text) => !EXPECTED_CONSOLE.some((pattern) => pattern.test(text)));
+    assert.deepEqual(unexpected, []);
+  });
+});

@@ -1,0 +1,145 @@
+// The HTTP API client: JSON requests with the token, 401 → token prompt → retry, XHR uploads with progress.
+
+import { authHeaders, requestToken } from './auth.js';
+
+/** An API failure with the server's stable error code and human message. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function errorFrom(status, body, statusText) {
+  const err = body && typeof body === 'object' ? body.error : null;
+  if (err && typeof err === 'object') {
+    return new ApiError(status, err.code || `http_${status}`, err.message || statusText || `HTTP ${status}`);
+  }
+  return new ApiError(status, `http_${status}`, statusText || `HTTP ${status}`);
+}
+
+async function readError(res) {
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // Not JSON (a proxy's error page, say): fall back to the status line.
+  }
+  return errorFrom(res.status, body, res.statusText);
+}
+
+const MAX_AUTH_RETRIES = 3;
+
+/** fetch() with the Bearer header; on 401 asks for a token and retries. Returns the Response. */
+export async function send(path, { method = 'GET', body, headers = {} } = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    let res;
+    try {
+      res = await fetch(path, { method, body, headers: { Accept: 'application/json', ...headers, ...authHeaders() } });
+    } catch {
+      throw new ApiError(0, 'network', 'The server cannot be reached.');
+    }
+    if (res.status === 401 && attempt < MAX_AUTH_RETRIES && (await requestToken())) continue;
+    if (!res.ok) throw await readError(res);
+    return res;
+  }
+}
+
+async function json(path, options) {
+  const res = await send(path, options);
+  const text = res.status === 204 ? '' : await res.text();
+  if (!text) return null; // e.g. a 202 or 204 without a body
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError(res.status, 'bad_response', 'The server sent a response that is not JSON.');
+  }
+}
+
+const imagePath = (id) => `/api/images/${encodeURIComponent(id)}`;
+
+export const api = {
+  stats: () => json('/api/stats'),
+  list: ({ status = '', limit = 50, before = '' } = {}) => {
+    const query = new URLSearchParams();
+    if (status) query.set('status', status);
+    if (limit) query.set('limit', String(limit));
+    if (before) query.set('before', before);
+    return json(`/api/images?${query}`);
+  },
+  get: (id) => json(imagePath(id)),
+  retry: (id) => json(`${imagePath(id)}/retry`, { method: 'POST' }),
+  remove: (id) => json(imagePath(id), { method: 'DELETE' }),
+  /** Fetches binary content (thumbnail, download) with the token, as a Blob plus its filename. */
+  async blob(path) {
+    const res = await send(path, { headers: { Accept: '*/*' } });
+    return { blob: await res.blob(), filename: filenameFrom(res.headers.get('Content-Disposition')) };
+  },
+};
+
+function filenameFrom(disposition) {
+  if (!disposition) return '';
+  const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(disposition);
+  if (star) {
+    try {
+      return decodeURIComponent(star[1]);
+    } catch {
+      // fall through to the plain form
+    }
+  }
+  const plain = /filename\s*=\s*"([^"]*)"|filename\s*=\s*([^;]+)/i.exec(disposition);
+  return plain ? (plain[1] ?? plain[2]).trim() : '';
+}
+
+/**
+ * Uploads one file with the given operation fields as multipart/form-data. XHR rather than fetch,
+ * because only XHR reports upload progress. Returns {promise, abort}; the promise resolves to the
+ * image object of the 202 answer.
+ */
+export function upload(file, fields, onProgress) {
+  let xhr = null;
+  let aborted = false;
+  const promise = new Promise((resolve, reject) => {
+    const attempt = (n) => {
+      xhr = new XMLHttpRequest();
+      xhr.open('POST', '/api/images');
+      xhr.responseType = 'json';
+      xhr.setRequestHeader('Accept', 'application/json');
+      for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+      xhr.upload.addEventListener('progress', (event) => {
+        if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);
+      });
+      xhr.addEventListener('load', async () => {
+        if (xhr.status === 401 && n < MAX_AUTH_RETRIES && (await requestToken())) {
+          onProgress(0);
+          attempt(n + 1);
+          return;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) {
+          const body = xhr.response;
+          resolve(body && Array.isArray(body.images) ? body.images[0] : body);
+        } else {
+          reject(errorFrom(xhr.status, xhr.response, xhr.statusText));
+        }
+      });
+      xhr.addEventListener('error', () => reject(new ApiError(0, 'network', 'Upload failed: the connection was lost.')));
+      xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', 'Upload cancelled.')));
+      // Operation fields go before the file so the server knows the pipeline before the bytes.
+      const form = new FormData();
+      for (const [name, value] of fields) form.append(name, value);
+      form.append('file', file, file.name);
+      if (aborted) reject(new ApiError(0, 'aborted', 'Upload cancelled.'));
+      else xhr.send(form);
+    };
+    attempt(0);
+  });
+  return {
+    promise,
+    abort() {
+      aborted = true;
+      xhr?.abort();
+    },
+  };
+}

@@ -1,0 +1,339 @@
+// The page: wires the upload queue, the live table, the counters and the event stream together.
+
+import { api } from './api.js';
+import { onTokenChange, requestToken } from './auth.js';
+import { createControls } from './controls.js';
+import { formatBytes } from './format.js';
+import { connectEvents } from './live.js';
+import { createTable } from './table.js';
+import { createUploader } from './uploads.js';
+
+const $ = (id) => document.getElementById(id);
+
+const PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 200;
+const STATS_MIN_INTERVAL_MS = 1000;
+const STATS_POLL_MS = 10_000;
+const OFFLINE_LIST_POLL_MS = 5000;
+const STATUSES = ['pending', 'processing', 'completed', 'failed'];
+
+const state = {
+  filter: '',
+  next: null,
+  live: false,
+  /** Bumped per list load, so an older response never overwrites a newer one. */
+  listGeneration: 0,
+  /** While a list load is in flight: images seen through events meanwhile (null = deleted). */
+  seenDuringLoad: null,
+};
+
+// ---- snackbar ---------------------------------------------------------------------------------
+
+let snackTimer = null;
+function announce(message) {
+  const bar = $('snackbar');
+  bar.textContent = message;
+  bar.hidden = false;
+  clearTimeout(snackTimer);
+  snackTimer = setTimeout(() => {
+    bar.hidden = true;
+  }, 5000);
+}
+
+// ---- table and list loading --------------------------------------------------------------------
+
+const table = createTable({
+  tbody: $('image-rows'),
+  emptyState: $('empty-state'),
+  onRetry: retryImage,
+  onDelete: deleteImage,
+  announce,
+});
+
+const matchesFilter = (image) => !state.filter || image.status === state.filter;
+
+function applyImage(image) {
+  if (state.seenDuringLoad) state.seenDuringLoad.set(image.id, image);
+  if (!matchesFilter(image)) {
+    table.remove(image.id);
+    return;
+  }
+  // An image older than the last loaded row belongs to a page the user has not loaded yet.
+  if (!table.has(image.id) && state.next && table.isOlderThanLoaded(image)) return;
+  table.upsert(image);
+}
+
+function forgetImage(id) {
+  if (state.seenDuringLoad) state.seenDuringLoad.set(id, null);
+  table.remove(id);
+}
+
+function updateLoadMore() {
+  $('load-more').hidden = !state.next;
+}
+
+/** Loads the first page again. `keepLoaded` keeps as many rows as are shown (for a resync). */
+async function reload({ keepLoaded = true } = {}) {
+  const generation = ++state.listGeneration;
+  const limit = keepLoaded ? Math.min(MAX_PAGE_SIZE, Math.max(PAGE_SIZE, table.size)) : PAGE_SIZE;
+  const seen = new Map();
+  state.seenDuringLoad = seen;
+  try {
+    const page = await api.list({ status: state.filter, limit });
+    if (generation !== state.listGeneration) return;
+    table.replaceAll((page.images || []).filter(matchesFilter));
+    state.next = page.next || null;
+    // Events that arrived while the list was on its way are newer than the list.
+    for (const [id, image] of seen) {
+      if (image) applyImage(image);
+      else table.remove(id);
+    }
+  } catch (err) {
+    if (generation !== state.listGeneration) return;
+    if (table.size === 0) table.setEmptyText(`Could not load images: ${err.message}`);
+    else announce(`Could not refresh the list: ${err.message}`);
+  } finally {
+    if (state.seenDuringLoad === seen) state.seenDuringLoad = null;
+    updateLoadMore();
+  }
+}
+
+async function loadMore() {
+  const button = $('load-more');
+  if (!state.next) return;
+  button.disabled = true;
+  const generation = state.listGeneration;
+  try {
+    const page = await api.list({ status: state.filter, limit: PAGE_SIZE, before: state.next });
+    if (generation !== state.listGeneration) return;
+    state.next = page.next || null;
+    for (const image of page.images || []) if (matchesFilter(image)) table.upsert(image);
+  } catch (err) {
+    announce(`Could not load more: ${err.message}`);
+  } finally {
+    button.disabled = false;
+    updateLoadMore();
+  }
+}
+
+function emptyTextFor(filter) {
+  return filter ? `No ${filter} images.` : 'No images yet. Drop some above.';
+}
+
+function setFilter(status) {
+  state.filter = STATUSES.includes(status) ? status : '';
+  for (const chip of document.querySelectorAll('.filter-chip')) {
+    chip.setAttribute('aria-pressed', String(chip.dataset.status === state.filter));
+  }
+  const url = new URL(window.location.href);
+  if (state.filter) url.searchParams.set('status', state.filter);
+  else url.searchParams.delete('status');
+  window.history.replaceState(null, '', url);
+  state.next = null;
+  table.replaceAll([]);
+  table.setEmptyText('Loading…');
+  reload({ keepLoaded: false }).then(() => {
+    if (table.size === 0 && $('empty-state').textContent === 'Loading…') table.setEmptyText(emptyTextFor(state.filter));
+  });
+}
+
+// ---- actions ----------------------------------------------------------------------------------
+
+async function retryImage(image) {
+  const name = image.filename || image.id;
+  try {
+    const updated = await api.retry(image.id);
+    if (updated && updated.id) applyImage(updated);
+    else refreshImage(image.id);
+    announce(`Processing ${name} again.`);
+    scheduleStats();
+  } catch (err) {
+    announce(`Could not retry ${name}: ${err.message}`);
+    refreshImage(image.id);
+  }
+}
+
+async function deleteImage(image) {
+  const name = image.filename || image.id;
+  try {
+    await api.remove(image.id);
+    forgetImage(image.id);
+    announce(`Deleted ${name}.`);
+    scheduleStats();
+  } catch (err) {
+    if (err.status === 404) forgetImage(image.id);
+    else announce(`Could not delete ${name}: ${err.message}`);
+  }
+}
+
+// ---- live events ------------------------------------------------------------------------------
+
+/** id → "another event came while fetching", so a burst of events costs at most two fetches. */
+const inFlight = new Map();
+
+async function refreshImage(id) {
+  if (inFlight.has(id)) {
+    inFlight.set(id, true);
+    return;
+  }
+  try {
+    do {
+      inFlight.set(id, false);
+      try {
+        applyImage(await api.get(id));
+      } catch (err) {
+        if (err.status === 404) forgetImage(id);
+      }
+    } while (inFlight.get(id));
+  } finally {
+    inFlight.delete(id);
+  }
+}
+
+function onImageEvent({ id, status }) {
+  scheduleStats();
+  if (status === 'deleted') forgetImage(id);
+  else refreshImage(id);
+}
+
+function setLiveState(liveState) {
+  state.live = liveState === 'live';
+  const indicator = $('live-indicator');
+  indicator.dataset.state = liveState;
+  indicator.textContent = { live: 'Live', connecting: 'Connecting…', offline: 'Offline, retrying' }[liveState] || liveState;
+}
+
+// ---- counters ---------------------------------------------------------------------------------
+
+let statsTimer = null;
+let statsQueued = false;
+
+/** Refreshes the counters now, or once the throttle interval ends if it just ran. */
+function scheduleStats() {
+  if (statsTimer) {
+    statsQueued = true;
+    return;
+  }
+  refreshStats();
+  statsTimer = setTimeout(() => {
+    statsTimer = null;
+    if (statsQueued) {
+      statsQueued = false;
+      scheduleStats();
+    }
+  }, STATS_MIN_INTERVAL_MS);
+}
+
+async function refreshStats() {
+  let stats;
+  try {
+    stats = await api.stats();
+  } catch {
+    return; // the list shows connection problems; the counters just keep their last values
+  }
+  if (!stats) return;
+  const counts = stats.counts || {};
+  let total = 0;
+  for (const status of STATUSES) {
+    const n = Number(counts[status]) || 0;
+    total += n;
+    const badge = document.querySelector(`[data-count="${status}"]`);
+    if (badge) badge.textContent = String(n);
+  }
+  document.querySelector('[data-count="all"]').textContent = String(total);
+  const parts = [];
+  if (stats.queue_depth != null) parts.push(`${stats.queue_depth} in queue`);
+  if (stats.completed_last_minute != null) parts.push(`${stats.completed_last_minute} completed in the last minute`);
+  $('throughput').textContent = parts.join(' · ');
+  if (Number(stats.max_upload_bytes) > 0) {
+    uploader.setMaxBytes(Number(stats.max_upload_bytes));
+    $('max-size').textContent = formatBytes(uploader.maxBytes);
+  }
+}
+
+// ---- uploads ----------------------------------------------------------------------------------
+
+const controls = createControls($('ops-form'));
+const uploader = createUploader({
+  list: $('upload-list'),
+  getFields: controls.fields,
+  validateFields: controls.validate,
+  onUploaded: (image) => {
+    applyImage(image);
+    scheduleStats();
+  },
+  announce,
+});
+
+function setupFileInputs() {
+  const input = $('file-input');
+  const zone = $('drop-zone');
+  $('pick-button').addEventListener('click', () => input.click());
+  input.addEventListener('change', () => {
+    uploader.add(input.files);
+    input.value = ''; // picking the same files again should upload them again
+  });
+
+  // Files dropped anywhere on the page are uploaded (rather than opened by the browser).
+  let depth = 0;
+  const hasFiles = (event) => Array.from(event.dataTransfer?.types || []).includes('Files');
+  window.addEventListener('dragenter', (event) => {
+    if (!hasFiles(event)) return;
+    depth += 1;
+    zone.classList.add('drop-zone--active');
+  });
+  window.addEventListener('dragleave', () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) zone.classList.remove('drop-zone--active');
+  });
+  window.addEventListener('dragover', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'copy';
+  });
+  window.addEventListener('drop', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    depth = 0;
+    zone.classList.remove('drop-zone--active');
+    uploader.add(event.dataTransfer.files);
+  });
+  // Pasting an image (e.g. a screenshot) uploads it too.
+  document.addEventListener('paste', (event) => {
+    const files = event.clipboardData?.files;
+    if (files && files.length && !event.target.closest?.('input, textarea')) uploader.add(files);
+  });
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
+function start() {
+  setupFileInputs();
+  for (const chip of document.querySelectorAll('.filter-chip')) {
+    chip.addEventListener('click', () => setFilter(chip.dataset.status));
+  }
+  $('load-more').addEventListener('click', loadMore);
+  $('token-button').addEventListener('click', () => requestToken({ userInitiated: true }));
+  onTokenChange(() => {
+    scheduleStats();
+    reload();
+  });
+
+  setFilter(new URL(window.location.href).searchParams.get('status') || '');
+  scheduleStats();
+  connectEvents({
+    onOpen: () => {
+      reload(); // anything may have changed while the stream was down
+      scheduleStats();
+    },
+    onImage: onImageEvent,
+    onState: setLiveState,
+  });
+  setInterval(scheduleStats, STATS_POLL_MS);
+  // Without the event stream (a proxy that buffers it, say), fall back to polling.
+  setInterval(() => {
+    if (!state.live && !document.hidden) reload();
+  }, OFFLINE_LIST_POLL_MS);
+}
+
+start();
