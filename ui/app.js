@@ -309,6 +309,8 @@ function setupFileInputs() {
 
 function start() {
   setupFileInputs();
+  // On a phone the options would push the list far down: start them folded.
+  if (window.matchMedia('(max-width: 720px)').matches) $('ops-details').open = false;
   for (const chip of document.querySelectorAll('.filter-chip')) {
     chip.addEventListener('click', () => setFilter(chip.dataset.status));
   }

@@ -40,6 +40,18 @@ export function onTokenChange(listener) {
   listeners.add(listener);
 }
 
+/** Wires the dialog's buttons once: Save submits (also on Enter), the others close it. */
+function setupDialog(dialog) {
+  if (dialog.dataset.ready) return;
+  dialog.dataset.ready = 'true';
+  document.getElementById('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    dialog.close('save');
+  });
+  document.getElementById('token-cancel').addEventListener('click', () => dialog.close('cancel'));
+  document.getElementById('token-clear').addEventListener('click', () => dialog.close('clear'));
+}
+
 /**
  * Called after a 401: opens the token dialog (once, however many requests failed) and resolves
  * to true when a new token was saved, so the caller can retry.
@@ -51,6 +63,7 @@ export function requestToken({ userInitiated = false } = {}) {
   const input = document.getElementById('token-input');
   const reason = document.getElementById('token-reason');
   const hadToken = Boolean(currentToken());
+  setupDialog(dialog);
   reason.textContent = userInitiated
     ? 'The token is sent as a Bearer header on every API call. It is kept in this browser only.'
     : hadToken

@@ -11,7 +11,7 @@ export function formatBytes(n) {
     unit += 1;
   }
   const digits = unit === 0 || value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+  return `${Number(value.toFixed(digits))} ${UNITS[unit]}`;
 }
 
 export function formatDims(info) {

@@ -129,8 +129,13 @@ const run = promisify(execFile);
 
 /** Runs one SQL statement with psql against PSQL_URL and returns its tuples-only output. */
 export async function psql(url, sql) {
-  const { stdout } = await run('psql', [url, '-v', 'ON_ERROR_STOP=1', '-X', '-q', '-t', '-A', '-c', sql], { timeout: 30_000 });
-  return stdout.trim();
+  try {
+    const { stdout } = await run('psql', [url, '-v', 'ON_ERROR_STOP=1', '-X', '-q', '-t', '-A', '-c', sql], { timeout: 30_000 });
+    return stdout.trim();
+  } catch (err) {
+    // The statement may carry kilobytes of hex: report psql's own message, not the command line.
+    throw new Error(`psql failed: ${(err.stderr || err.message).trim()}`);
+  }
 }
 
 /** Debian's Chromium with a fresh profile; `close()` also removes the profile. */

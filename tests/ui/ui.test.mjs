@@ -13,10 +13,12 @@ const PSQL_URL = process.env.PSQL_URL || '';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 const LIVE_TIMEOUT = 30_000; // processing a small PNG takes well under a second; CI machines are slow
 
-const SUNSET = { name: 'sunset.png', width: 320, height: 240, bytes: samplePng(320, 240, [255, 94, 58], [120, 40, 160]) };
-const OCEAN = { name: 'ocean.png', width: 400, height: 300, bytes: samplePng(400, 300, [0, 150, 199], [0, 60, 110]) };
+// Names unique to this run, so a database with older rows (DATABASE_URL given) cannot confuse the test.
+const RUN = Date.now().toString(36);
+const SUNSET = { name: `sunset-${RUN}.png`, width: 320, height: 240, bytes: samplePng(320, 240, [255, 94, 58], [120, 40, 160]) };
+const OCEAN = { name: `ocean-${RUN}.png`, width: 400, height: 300, bytes: samplePng(400, 300, [0, 150, 199], [0, 60, 110]) };
 // Text in disguise: the name and type claim JPEG, so only the server's sniffing can refuse it.
-const FAKE = { name: 'holiday-photo.jpg', bytes: Buffer.from('Dear diary,\nthis is not a photo at all.\n') };
+const FAKE = { name: `holiday-photo-${RUN}.jpg`, bytes: Buffer.from('Dear diary,\nthis is not a photo at all.\n') };
 
 /** Console messages the story provokes on purpose: the browser logs every non-2xx response. */
 const EXPECTED_CONSOLE = [/status of 415/, /status of 401/];
@@ -126,7 +128,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     const bytes = await readFile(await download.path());
     const size = imageSize(bytes);
     assert.deepEqual(size, { format: 'png', width: 200, height: 150 });
-    assert.match(download.suggestedFilename(), /^sunset.*\.png$/);
+    assert.match(download.suggestedFilename(), new RegExp(`^sunset-${RUN}.*\\.png$`));
 
     const [original] = await Promise.all([page.waitForEvent('download'), row.locator('[data-action="download-original"]').click()]);
     assert.deepEqual(await readFile(await original.path()), SUNSET.bytes, 'the original comes back byte for byte');
@@ -183,16 +185,23 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
       return rows.length > 0 && rows.every((tr) => tr.dataset.status === 'completed');
     });
     await page.click('.filter-chip[data-status="failed"]');
-    await page.waitForFunction(() => document.querySelectorAll('tr.image-row').length === 0 && !document.getElementById('empty-state').hidden);
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('tr.image-row')];
+      const empty = document.getElementById('empty-state');
+      const loaded = rows.length > 0 || (!empty.hidden && empty.textContent === 'No failed images.');
+      return loaded && rows.every((tr) => tr.dataset.status === 'failed');
+    });
     await page.click('.filter-chip[data-status=""]');
     await waitForRow(SUNSET.name, 'completed');
   });
 
   it('looks right on a desktop and a phone (screenshots)', async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: `${ARTIFACTS}final.png`, fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: `${ARTIFACTS}final-phone.png`, fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
   });
