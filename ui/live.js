@@ -7,7 +7,8 @@ const MIN_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 
 /**
- * Opens GET /api/events. `onOpen` runs on every (re)connect so the caller can resync the list;
+ * Opens GET /api/events. `onOpen` runs on every (re)connect and on a `resync` event, so the caller
+ * can refetch the list;
  * `onImage({id, status})` runs per status change; `onState('live'|'connecting'|'offline')`.
  */
 export function connectEvents({ onOpen, onImage, onState }) {
@@ -40,6 +41,8 @@ export function connectEvents({ onOpen, onImage, onState }) {
       }
       if (data && typeof data.id === 'string') onImage(data);
     });
+    // The server lost events for us (we lagged, or it reconnected to the database): refetch.
+    source.addEventListener('resync', () => onOpen());
     source.addEventListener('error', () => {
       if (source.readyState === EventSource.CONNECTING) {
         onState('connecting'); // the browser retries by itself
