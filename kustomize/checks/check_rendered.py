@@ -1,0 +1,154 @@
+"""Checks on rendered kustomize output that no generic linter knows about.
+
+Usage: check_rendered.py RENDERED_DIR SKIPS_FILE CHECKOV_JSON
+
+Reads every <overlay>.yaml in RENDERED_DIR and asserts the deployment's own
+promises (role split, HPA ownership of replicas, PDBs, NetworkPolicies, digests,
+shutdown budget); then filters the checkov JSON report through SKIPS_FILE and
+fails on any finding not listed there, or any listed skip that matched nothing.
+Prints one line per problem; exits 1 if there was any.
+"""
+
+import fnmatch
+import json
+import pathlib
+import sys
+
+import yaml
+
+problems = []
+
+
+def problem(msg):
+    problems.append(msg)
+    print(f"  FAIL {msg}")
+
+
+def load(path):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def pod_spec(obj):
+    return obj.get("spec", {}).get("template", {}).get("spec", {})
+
+
+def env_value(container, configmaps, name):
+    for e in container.get("env", []):
+        if e["name"] == name and "value" in e:
+            return e["value"]
+    for src in container.get("envFrom", []):
+        ref = src.get("configMapRef", {}).get("name")
+        if ref in configmaps and name in configmaps[ref]:
+            return configmaps[ref][name]
+    return None
+
+
+def check_overlay(name, docs):
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    configmaps = {n: d.get("data", {}) for n, d in by_kind.get("ConfigMap", {}).items()}
+    workloads = {**by_kind.get("Deployment", {}), **by_kind.get("StatefulSet", {})}
+
+    for wname, w in workloads.items():
+        spec = pod_spec(w)
+        where = f"{name}: {w['kind']}/{wname}"
+        if spec.get("automountServiceAccountToken") is not False:
+            problem(f"{where}: service account token is mounted")
+        if spec.get("serviceAccountName") in (None, "default"):
+            problem(f"{where}: runs as the default service account")
+        for c in spec.get("containers", []):
+            # The shutdown budget: preStop delay + job drain must fit in the grace period.
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+            pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+            drain = env_value(c, configmaps, "SHUTDOWN_GRACE_SECS")
+            if drain is not None and not grace > pre_stop + int(drain):
+                problem(f"{where}: terminationGracePeriodSeconds {grace} <= preStop {pre_stop}"
+                        f" + SHUTDOWN_GRACE_SECS {drain}")
+            if "memory" not in c.get("resources", {}).get("limits", {}):
+                problem(f"{where}/{c['name']}: no memory limit")
+            if w["kind"] == "Deployment" and "/healthz" not in json.dumps(c.get("livenessProbe", {})):
+                problem(f"{where}/{c['name']}: liveness must be /healthz (no database)")
+
+    if name.startswith("prod"):
+        deployments = by_kind.get("Deployment", {})
+        api = deployments.get("image-processor-api")
+        worker = deployments.get("image-processor-worker")
+        if not api or not worker:
+            problem(f"{name}: expected Deployments image-processor-api and image-processor-worker")
+            return
+        if pod_spec(api)["containers"][0].get("args") != ["api"]:
+            problem(f"{name}: image-processor-api does not run `api`")
+        if pod_spec(worker)["containers"][0].get("args") != ["worker"]:
+            problem(f"{name}: image-processor-worker does not run `worker`")
+        if api["spec"].get("replicas", 1) < 2:
+            problem(f"{name}: image-processor-api needs at least 2 replicas")
+        if "replicas" in worker["spec"]:
+            problem(f"{name}: image-processor-worker sets spec.replicas, which fights the HPA")
+        hpas = by_kind.get("HorizontalPodAutoscaler", {}).values()
+        if not any(h["spec"]["scaleTargetRef"]["name"] == "image-processor-worker"
+                   and h["spec"].get("minReplicas", 1) >= 3 for h in hpas):
+            problem(f"{name}: no HPA with minReplicas >= 3 for image-processor-worker")
+        pdb_components = {p["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component")
+                          for p in by_kind.get("PodDisruptionBudget", {}).values()}
+        if not {"api", "worker"} <= pdb_components:
+            problem(f"{name}: PodDisruptionBudgets must cover api and worker")
+        policies = by_kind.get("NetworkPolicy", {}).values()
+        if not any(p["spec"].get("podSelector") == {} and
+                   set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"} for p in policies):
+            problem(f"{name}: no default-deny NetworkPolicy")
+        for wname, w in workloads.items():
+            spec = pod_spec(w)
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                if "@sha256:" not in c["image"]:
+                    problem(f"{name}: {wname}/{c['name']} image {c['image']} is not pinned by digest")
+
+
+def check_checkov(report_path, skips, rendered):
+    reports = json.loads(pathlib.Path(report_path).read_text())
+    if isinstance(reports, dict):
+        reports = [reports]
+    used = set()
+    for report in reports:
+        summary = report.get("summary", {})
+        if summary.get("parsing_errors"):
+            problem(f"checkov could not parse {summary['parsing_errors']} file(s)")
+        for failed in report.get("results", {}).get("failed_checks", []):
+            resource = failed["resource"].replace(f"{rendered}/", "")
+            target = f"{pathlib.Path(failed['file_path']).name}:{resource}"
+            hit = next((i for i, (tool, check, where, _) in enumerate(skips)
+                        if tool == "checkov" and check == failed["check_id"]
+                        and fnmatch.fnmatchcase(target, where)), None)
+            if hit is None:
+                problem(f"checkov {failed['check_id']} {target}: {failed['check_name']}")
+            else:
+                used.add(hit)
+                print(f"  skip {failed['check_id']} {target} (kustomize/checks/skips.txt)")
+    for i, (tool, check, where, _) in enumerate(skips):
+        if tool == "checkov" and i not in used:
+            problem(f"skips.txt: `{tool} {check} {where}` matches no finding any more; remove it")
+
+
+def read_skips(path):
+    skips = []
+    for n, line in enumerate(pathlib.Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(None, 3)
+        if len(fields) < 4:
+            problem(f"skips.txt:{n}: want TOOL CHECK WHERE REASON")
+            continue
+        skips.append(tuple(fields))
+    return skips
+
+
+def main():
+    rendered, skips_file, checkov_json = sys.argv[1:4]
+    for path in sorted(pathlib.Path(rendered).glob("*.yaml")):
+        check_overlay(path.stem, load(path))
+    check_checkov(checkov_json, read_skips(skips_file), rendered)
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
