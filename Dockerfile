@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 #
 # image-processor: one statically configured Rust binary on distroless.
 #
@@ -29,11 +28,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
-    cargo chef cook --release --locked --bin image-processor --recipe-path recipe.json
+RUN cargo chef cook --release --locked --bin image-processor --recipe-path recipe.json
 COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
-    cargo build --release --locked --bin image-processor \
+RUN cargo build --release --locked --bin image-processor \
     && install -D -m 0555 target/release/image-processor /out/image-processor
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime

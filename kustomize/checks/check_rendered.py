@@ -43,6 +43,38 @@ def env_value(container, configmaps, name):
     return None
 
 
+def check_restricted(where, spec):
+    """The Pod Security Standards "restricted" profile, as the namespaces enforce it."""
+    pod = spec.get("securityContext", {})
+    if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+        problem(f"{where}: uses host namespaces")
+    for v in spec.get("volumes", []):
+        if not ({"configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected",
+                 "downwardAPI", "ephemeral", "csi"} & v.keys()):
+            problem(f"{where}: volume {v['name']} has a type restricted forbids")
+    for c in spec.get("initContainers", []) + spec.get("containers", []):
+        sc = c.get("securityContext", {})
+        what = f"{where}/{c['name']}"
+        if not (sc.get("runAsNonRoot", pod.get("runAsNonRoot")) is True):
+            problem(f"{what}: runAsNonRoot is not true")
+        if sc.get("runAsUser", pod.get("runAsUser")) == 0:
+            problem(f"{what}: runs as UID 0")
+        seccomp = sc.get("seccompProfile", pod.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problem(f"{what}: seccompProfile is {seccomp}")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problem(f"{what}: allowPrivilegeEscalation is not false")
+        if sc.get("privileged"):
+            problem(f"{what}: privileged")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc.get("capabilities", {}).get("add"):
+            problem(f"{what}: capabilities must drop ALL and add none")
+        # Not required by "restricted", but promised by this deployment.
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problem(f"{what}: root filesystem is writable")
+        if any(p.get("hostPort") for p in c.get("ports", [])):
+            problem(f"{what}: uses a hostPort")
+
+
 def check_overlay(name, docs):
     by_kind = {}
     for d in docs:
@@ -53,6 +85,7 @@ def check_overlay(name, docs):
     for wname, w in workloads.items():
         spec = pod_spec(w)
         where = f"{name}: {w['kind']}/{wname}"
+        check_restricted(where, spec)
         if spec.get("automountServiceAccountToken") is not False:
             problem(f"{where}: service account token is mounted")
         if spec.get("serviceAccountName") in (None, "default"):
