@@ -1,11 +1,7 @@
-//! Image formats: sniffing from magic bytes, MIME types, and encoding.
+//! Image formats: sniffing from magic bytes, names, MIME types and file extensions.
 
-use std::io::Cursor;
-
-use image::{DynamicImage, ImageFormat};
+use image::ImageFormat;
 use serde::{Deserialize, Serialize};
-
-use super::ImagingError;
 
 /// A format we read and/or write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +62,7 @@ impl Format {
         })
     }
 
+    /// The MIME type sent in `Content-Type`.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Jpeg => "image/jpeg",
@@ -78,6 +75,7 @@ impl Format {
         }
     }
 
+    /// The usual file extension, without the dot.
     pub fn extension(self) -> &'static str {
         match self {
             Format::Jpeg => "jpg",
@@ -90,9 +88,20 @@ impl Format {
         }
     }
 
-    /// Whether we can encode this format.
+    /// Whether we can encode this format (all of them).
     pub fn can_write(self) -> bool {
+        true
+    }
+
+    /// Whether we can decode this format. AVIF is write-only: decoding it needs the dav1d C
+    /// library, which is not on our build machines.
+    pub fn can_read(self) -> bool {
         !matches!(self, Format::Avif)
+    }
+
+    /// Whether the encoder throws detail away, so `quality` applies.
+    pub fn is_lossy(self) -> bool {
+        matches!(self, Format::Jpeg | Format::Webp | Format::Avif)
     }
 }
 
@@ -100,33 +109,4 @@ impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.extension())
     }
-}
-
-/// Encodes `img` as `format`; `quality` (1–100) applies to lossy formats.
-pub(crate) fn encode(
-    img: &DynamicImage,
-    format: Format,
-    quality: Option<u8>,
-) -> Result<Vec<u8>, ImagingError> {
-    let err = |e: image::ImageError| ImagingError::Encode {
-        format,
-        message: e.to_string(),
-    };
-    let mut out = Cursor::new(Vec::new());
-    match format {
-        Format::Jpeg => {
-            // JPEG has no alpha: flatten to RGB rather than let the encoder refuse it.
-            let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.unwrap_or(85));
-            rgb.write_with_encoder(enc).map_err(err)?;
-        }
-        other => {
-            let img = match other {
-                Format::Png | Format::Tiff | Format::Webp => img.clone(),
-                _ => DynamicImage::ImageRgba8(img.to_rgba8()),
-            };
-            img.write_to(&mut out, other.to_image_format()).map_err(err)?;
-        }
-    }
-    Ok(out.into_inner())
 }

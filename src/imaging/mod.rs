@@ -2,16 +2,25 @@
 //!
 //! No database, no async, no I/O: the worker calls [`process`] on a blocking thread and the
 //! HTTP layer calls [`probe`] to validate uploads from their header alone.
+//!
+//! Layout: [`format`](Format) sniffs and names formats; `decode` reads headers (counting
+//! animation frames against the pixel limit) and decodes with strict limits; `jpeg` is the fast
+//! JPEG path (libjpeg-turbo via MozJPEG, shrinking in the DCT domain); `resize` plans geometry and
+//! resamples with a SIMD resizer; `ops` holds the per-pixel operations; `encode` writes every
+//! output format with no metadata carried over.
 
+mod decode;
+mod encode;
 mod format;
+mod jpeg;
+mod ops;
 mod pipeline;
+mod resize;
 
 pub use format::Format;
-pub use pipeline::{Fit, Pipeline, PipelineError, Step};
-
-use std::io::Cursor;
-
-use image::{DynamicImage, ImageDecoder, ImageReader};
+pub use pipeline::{
+    Fit, Flip, Pipeline, PipelineError, Step, BLUR_RANGE, FIELD_NAMES, MAX_DIMENSION, SHARPEN_RANGE,
+};
 
 /// Bounds applied to every decode and encode.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +58,10 @@ pub enum ImagingError {
     /// The bytes are not an image in a format we read.
     #[error("not an image in a supported format ({0})")]
     Unsupported(String),
-    /// Readable, but larger than `MAX_PIXELS` allows.
-    #[error("image is {width}x{height} ({pixels} pixels), over the limit of {limit} pixels")]
+    /// Readable, but larger than `MAX_PIXELS` allows (`pixels` counts every animation frame).
+    #[error(
+        "image is {width}x{height} ({pixels} pixels counting all frames), over the limit of {limit} pixels"
+    )]
     TooLarge {
         width: u32,
         height: u32,
@@ -81,24 +92,64 @@ impl ImagingError {
     }
 }
 
-/// Reads format and dimensions from the header only, and checks them against `limits`.
+/// Reads format and dimensions from the header only, and checks them against `limits`. For
+/// animated GIF and WebP every frame counts towards `max_pixels`.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
-    let format = Format::sniff(bytes)
-        .ok_or_else(|| ImagingError::Unsupported("unrecognised file signature".into()))?;
-    let reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
-    check_pixels(width, height, limits)?;
-    Ok(Probe {
+    decode::probe(bytes, limits)
+}
+
+/// Decodes `bytes`, applies `pipeline`, encodes the result and a thumbnail. Animated inputs
+/// contribute their first frame. Decoder panics are caught and reported as corrupt data.
+pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
+    // A pipeline stored by SQL was never checked at upload.
+    pipeline
+        .validate()
+        .map_err(|e| ImagingError::Invalid(e.to_string()))?;
+    let probe = probe(bytes, limits)?;
+    let shrink = if probe.format == Format::Jpeg {
+        resize::dct_shrink(probe.width, probe.height, pipeline)
+    } else {
+        1
+    };
+    let decoded = decode::decode(bytes, &probe, shrink, limits)?;
+    let mut img = decoded.image;
+    // The size the image stands for while it is still pre-shrunk, so the first resize computes
+    // exactly the geometry a full decode would have given.
+    let mut logical = (shrink > 1).then_some((probe.width, probe.height));
+    if pipeline.auto_orient {
+        if let Some(o) = decoded.orientation {
+            img.apply_orientation(o);
+            if ops::swaps_axes(o) {
+                logical = logical.map(|(w, h)| (h, w));
+            }
+        }
+    }
+    for step in &pipeline.steps {
+        img = ops::apply(step, img, &mut logical, limits)?;
+    }
+    check_pixels(img.width(), img.height(), limits)?;
+    let format = pipeline.format.unwrap_or(if probe.format.can_write() {
+        probe.format
+    } else {
+        Format::Png
+    });
+    let bytes = encode::encode(&img, format, pipeline.quality)?;
+    let (thumbnail, thumbnail_format) = encode::thumbnail(&img)?;
+    Ok(Processed {
+        bytes,
         format,
-        width,
-        height,
+        width: img.width(),
+        height: img.height(),
+        thumbnail,
+        thumbnail_format,
     })
 }
 
-fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
-    let pixels = u64::from(width) * u64::from(height);
+/// Refuses `width×height×frames` over the limit, and empty images.
+fn check_frames(width: u32, height: u32, frames: u64, limits: &Limits) -> Result<(), ImagingError> {
+    let pixels = u64::from(width)
+        .saturating_mul(u64::from(height))
+        .saturating_mul(frames);
     if pixels > limits.max_pixels {
         return Err(ImagingError::TooLarge {
             width,
@@ -115,37 +166,6 @@ fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingE
     Ok(())
 }
 
-/// Decodes `bytes`, applies `pipeline`, encodes the result and a thumbnail.
-pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
-    let probe = probe(bytes, limits)?;
-    let mut decoder = ImageReader::with_format(Cursor::new(bytes), probe.format.to_image_format())
-        .into_decoder()
-        .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Corrupt(e.to_string()))?;
-    if pipeline.auto_orient {
-        if let Some(o) = orientation {
-            img.apply_orientation(o);
-        }
-    }
-    for step in &pipeline.steps {
-        img = pipeline::apply(step, img)?;
-    }
-    let format = pipeline.format.unwrap_or(if probe.format.can_write() {
-        probe.format
-    } else {
-        Format::Png
-    });
-    check_pixels(img.width(), img.height(), limits)?;
-    let out = format::encode(&img, format, pipeline.quality)?;
-    let thumb = img.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
-    let thumbnail = format::encode(&thumb, Format::Jpeg, Some(80))?;
-    Ok(Processed {
-        bytes: out,
-        format,
-        width: img.width(),
-        height: img.height(),
-        thumbnail,
-        thumbnail_format: Format::Jpeg,
-    })
+fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
+    check_frames(width, height, 1, limits)
 }

@@ -1,0 +1,219 @@
+//! `cargo bench --bench imaging`: single-threaded ms/image (medians) for the imaging core.
+//!
+//! W1 — decode a JPEG photo, auto-orient, fit within 800×800 with Lanczos3, encode JPEG q85 —
+//! on generated photo-like JPEGs (2, 12 and 24 MP, baseline and progressive), through
+//! `imaging::process` (the fast path: DCT-domain shrink + SIMD resize; it also makes the
+//! thumbnail) and through the plain `image` crate path. When `vipsthumbnail` is installed
+//! (Debian `libvips-tools`), the same files go through it with `VIPS_CONCURRENCY=1`, and the
+//! ratio ours/libvips is printed. Then one line per operation family and output format.
+//!
+//! `BENCH_QUICK=1` runs fewer iterations.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image_processor::imaging::{self, Limits, Pipeline};
+
+const LIMITS: Limits = Limits {
+    max_pixels: 50_000_000,
+};
+
+/// A deterministic "photo": smooth gradients, texture, hard edges and sensor-like noise, so the
+/// entropy-coded size per pixel is close to a real camera JPEG's (≈2.5 bits/pixel at q90).
+fn photo(w: u32, h: u32) -> RgbImage {
+    let mut seed = 0x1234_5678u32;
+    RgbImage::from_fn(w, h, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        let base = [
+            120.0 + 80.0 * (fx * 6.0 + fy * 3.0).sin() + 30.0 * (fx * 37.0).sin() * (fy * 23.0).cos(),
+            110.0 + 70.0 * (fy * 5.0 - fx * 2.0).cos() + 25.0 * (fx * 51.0 + fy * 13.0).sin(),
+            100.0 + 60.0 * (fx * 28.0 * fy).sin() + 20.0 * ((fx - 0.5) * (fy - 0.5) * 300.0).sin(),
+        ];
+        let edge = if ((x / 97) + (y / 131)) % 5 == 0 {
+            40.0
+        } else {
+            0.0
+        };
+        let noise = (seed % 25) as f32 - 12.0;
+        image::Rgb(base.map(|b| (b + edge + noise).clamp(0.0, 255.0) as u8))
+    })
+}
+
+fn encode_jpeg(img: &RgbImage, progressive: bool) -> Vec<u8> {
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_fastest_defaults();
+    c.set_size(img.width() as usize, img.height() as usize);
+    c.set_quality(90.0);
+    if progressive {
+        c.set_progressive_mode();
+    }
+    let mut s = c.start_compress(Vec::new()).expect("compress starts");
+    s.write_scanlines(img.as_raw()).expect("scanlines");
+    s.finish().expect("compress finishes")
+}
+
+/// The path a straightforward service takes with the `image` crate alone.
+fn plain_w1(bytes: &[u8]) -> Vec<u8> {
+    let mut decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .expect("format")
+        .into_decoder()
+        .expect("decoder");
+    let orientation = decoder.orientation().expect("orientation");
+    let mut img = DynamicImage::from_decoder(decoder).expect("decodes");
+    img.apply_orientation(orientation);
+    let small = img.resize(800, 800, FilterType::Lanczos3);
+    let mut out = Vec::new();
+    small
+        .write_with_encoder(JpegEncoder::new_with_quality(&mut out, 85))
+        .expect("encodes");
+    out
+}
+
+fn fast_w1(bytes: &[u8]) -> Vec<u8> {
+    imaging::process(bytes, &Pipeline::default(), &LIMITS)
+        .expect("processes")
+        .bytes
+}
+
+fn median_ms(iterations: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let mut times: Vec<f64> = (0..iterations)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// ms/image for `vipsthumbnail` over `copies` copies of `file` in one invocation (so process
+/// start-up is spread out), median of three runs; `None` when libvips is not installed.
+fn vips_ms(file: &Path, copies: usize) -> Option<f64> {
+    let dir = file
+        .parent()?
+        .join(format!("vips-{}", file.file_stem()?.to_string_lossy()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let inputs: Vec<_> = (0..copies)
+        .map(|i| {
+            let p = dir.join(format!("{i}.jpg"));
+            std::fs::copy(file, &p).map(|_| p)
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let status = Command::new("vipsthumbnail")
+            .env("VIPS_CONCURRENCY", "1")
+            .args(["--size", "800x800", "-o", "%s-thumb.jpg[Q=85]"])
+            .args(&inputs)
+            .status()
+            .ok()?;
+        if !status.success() {
+            return None;
+        }
+        runs.push(t.elapsed().as_secs_f64() * 1e3 / copies as f64);
+    }
+    runs.sort_by(f64::total_cmp);
+    Some(runs[1])
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not supported by this harness.
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let iters = |n: usize| if quick { n.div_ceil(3) } else { n };
+    let dir = std::env::temp_dir().join("image-processor-bench");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let have_vips = Command::new("vipsthumbnail").arg("--version").output().is_ok();
+
+    println!("W1: JPEG -> auto-orient -> fit 800x800 (Lanczos3) -> JPEG q85, one thread, median ms/image");
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "input", "fast", "plain", "libvips", "plain/fast", "fast/libvips"
+    );
+    let corpus = [
+        ("2MP 1600x1200", 1600, 1200, false, 15),
+        ("12MP 4000x3000", 4000, 3000, false, 9),
+        ("12MP progressive", 4000, 3000, true, 9),
+        ("24MP 6000x4000", 6000, 4000, false, 5),
+    ];
+    let mut totals = [0.0f64; 3];
+    for (name, w, h, progressive, n) in corpus {
+        let bytes = encode_jpeg(&photo(w, h), progressive);
+        let file = dir.join(format!("{w}x{h}{}.jpg", if progressive { "p" } else { "" }));
+        std::fs::write(&file, &bytes).expect("write corpus file");
+        let fast = median_ms(iters(n), || drop(fast_w1(&bytes)));
+        let plain = median_ms(iters(n.div_ceil(2)), || drop(plain_w1(&bytes)));
+        let vips = if have_vips { vips_ms(&file, iters(n)) } else { None };
+        totals[0] += fast;
+        totals[1] += plain;
+        totals[2] += vips.unwrap_or(f64::NAN);
+        println!(
+            "{name:<24} {fast:>9.1} {plain:>9.1} {:>9} {:>11.2}x {:>12}",
+            vips.map_or("-".into(), |v| format!("{v:.1}")),
+            plain / fast,
+            vips.map_or("-".into(), |v| format!("{:.2}", fast / v)),
+        );
+    }
+    println!(
+        "{:<24} {:>9.1} {:>9.1} {:>9.1} {:>11.2}x {:>12.2}",
+        "mean of the above",
+        totals[0] / 4.0,
+        totals[1] / 4.0,
+        totals[2] / 4.0,
+        totals[1] / totals[0],
+        totals[0] / totals[2]
+    );
+    if !have_vips {
+        println!("(vipsthumbnail not found: `apt-get install -y libvips-tools` to compare with libvips)");
+    }
+
+    println!();
+    println!("Operation families on a 2 MP JPEG input, after fit 800x800 unless noted (ms/image):");
+    let two_mp = encode_jpeg(&photo(1600, 1200), false);
+    let families = [
+        ("decode+fit+encode only", "width=800&height=800"),
+        (
+            "+ crop (before fit)",
+            "crop=100,100,1200,900&width=800&height=800",
+        ),
+        ("+ rotate 90", "rotate=90&width=800&height=800"),
+        ("+ flip h", "flip=h&width=800&height=800"),
+        ("fit cover 400x400", "width=400&height=400&fit=cover"),
+        ("fit fill 400x400", "width=400&height=400&fit=fill"),
+        ("+ grayscale", "width=800&height=800&grayscale=true"),
+        ("+ brightness 20", "width=800&height=800&brightness=20"),
+        ("+ contrast 20", "width=800&height=800&contrast=20"),
+        ("+ blur 2", "width=800&height=800&blur=2"),
+        ("+ blur 20", "width=800&height=800&blur=20"),
+        ("+ sharpen 1", "width=800&height=800&sharpen=1"),
+        ("-> png", "width=800&height=800&format=png"),
+        ("-> webp q80 (lossy)", "width=800&height=800&format=webp"),
+        ("-> gif", "width=800&height=800&format=gif"),
+        ("-> bmp", "width=800&height=800&format=bmp"),
+        ("-> tiff", "width=800&height=800&format=tiff"),
+        ("-> avif q70 speed 8", "width=800&height=800&format=avif"),
+    ];
+    for (name, spec) in families {
+        let pairs: Vec<(&str, &str)> = spec.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        let pipeline = Pipeline::from_fields(pairs)
+            .expect("valid bench pipeline")
+            .expect("non-empty");
+        let n = if spec.contains("avif") { 3 } else { 9 };
+        let ms = median_ms(iters(n), || {
+            drop(imaging::process(&two_mp, &pipeline, &LIMITS).expect("processes"))
+        });
+        println!("{name:<28} {ms:>8.1}");
+    }
+}

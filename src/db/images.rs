@@ -1,0 +1,241 @@
+//! Statements on `processed_images`, one function per job. None of the listing or status
+//! statements read the image blobs.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::DbError;
+
+/// The metadata columns (never the blobs), in the order [`ImageRecord::from_row`] reads them.
+macro_rules! record_columns {
+    () => {
+        "id, status, filename, error, attempts, uploaded_at, started_at, processed_at, pipeline, \
+         original_content_type, original_bytes, original_width, original_height, \
+         processed_content_type, processed_bytes, processed_width, processed_height, \
+         thumbnail_data is not null as has_thumbnail"
+    };
+}
+
+/// One row's metadata, as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ImageRecord {
+    pub id: Uuid,
+    pub status: String,
+    pub filename: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub uploaded_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub pipeline: Option<serde_json::Value>,
+    pub original: Media,
+    pub processed: Media,
+    pub has_thumbnail: bool,
+}
+
+/// Type, size and dimensions of one side (original or processed); fields are `None` until known.
+#[derive(Debug, Clone, Default)]
+pub struct Media {
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+}
+
+impl ImageRecord {
+    fn from_row(row: &Row) -> Result<ImageRecord, tokio_postgres::Error> {
+        Ok(ImageRecord {
+            id: row.try_get(0)?,
+            status: row.try_get(1)?,
+            filename: row.try_get(2)?,
+            error: row.try_get(3)?,
+            attempts: row.try_get(4)?,
+            uploaded_at: row.try_get(5)?,
+            started_at: row.try_get(6)?,
+            processed_at: row.try_get(7)?,
+            pipeline: row.try_get(8)?,
+            original: Media {
+                content_type: row.try_get(9)?,
+                bytes: row.try_get(10)?,
+                width: row.try_get(11)?,
+                height: row.try_get(12)?,
+            },
+            processed: Media {
+                content_type: row.try_get(13)?,
+                bytes: row.try_get(14)?,
+                width: row.try_get(15)?,
+                height: row.try_get(16)?,
+            },
+            has_thumbnail: row.try_get(17)?,
+        })
+    }
+}
+
+fn records(rows: &[Row]) -> Result<Vec<ImageRecord>, DbError> {
+    rows.iter()
+        .map(|r| ImageRecord::from_row(r).map_err(DbError::from))
+        .collect()
+}
+
+/// A new upload, already sniffed and validated by the API.
+#[derive(Debug)]
+pub struct NewImage<'a> {
+    pub data: &'a [u8],
+    pub filename: Option<&'a str>,
+    pub pipeline: Option<&'a serde_json::Value>,
+    pub content_type: &'a str,
+    pub width: i32,
+    pub height: i32,
+}
+
+pub const INSERT_IMAGE: &str = concat!(
+    "insert into processed_images (original_data, filename, pipeline, original_content_type, \
+     original_width, original_height) values ($1, $2, $3, $4, $5, $6) returning ",
+    record_columns!()
+);
+
+/// Inserts one upload as a pending job (the trigger wakes the workers at commit).
+pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result<ImageRecord, DbError> {
+    let stmt = db.prepare_cached(INSERT_IMAGE).await?;
+    let row = db
+        .query_one(
+            &stmt,
+            &[
+                &new.data,
+                &new.filename,
+                &new.pipeline,
+                &new.content_type,
+                &new.width,
+                &new.height,
+            ],
+        )
+        .await?;
+    Ok(ImageRecord::from_row(&row)?)
+}
+
+pub const GET_IMAGE: &str = concat!(
+    "select ",
+    record_columns!(),
+    " from processed_images where id = $1"
+);
+
+pub async fn get_image(db: &impl GenericClient, id: Uuid) -> Result<Option<ImageRecord>, DbError> {
+    let stmt = db.prepare_cached(GET_IMAGE).await?;
+    let row = db.query_opt(&stmt, &[&id]).await?;
+    row.map(|r| ImageRecord::from_row(&r))
+        .transpose()
+        .map_err(DbError::from)
+}
+
+pub const LIST_IMAGES: &str = concat!(
+    "select ",
+    record_columns!(),
+    " from processed_images \
+     where ($1::text is null or status = $1) \
+       and ($2::timestamptz is null or (uploaded_at, id) < ($2, $3::uuid)) \
+     order by uploaded_at desc, id desc limit $4"
+);
+
+/// Newest first; `before` is the `(uploaded_at, id)` of the last row of the previous page.
+pub async fn list_images(
+    db: &impl GenericClient,
+    status: Option<&str>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ImageRecord>, DbError> {
+    let stmt = db.prepare_cached(LIST_IMAGES).await?;
+    let (at, id) = before.unzip();
+    let rows = db.query(&stmt, &[&status, &at, &id, &limit]).await?;
+    records(&rows)
+}
+
+/// Which blob to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blob {
+    Original,
+    Processed,
+    Thumbnail,
+}
+
+/// A blob with what the download headers need.
+#[derive(Debug)]
+pub struct BlobRow {
+    pub status: String,
+    pub data: Option<Vec<u8>>,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+    /// Changes whenever the blob does: the attempt that produced it.
+    pub version: i32,
+}
+
+pub const GET_ORIGINAL: &str = "select status, original_data, original_content_type, filename, 0 \
+                                from processed_images where id = $1";
+pub const GET_PROCESSED: &str = "select status, processed_data, processed_content_type, filename, attempts \
+                                 from processed_images where id = $1";
+pub const GET_THUMBNAIL: &str = "select status, thumbnail_data, thumbnail_content_type, filename, attempts \
+                                 from processed_images where id = $1";
+
+pub async fn get_blob(db: &impl GenericClient, id: Uuid, which: Blob) -> Result<Option<BlobRow>, DbError> {
+    let sql = match which {
+        Blob::Original => GET_ORIGINAL,
+        Blob::Processed => GET_PROCESSED,
+        Blob::Thumbnail => GET_THUMBNAIL,
+    };
+    let stmt = db.prepare_cached(sql).await?;
+    let Some(row) = db.query_opt(&stmt, &[&id]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(BlobRow {
+        status: row.try_get(0)?,
+        data: row.try_get(1)?,
+        content_type: row.try_get(2)?,
+        filename: row.try_get(3)?,
+        version: row.try_get(4)?,
+    }))
+}
+
+pub const RETRY_IMAGE: &str = concat!(
+    "update processed_images set status = 'pending', attempts = 0, error = null, run_after = now(), \
+     claimed_by = null, lease_expires_at = null, started_at = null, processed_at = null, \
+     processed_data = null, processed_content_type = null, processed_width = null, \
+     processed_height = null, thumbnail_data = null, thumbnail_content_type = null \
+     where id = $1 and status in ('failed', 'completed') returning ",
+    record_columns!()
+);
+
+/// Puts a finished row back in the queue. `None` when it is not finished (or does not exist).
+pub async fn retry_image(db: &impl GenericClient, id: Uuid) -> Result<Option<ImageRecord>, DbError> {
+    let stmt = db.prepare_cached(RETRY_IMAGE).await?;
+    let row = db.query_opt(&stmt, &[&id]).await?;
+    row.map(|r| ImageRecord::from_row(&r))
+        .transpose()
+        .map_err(DbError::from)
+}
+
+pub const DELETE_IMAGE: &str = "delete from processed_images where id = $1";
+
+/// Deletes a row; `false` when there was none. A worker holding it fails its fence and moves on.
+pub async fn delete_image(db: &impl GenericClient, id: Uuid) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(DELETE_IMAGE).await?;
+    Ok(db.execute(&stmt, &[&id]).await? == 1)
+}
+
+pub const COUNT_BY_STATUS: &str = "select status, count(*) from processed_images group by status";
+pub const COMPLETED_LAST_MINUTE: &str = "select count(*) from processed_images \
+     where status = 'completed' and processed_at > now() - interval '1 minute'";
+
+/// Counts per status, and jobs completed in the last minute.
+pub async fn stats(db: &impl GenericClient) -> Result<(Vec<(String, i64)>, i64), DbError> {
+    let stmt = db.prepare_cached(COUNT_BY_STATUS).await?;
+    let counts = db
+        .query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let stmt = db.prepare_cached(COMPLETED_LAST_MINUTE).await?;
+    let recent: i64 = db.query_one(&stmt, &[]).await?.try_get(0)?;
+    Ok((counts, recent))
+}

@@ -1,0 +1,246 @@
+//! The queue's statements: claim, renew, complete, fail, release, reap.
+//!
+//! Every write after the claim is fenced on `(claimed_by, attempts)`: once a lease expired and
+//! the row was claimed again, the late writer's statement matches no row and changes nothing.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::DbError;
+
+/// A claimed job: what the worker needs to process it, and its fencing token.
+#[derive(Debug)]
+pub struct Job {
+    pub id: Uuid,
+    /// The fencing token: this claim's attempt number.
+    pub attempt: i32,
+    pub original: Vec<u8>,
+    pub pipeline: Option<serde_json::Value>,
+    /// When the row became runnable (upload, or end of backoff), for pickup latency.
+    pub ready_at: DateTime<Utc>,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// The fence every post-claim write carries.
+#[derive(Debug, Clone)]
+pub struct Fence<'a> {
+    pub id: Uuid,
+    pub worker: &'a str,
+    pub attempt: i32,
+}
+
+pub const CLAIM_JOBS: &str = "\
+with picked as (
+    select id from processed_images
+    where status = 'pending' and run_after <= now()
+    order by run_after
+    limit $2
+    for update skip locked
+)
+update processed_images p
+set status = 'processing', claimed_by = $1, attempts = p.attempts + 1,
+    lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null
+from picked where p.id = picked.id
+returning p.id, p.attempts, p.original_data, p.pipeline, greatest(p.uploaded_at, p.run_after), now()";
+
+/// Claims up to `limit` runnable jobs in one statement.
+pub async fn claim_jobs(
+    db: &impl GenericClient,
+    worker: &str,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Job>, DbError> {
+    let stmt = db.prepare_cached(CLAIM_JOBS).await?;
+    let rows = db.query(&stmt, &[&worker, &limit, &lease.as_secs_f64()]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Job {
+                id: r.try_get(0)?,
+                attempt: r.try_get(1)?,
+                original: r.try_get(2)?,
+                pipeline: r.try_get(3)?,
+                ready_at: r.try_get(4)?,
+                claimed_at: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(DbError::from)
+}
+
+pub const RENEW_LEASE: &str =
+    "update processed_images set lease_expires_at = now() + make_interval(secs => $4) \
+     where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+
+/// Extends the lease; `false` when the claim was lost (the job should be abandoned).
+pub async fn renew_lease(
+    db: &impl GenericClient,
+    fence: &Fence<'_>,
+    lease: Duration,
+) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(RENEW_LEASE).await?;
+    let n = db
+        .execute(
+            &stmt,
+            &[&fence.id, &fence.worker, &fence.attempt, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// What the worker produced.
+#[derive(Debug)]
+pub struct Completion<'a> {
+    pub data: &'a [u8],
+    pub content_type: &'a str,
+    pub width: i32,
+    pub height: i32,
+    pub thumbnail: &'a [u8],
+    pub thumbnail_content_type: &'a str,
+    pub original_content_type: &'a str,
+    pub original_width: i32,
+    pub original_height: i32,
+}
+
+pub const COMPLETE_JOB: &str = "\
+update processed_images set status = 'completed', processed_at = now(), processed_data = $4,
+    processed_content_type = $5, processed_width = $6, processed_height = $7,
+    thumbnail_data = $8, thumbnail_content_type = $9,
+    original_content_type = $10, original_width = $11, original_height = $12,
+    claimed_by = null, lease_expires_at = null, error = null
+where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+
+/// Stores the result if this worker still holds the claim; `false` when fenced off.
+pub async fn complete_if_still_owner(
+    db: &impl GenericClient,
+    fence: &Fence<'_>,
+    done: &Completion<'_>,
+) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(COMPLETE_JOB).await?;
+    let n = db
+        .execute(
+            &stmt,
+            &[
+                &fence.id,
+                &fence.worker,
+                &fence.attempt,
+                &done.data,
+                &done.content_type,
+                &done.width,
+                &done.height,
+                &done.thumbnail,
+                &done.thumbnail_content_type,
+                &done.original_content_type,
+                &done.original_width,
+                &done.original_height,
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub const FAIL_JOB: &str = "\
+update processed_images set status = 'failed', processed_at = now(), error = $4,
+    claimed_by = null, lease_expires_at = null
+where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+
+/// Ends the job `failed` with a human message, if this worker still holds the claim.
+pub async fn fail_if_still_owner(
+    db: &impl GenericClient,
+    fence: &Fence<'_>,
+    error: &str,
+) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(FAIL_JOB).await?;
+    let n = db
+        .execute(&stmt, &[&fence.id, &fence.worker, &fence.attempt, &error])
+        .await?;
+    Ok(n == 1)
+}
+
+pub const RETRY_LATER: &str = "\
+update processed_images set
+    status = case when attempts >= $5 then 'failed' else 'pending' end,
+    processed_at = case when attempts >= $5 then now() end,
+    error = $4, claimed_by = null, lease_expires_at = null,
+    run_after = now() + make_interval(secs => $6)
+where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+
+/// A transient failure: back to pending after `delay`, or `failed` once attempts are used up.
+pub async fn retry_later(
+    db: &impl GenericClient,
+    fence: &Fence<'_>,
+    error: &str,
+    max_attempts: i32,
+    delay: Duration,
+) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(RETRY_LATER).await?;
+    let n = db
+        .execute(
+            &stmt,
+            &[
+                &fence.id,
+                &fence.worker,
+                &fence.attempt,
+                &error,
+                &max_attempts,
+                &delay.as_secs_f64(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub const RELEASE_JOB: &str = "\
+update processed_images set status = 'pending', attempts = greatest(attempts - 1, 0),
+    claimed_by = null, lease_expires_at = null, run_after = now(), started_at = null
+where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+
+/// Hands an unfinished job back at once (graceful shutdown); the attempt is not counted.
+pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(RELEASE_JOB).await?;
+    Ok(db
+        .execute(&stmt, &[&fence.id, &fence.worker, &fence.attempt])
+        .await?
+        == 1)
+}
+
+pub const REAP_EXPIRED: &str = "\
+update processed_images set
+    status = case when attempts >= $1 then 'failed' else 'pending' end,
+    processed_at = case when attempts >= $1 then now() end,
+    error = 'worker lost mid-job (lease expired after ' || attempts || ' attempt(s))',
+    claimed_by = null, lease_expires_at = null,
+    -- exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 5 minutes
+    run_after = now() + make_interval(secs => least(power(2, attempts - 1), 300) * (0.5 + random() / 2))
+where id in (select id from processed_images
+             where status = 'processing' and lease_expires_at < now()
+             for update skip locked)";
+
+/// Returns jobs whose worker vanished to the queue (or fails them after `max_attempts`).
+pub async fn reap_expired(db: &impl GenericClient, max_attempts: i32) -> Result<u64, DbError> {
+    let stmt = db.prepare_cached(REAP_EXPIRED).await?;
+    Ok(db.execute(&stmt, &[&max_attempts]).await?)
+}
+
+/// Every statement of this module and `images`, so a test can prepare them all.
+pub const ALL_STATEMENTS: &[&str] = &[
+    CLAIM_JOBS,
+    RENEW_LEASE,
+    COMPLETE_JOB,
+    FAIL_JOB,
+    RETRY_LATER,
+    RELEASE_JOB,
+    REAP_EXPIRED,
+    super::images::INSERT_IMAGE,
+    super::images::GET_IMAGE,
+    super::images::LIST_IMAGES,
+    super::images::GET_ORIGINAL,
+    super::images::GET_PROCESSED,
+    super::images::GET_THUMBNAIL,
+    super::images::RETRY_IMAGE,
+    super::images::DELETE_IMAGE,
+    super::images::COUNT_BY_STATUS,
+    super::images::COMPLETED_LAST_MINUTE,
+];

@@ -1,0 +1,84 @@
+//! Numbered migrations from `sql/`, embedded at compile time, applied under an advisory lock so
+//! that replicas starting at the same moment apply each exactly once.
+
+use anyhow::Context;
+
+/// `(version, name, sql)`, in order. Add a file to `sql/` and a line here.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "processed_images",
+    include_str!("../../sql/0001_processed_images.sql"),
+)];
+
+/// Arbitrary constant shared by every replica: the advisory lock key for migrations.
+const MIGRATION_LOCK_KEY: i64 = 0x1a6e_9c0d_5e55_0001;
+
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// Applies every migration not yet applied. Returns how many were applied.
+pub async fn run(client: &mut tokio_postgres::Client) -> anyhow::Result<usize> {
+    // A session lock (not a transaction lock) so the bookkeeping table can be created under it.
+    client
+        .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .context("taking the migration lock")?;
+    let result = apply_pending(client).await;
+    let unlock = client
+        .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    let applied = result?;
+    unlock.context("releasing the migration lock")?;
+    Ok(applied)
+}
+
+async fn apply_pending(client: &mut tokio_postgres::Client) -> anyhow::Result<usize> {
+    client
+        .batch_execute(
+            "create table if not exists schema_migrations (
+                version integer primary key,
+                name text not null,
+                applied_at timestamptz not null default now())",
+        )
+        .await
+        .context("creating schema_migrations")?;
+    let current: i32 = client
+        .query_one("select coalesce(max(version), 0) from schema_migrations", &[])
+        .await
+        .context("reading the schema version")?
+        .get(0);
+    let mut applied = 0;
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql)
+            .await
+            .with_context(|| format!("applying migration {version} ({name})"))?;
+        tx.execute(
+            "insert into schema_migrations (version, name) values ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        tx.commit()
+            .await
+            .with_context(|| format!("committing migration {version}"))?;
+        tracing::info!(version, name, "applied migration");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// The schema version the database is at (0 when never migrated).
+pub async fn current_version(client: &impl tokio_postgres::GenericClient) -> Result<i32, super::DbError> {
+    let exists: bool = client
+        .query_one("select to_regclass('schema_migrations') is not null", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one("select coalesce(max(version), 0) from schema_migrations", &[])
+        .await?
+        .get(0))
+}

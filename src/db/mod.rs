@@ -1,0 +1,106 @@
+//! Everything that talks to PostgreSQL: the pool, migrations, one function per statement,
+//! the dedicated LISTEN connection, and the local cluster used when `DATABASE_URL` is unset.
+
+pub mod images;
+pub mod jobs;
+pub mod listener;
+pub mod local;
+pub mod migrate;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+/// Bounded so that a dead database gives a quick `503`, never a hang.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A database failure, split by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached right now (down, restarting, pool exhausted): retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Query(#[source] tokio_postgres::Error),
+}
+
+impl DbError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // No server error attached means the connection itself failed (closed, I/O, timeout).
+        if e.is_closed() || e.as_db_error().is_none() {
+            return DbError::Unavailable(e.to_string());
+        }
+        match e.as_db_error().map(|d| d.code().code()) {
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+            Some("57P01" | "57P02" | "57P03" | "53300") => DbError::Unavailable(
+                e.as_db_error()
+                    .map(|d| d.message().to_owned())
+                    .unwrap_or_default(),
+            ),
+            _ => DbError::Query(e),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => DbError::from(e),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Parses a connection string and applies the timeouts every connection gets.
+pub fn pg_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+    let mut cfg = tokio_postgres::Config::from_str(url)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL connection string: {e}"))?;
+    cfg.connect_timeout(CONNECT_TIMEOUT);
+    cfg.keepalives(true);
+    cfg.keepalives_idle(Duration::from_secs(30));
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("image-processor");
+    }
+    Ok(cfg)
+}
+
+/// Builds the connection pool. Connections are made lazily, so this succeeds while the
+/// database is down and the pool recovers on its own once it is back.
+pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
+    let manager = Manager::from_config(
+        pg_config(url)?,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(2))
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| anyhow::anyhow!("building the connection pool: {e}"))
+}
+
+/// Opens one connection outside the pool (LISTEN, migrations) and drives it on a task.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
+    let cfg = pg_config(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let (client, connection) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}

@@ -1,0 +1,141 @@
+//! The HTTP error type: each variant maps to a status and a stable `code`. Internal causes are
+//! logged here, once, and the client gets a clean sentence.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::db::DbError;
+use crate::imaging::{ImagingError, PipelineError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid `{param}`: {message}")]
+    BadParameter { param: String, message: String },
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("no image with this id")]
+    NotFound,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the image is {status}, not completed")]
+    NotReady { status: String },
+    #[error("{message}")]
+    Conflict { message: String, status: String },
+    #[error("file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("too many uploads in progress; try again shortly")]
+    Busy,
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError::BadParameter {
+            param: param.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound | ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::NotReady { .. } => (StatusCode::CONFLICT, "not_ready"),
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            ApiError::Unavailable => tracing::warn!("database unavailable"),
+            _ => tracing::debug!(code, error = %self, "request refused"),
+        }
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        match &self {
+            ApiError::BadParameter { param, .. } => error["param"] = json!(param),
+            ApiError::NotReady { status } | ApiError::Conflict { status, .. } => {
+                error["status"] = json!(status)
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Busy | ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"image-processor\""),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                ApiError::Unavailable
+            }
+            DbError::Query(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::from(DbError::from(e))
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        ApiError::BadParameter {
+            param: e.param,
+            message: e.message,
+        }
+    }
+}
+
+impl From<ImagingError> for ApiError {
+    fn from(e: ImagingError) -> Self {
+        match e {
+            ImagingError::Unsupported(_) => ApiError::UnsupportedMedia(format!(
+                "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF): {e}"
+            )),
+            other => ApiError::Unprocessable {
+                code: other.code(),
+                message: other.to_string(),
+            },
+        }
+    }
+}

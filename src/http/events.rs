@@ -1,0 +1,117 @@
+//! Live status events: one LISTEN connection per API process on the status channel, fanned out
+//! to every subscriber through a broadcast channel (SSE clients and `?wait=` long-polls).
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::db::listener::{self, ListenEvent};
+
+/// The channel the status trigger notifies, with payload `<uuid>:<status>`.
+pub const STATUS_CHANNEL: &str = "image_status";
+
+/// One status change.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEvent {
+    pub id: Uuid,
+    /// `pending`, `processing`, `completed`, `failed` or `deleted`.
+    pub status: String,
+    /// Per-process sequence number, sent as the SSE event id.
+    #[serde(skip)]
+    pub seq: u64,
+}
+
+/// Fan-out point for status events.
+#[derive(Clone)]
+pub struct Hub {
+    /// Every subscriber gets every event; slow ones lag and are told to resync.
+    tx: broadcast::Sender<StatusEvent>,
+    /// Source of `seq`.
+    seq: Arc<AtomicU64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        let (tx, _) = broadcast::channel(4096);
+        Hub {
+            tx,
+            seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
+        self.tx.subscribe()
+    }
+
+    fn publish(&self, payload: &str) {
+        let Some((id, status)) = payload.split_once(':') else {
+            return;
+        };
+        let Ok(id) = Uuid::parse_str(id) else { return };
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // No subscribers is fine: nobody is watching.
+        let _ = self.tx.send(StatusEvent {
+            id,
+            status: status.to_owned(),
+            seq,
+        });
+    }
+
+    /// Listens on the status channel until `cancel` fires, publishing every change.
+    pub async fn run(self, url: String, cancel: CancellationToken) {
+        listener::run(
+            url,
+            vec![STATUS_CHANNEL],
+            move |event| match event {
+                ListenEvent::Notification { payload, .. } => self.publish(&payload),
+                // Changes during a disconnect were missed: tell clients to refetch.
+                ListenEvent::Connected => self.publish(&format!("{}:resync", Uuid::nil())),
+            },
+            cancel,
+        )
+        .await
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/events", get(events))
+}
+
+/// `GET /api/events`: `event: image` per change; `event: resync` when the client may have
+/// missed changes (it lagged, or the server reconnected to the database) and should refetch.
+async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(state.events.subscribe()).map(|item| {
+        Ok(match item {
+            Ok(e) if e.id.is_nil() => Event::default().event("resync").data("{}"),
+            Ok(e) => Event::default()
+                .event("image")
+                .id(e.seq.to_string())
+                .json_data(&e)
+                .unwrap_or_else(|_| Event::default().event("resync").data("{}")),
+            Err(BroadcastStreamRecvError::Lagged(n)) => Event::default()
+                .event("resync")
+                .data(format!("{{\"missed\":{n}}}")),
+        })
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

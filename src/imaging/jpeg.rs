@@ -1,0 +1,143 @@
+//! The fast JPEG path: libjpeg-turbo's code (as the MozJPEG fork, built from source by
+//! `mozjpeg-sys`, with SIMD when `nasm` is present at build time) for decoding and encoding.
+//!
+//! Its decoder can shrink by 1/2, 1/4 or 1/8 inside the inverse DCT, so a 12 MP photo bound for
+//! 800×600 costs a quarter of the colour conversion and memory. Decoding is strict: libjpeg
+//! reports damaged entropy data or a truncated file only as a warning and would fill the rest
+//! with grey; we turn every warning into an error so a broken upload fails with a message.
+//!
+//! libjpeg reports errors by calling a handler that must not return; the `mozjpeg` crate's
+//! handlers unwind (libjpeg is compiled with `-fexceptions`), and we catch that unwind here.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use image::metadata::Orientation;
+use image::{DynamicImage, GrayImage, RgbImage};
+use mozjpeg::{ColorSpace, Compress, Decompress, Marker};
+use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
+
+use super::decode::{panic_message, Decoded};
+use super::ImagingError;
+
+/// APP1 carries EXIF (orientation); nothing else is kept.
+const SAVED_MARKERS: &[Marker] = &[Marker::APP(1)];
+
+/// Decodes a JPEG, shrinking by `shrink` (1, 2, 4 or 8) in the DCT domain. Returns `None` for
+/// CMYK/YCCK files, which libjpeg cannot turn into RGB.
+pub(super) fn decode(bytes: &[u8], shrink: u32) -> Result<Option<Decoded>, ImagingError> {
+    let numerator = match shrink {
+        8 => 1,
+        4 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Option<Decoded>> {
+        let mut d = Decompress::with_err(strict_error_mgr())
+            .with_markers(SAVED_MARKERS)
+            .from_mem(bytes)?;
+        let orientation = d.markers().find_map(|m| exif_orientation(m.data));
+        if matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK) {
+            return Ok(None);
+        }
+        d.scale(numerator);
+        let image = if d.color_space() == ColorSpace::JCS_GRAYSCALE {
+            let mut s = d.grayscale()?;
+            let (w, h) = (s.width() as u32, s.height() as u32);
+            let pixels: Vec<u8> = s.read_scanlines()?;
+            s.finish()?;
+            GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        } else {
+            let mut s = d.rgb()?;
+            let (w, h) = (s.width() as u32, s.height() as u32);
+            let pixels: Vec<u8> = s.read_scanlines()?;
+            s.finish()?;
+            RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        };
+        let image =
+            image.ok_or_else(|| std::io::Error::other("decoded fewer pixels than the header declares"))?;
+        Ok(Some(Decoded { image, orientation }))
+    }));
+    match result {
+        Ok(Ok(decoded)) => Ok(decoded),
+        Ok(Err(e)) => Err(ImagingError::Corrupt(format!("JPEG: {e}"))),
+        Err(payload) => Err(ImagingError::Corrupt(format!(
+            "JPEG: {}",
+            panic_message(payload.as_ref())
+        ))),
+    }
+}
+
+/// Reads the orientation from an APP1 segment, if it is EXIF.
+fn exif_orientation(app1: &[u8]) -> Option<Orientation> {
+    let tiff = app1.strip_prefix(b"Exif\0\0")?;
+    Orientation::from_exif_chunk(tiff)
+}
+
+/// Encodes 8-bit grey or RGB as a baseline JPEG with optimised Huffman tables; no metadata.
+pub(super) fn encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
+    let (color_space, pixels) = match image {
+        DynamicImage::ImageLuma8(buf) => (ColorSpace::JCS_GRAYSCALE, buf.as_raw().as_slice()),
+        DynamicImage::ImageRgb8(buf) => (ColorSpace::JCS_RGB, buf.as_raw().as_slice()),
+        _ => return Err("JPEG encoder needs 8-bit grey or RGB".into()),
+    };
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    if w > 65_500 || h > 65_500 {
+        return Err(format!(
+            "JPEG is limited to 65500 pixels a side, the image is {w}x{h}"
+        ));
+    }
+    let result = panic::catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Vec<u8>> {
+        let mut c = Compress::new(color_space);
+        c.set_fastest_defaults();
+        c.set_size(w, h);
+        c.set_quality(f32::from(quality));
+        c.set_optimize_coding(true);
+        let mut started = c.start_compress(Vec::with_capacity(w * h / 4))?;
+        started.write_scanlines(pixels)?;
+        started.finish()
+    }));
+    match result {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(panic_message(payload.as_ref())),
+    }
+}
+
+/// An error manager that unwinds on errors *and* warnings. Built field by field so no `unsafe`
+/// is needed; the message tables are never read because every message hook is ours.
+fn strict_error_mgr() -> jpeg_error_mgr {
+    jpeg_error_mgr {
+        error_exit: Some(fatal_error),
+        emit_message: Some(emit_message),
+        output_message: Some(ignore),
+        format_message: Some(format_nothing),
+        reset_error_mgr: Some(ignore),
+        msg_code: 0,
+        msg_parm: Default::default(),
+        trace_level: 0,
+        num_warnings: 0,
+        jpeg_message_table: std::ptr::null(),
+        last_jpeg_message: 0,
+        addon_message_table: std::ptr::null(),
+        first_addon_message: 0,
+        last_addon_message: 0,
+    }
+}
+
+extern "C-unwind" fn fatal_error(_cinfo: &mut jpeg_common_struct) {
+    // `resume_unwind` skips the panic hook: this is an expected outcome, not a bug.
+    panic::resume_unwind(Box::new(
+        "the data is damaged or not a baseline/progressive JPEG".to_string(),
+    ));
+}
+
+extern "C-unwind" fn emit_message(_cinfo: &mut jpeg_common_struct, level: std::os::raw::c_int) {
+    // Level -1 is a warning: corrupt entropy data, a premature end of file, and the like.
+    if level < 0 {
+        panic::resume_unwind(Box::new("the data is corrupt or truncated".to_string()));
+    }
+}
+
+extern "C-unwind" fn ignore(_cinfo: &mut jpeg_common_struct) {}
+
+extern "C-unwind" fn format_nothing(_cinfo: &mut jpeg_common_struct, _buffer: &[u8; 80]) {}

@@ -1,0 +1,182 @@
+//! One claimed job: process on a blocking thread, renew the lease meanwhile, write back fenced.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::WorkerContext;
+use crate::backoff;
+use crate::db::jobs::{self, Completion, Fence, Job};
+use crate::db::DbError;
+use crate::imaging::{self, Pipeline, Probe, Processed};
+
+/// How processing ended, before it is written back.
+enum Outcome {
+    Done(Probe, Processed),
+    /// Permanent: this input will never succeed with this pipeline.
+    Failed(String),
+}
+
+pub(super) async fn run(
+    ctx: Arc<WorkerContext>,
+    job: Job,
+    permit: OwnedSemaphorePermit,
+    abandon: CancellationToken,
+) {
+    let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, worker = %ctx.worker_id);
+    async move {
+        let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
+        tracing::debug!(pickup_ms, bytes = job.original.len(), "claimed");
+        let fence = Fence {
+            id: job.id,
+            worker: &ctx.worker_id,
+            attempt: job.attempt,
+        };
+        let Some(outcome) = process_with_heartbeat(&ctx, &fence, job, &abandon).await else {
+            drop(permit);
+            return;
+        };
+        drop(permit);
+        write_back(&ctx, &fence, outcome).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the pipeline on a blocking thread, renewing the lease from this async task meanwhile.
+/// `None` when the job was abandoned (shutdown) or the claim was lost.
+async fn process_with_heartbeat(
+    ctx: &WorkerContext,
+    fence: &Fence<'_>,
+    job: Job,
+    abandon: &CancellationToken,
+) -> Option<Outcome> {
+    let pipeline = match job.pipeline.as_ref().map(Pipeline::from_json).transpose() {
+        Ok(p) => p.unwrap_or_else(|| ctx.config.pipeline_or_default()),
+        Err(e) => return Some(Outcome::Failed(format!("invalid pipeline: {e}"))),
+    };
+    let limits = ctx.config.limits();
+    let span = tracing::Span::current();
+    let mut work = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let bytes = job.original;
+        // A panic in a decoder is a permanent failure of this job, never of the worker.
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let probe = imaging::probe(&bytes, &limits)?;
+            imaging::process(&bytes, &pipeline, &limits).map(|out| (probe, out))
+        }))
+    });
+    let lease = ctx.config.lease();
+    let every = lease / 3;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut lost = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = heartbeat.tick(), if !lost => {
+                match ctx.pool.get().await {
+                    Ok(client) => match jobs::renew_lease(&client, fence, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("claim lost (lease expired or row deleted); result will be dropped");
+                            lost = true;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
+                }
+            }
+            _ = abandon.cancelled() => {
+                release(ctx, fence).await;
+                return None;
+            }
+        }
+    };
+    if lost {
+        return None;
+    }
+    Some(match result {
+        Ok(Ok(Ok((probe, out)))) => Outcome::Done(probe, out),
+        Ok(Ok(Err(e))) => Outcome::Failed(e.to_string()),
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(panic = %what, "image processing panicked");
+            Outcome::Failed(format!(
+                "the image could not be processed (decoder crashed: {what})"
+            ))
+        }
+        Err(e) => Outcome::Failed(format!("the image could not be processed ({e})")),
+    })
+}
+
+/// Writes the outcome, retrying while the database is unavailable. Past the lease another
+/// worker may own the row, and the fence makes any late write a no-op.
+async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome) {
+    let deadline = tokio::time::Instant::now() + ctx.config.lease();
+    let mut attempt = 0;
+    loop {
+        let result = match ctx.pool.get().await {
+            Ok(client) => match &outcome {
+                Outcome::Done(probe, out) => {
+                    let done = Completion {
+                        data: &out.bytes,
+                        content_type: out.format.content_type(),
+                        width: out.width as i32,
+                        height: out.height as i32,
+                        thumbnail: &out.thumbnail,
+                        thumbnail_content_type: out.thumbnail_format.content_type(),
+                        original_content_type: probe.format.content_type(),
+                        original_width: probe.width as i32,
+                        original_height: probe.height as i32,
+                    };
+                    jobs::complete_if_still_owner(&client, fence, &done).await
+                }
+                Outcome::Failed(message) => jobs::fail_if_still_owner(&client, fence, message).await,
+            },
+            Err(e) => Err(DbError::from(e)),
+        };
+        match result {
+            Ok(true) => {
+                match &outcome {
+                    Outcome::Done(_, out) => tracing::info!(bytes = out.bytes.len(), "completed"),
+                    Outcome::Failed(message) => tracing::info!(error = %message, "failed"),
+                }
+                return;
+            }
+            Ok(false) => {
+                tracing::warn!("fenced off: another claim holds this row now; result dropped");
+                return;
+            }
+            Err(e) if e.is_unavailable() && tokio::time::Instant::now() < deadline => {
+                let wait = backoff::delay(attempt, Duration::from_millis(100), Duration::from_secs(3));
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing the result failed");
+                attempt += 1;
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "writing the result failed; the lease will expire and the job be retried");
+                return;
+            }
+        }
+    }
+}
+
+/// Hands the claim back so another replica can take it at once.
+async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
+    let result = match ctx.pool.get().await {
+        Ok(client) => jobs::release_job(&client, fence).await,
+        Err(e) => Err(DbError::from(e)),
+    };
+    match result {
+        Ok(_) => tracing::info!("released unfinished job"),
+        Err(e) => tracing::warn!(error = %e, "releasing the job failed; its lease will expire"),
+    }
+}

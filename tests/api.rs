@@ -1,0 +1,624 @@
+//! The HTTP API end to end: real PostgreSQL, real HTTP, real codecs.
+
+mod common;
+
+use common::*;
+use image::{GenericImageView, ImageFormat};
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn file_part(bytes: Vec<u8>, name: &str, mime: &str) -> Part {
+    Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str(mime)
+        .expect("mime")
+}
+
+async fn upload(app: &TestApp, form: Form) -> (StatusCode, Value, Option<String>) {
+    let res = app
+        .http
+        .post(app.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    let status = res.status();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let body: Value = res.json().await.expect("json body");
+    (status, body, location)
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "unexpected error body: {body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message: {body}"
+    );
+}
+
+#[tokio::test]
+async fn upload_jpeg_then_download_returns_resized_jpeg() {
+    let app = spawn_app().await;
+    let form = Form::new().part("file", file_part(jpeg(1600, 1200), "cat.jpg", "image/jpeg"));
+    let (status, body, location) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    assert_eq!(location.as_deref(), Some(format!("/api/images/{id}").as_str()));
+    assert_eq!(body["filename"], "cat.jpg");
+    assert_eq!(body["original"]["content_type"], "image/jpeg");
+    assert_eq!(body["original"]["width"], 1600);
+
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    for field in [
+        "id",
+        "status",
+        "filename",
+        "error",
+        "attempts",
+        "uploaded_at",
+        "started_at",
+        "processed_at",
+        "pipeline",
+        "original",
+        "processed",
+        "links",
+    ] {
+        assert!(done.get(field).is_some(), "status JSON lacks `{field}`: {done}");
+    }
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["processed"]["content_type"], "image/jpeg");
+    assert_eq!(done["processed"]["width"], 800);
+    assert_eq!(done["processed"]["height"], 600);
+    assert_eq!(done["links"]["processed"], format!("/api/images/{id}/processed"));
+
+    let res = app
+        .http
+        .get(app.url(&format!("/api/images/{id}/processed")))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("etag"));
+    assert!(h["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .contains("filename=\"cat-processed.jpg\""));
+    let bytes = res.bytes().await.expect("bytes");
+    assert_eq!(
+        h["content-length"].to_str().expect("len"),
+        bytes.len().to_string()
+    );
+    assert_eq!(image::guess_format(&bytes).expect("format"), ImageFormat::Jpeg);
+    let decoded = image::load_from_memory(&bytes).expect("decodes");
+    assert_eq!(decoded.dimensions(), (800, 600));
+
+    // Conditional GET with the ETag.
+    let etag = h["etag"].clone();
+    let res = app
+        .http
+        .get(app.url(&format!("/api/images/{id}/processed")))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+
+    // Thumbnail and original.
+    let res = app
+        .http
+        .get(app.url(&format!("/api/images/{id}/thumbnail")))
+        .send()
+        .await
+        .expect("thumb");
+    assert_eq!(res.status(), StatusCode::OK);
+    let thumb = image::load_from_memory(&res.bytes().await.expect("bytes")).expect("thumbnail decodes");
+    assert!(thumb.width() <= 256 && thumb.height() <= 256);
+    let res = app
+        .http
+        .get(app.url(&format!("/api/images/{id}/original")))
+        .send()
+        .await
+        .expect("original");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .contains("filename=\"cat.jpg\""));
+    assert_eq!(
+        res.bytes().await.expect("bytes").len() as i64,
+        done["original"]["bytes"].as_i64().expect("bytes")
+    );
+}
+
+#[tokio::test]
+async fn upload_png_with_operations_keeps_png_and_fits_the_box() {
+    let app = spawn_app().await;
+    let form = Form::new()
+        .part("file", file_part(png(1000, 500), "wide.png", "image/png"))
+        .text("width", "300")
+        .text("height", "300");
+    let (status, body, _) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = app.wait_done(body["id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["processed"]["content_type"], "image/png");
+    assert_eq!(
+        (
+            done["processed"]["width"].as_i64(),
+            done["processed"]["height"].as_i64()
+        ),
+        (Some(300), Some(150))
+    );
+    let bytes = app
+        .http
+        .get(app.url(done["links"]["processed"].as_str().expect("link")))
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png).expect("png decodes");
+    assert_eq!(img.dimensions(), (300, 150));
+}
+
+#[tokio::test]
+async fn several_files_in_one_request_are_all_accepted() {
+    let app = spawn_app().await;
+    let form = Form::new()
+        .part("file", file_part(jpeg(400, 300), "a.jpg", "image/jpeg"))
+        .part("file", file_part(png(200, 100), "b.png", "image/png"));
+    let (status, body, _) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let images = body["images"].as_array().expect("images array");
+    assert_eq!(images.len(), 2);
+    for image in images {
+        let done = app.wait_done(image["id"].as_str().expect("id")).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        // Small images are never upscaled by the default box.
+        assert_eq!(done["processed"]["width"], image["original"]["width"]);
+    }
+}
+
+#[tokio::test]
+async fn raw_body_upload_and_the_original_design_routes_work() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .post(app.url("/api/images?filename=raw.png&width=100"))
+        .header("content-type", "application/octet-stream")
+        .body(png(400, 400))
+        .send()
+        .await
+        .expect("raw upload");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["filename"], "raw.png");
+    let id = body["id"].as_str().expect("id").to_owned();
+    app.wait_done(&id).await;
+
+    // Seed-compatible routes: /upload, /status/{id}, /download/{id}.
+    let form = Form::new().part("file", file_part(jpeg(300, 200), "legacy.jpg", "image/jpeg"));
+    let res = app
+        .http
+        .post(app.url("/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("legacy upload");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let legacy: Value = res.json().await.expect("json");
+    let lid = legacy["id"].as_str().expect("id").to_owned();
+    app.wait_done(&lid).await;
+    let status: Value = app
+        .http
+        .get(app.url(&format!("/status/{lid}")))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["status"], "completed");
+    let res = app
+        .http
+        .get(app.url(&format!("/download/{lid}")))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    image::load_from_memory(&res.bytes().await.expect("bytes")).expect("decodes");
+}
+
+#[tokio::test]
+async fn a_row_inserted_with_plain_sql_is_processed() {
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let bytes = jpeg(1200, 400);
+    let row = db
+        .query_one(
+            "insert into processed_images (original_data) values ($1) returning id::text",
+            &[&bytes],
+        )
+        .await
+        .expect("insert");
+    let id: String = row.get(0);
+    let pipeline = serde_json::json!({"steps": [{"op": "resize", "width": 100}], "format": "png"});
+    let row = db
+        .query_one(
+            "insert into processed_images (original_data, pipeline) values ($1, $2) returning id::text",
+            &[&bytes, &pipeline],
+        )
+        .await
+        .expect("insert with pipeline");
+    let with_pipeline: String = row.get(0);
+
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        (
+            done["processed"]["width"].as_i64(),
+            done["processed"]["height"].as_i64()
+        ),
+        (Some(800), Some(267))
+    );
+    assert_eq!(done["original"]["content_type"], "image/jpeg");
+    assert_eq!(done["original"]["bytes"].as_i64(), Some(bytes.len() as i64));
+
+    let done = app.wait_done(&with_pipeline).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["processed"]["content_type"], "image/png");
+    assert_eq!(done["processed"]["width"], 100);
+
+    // A row whose bytes are not an image ends failed with a human message.
+    let row = db
+        .query_one(
+            "insert into processed_images (original_data) values ('hello') returning id::text",
+            &[],
+        )
+        .await
+        .expect("insert text");
+    let bad: String = row.get(0);
+    let done = app.wait_done(&bad).await;
+    assert_eq!(done["status"], "failed");
+    assert!(
+        done["error"].as_str().is_some_and(|e| e.contains("not an image")),
+        "{done}"
+    );
+
+    // An invalid pipeline stored by SQL fails with the reason.
+    let row = db
+        .query_one(
+            "insert into processed_images (original_data, pipeline) values ($1, '{\"steps\": [{\"op\": \"explode\"}]}') returning id::text",
+            &[&bytes],
+        )
+        .await
+        .expect("insert bad pipeline");
+    let bad: String = row.get(0);
+    let done = app.wait_done(&bad).await;
+    assert_eq!(done["status"], "failed");
+    assert!(
+        done["error"].as_str().is_some_and(|e| e.contains("pipeline")),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn bad_uploads_get_their_status_code_and_json_error() {
+    let app = spawn_app_with(
+        image_processor::config::Role::Api,
+        &[("max-upload-bytes", "200000"), ("max-pixels", "1000000")],
+    )
+    .await;
+
+    // Not an image: 415, sniffed from the bytes whatever the name and type claim.
+    let form = Form::new().part(
+        "file",
+        file_part(b"<html>hi</html>".to_vec(), "cat.jpg", "image/jpeg"),
+    );
+    let (status, body, _) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error(&body, "unsupported_media_type");
+
+    // Truncated image: header unreadable.
+    let mut truncated = png(100, 100);
+    truncated.truncate(20);
+    let form = Form::new().part("file", file_part(truncated, "t.png", "image/png"));
+    let (status, body, _) = upload(&app, form).await;
+    assert!(
+        status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{status} {body}"
+    );
+
+    // Over MAX_PIXELS from the header: 422.
+    let form = Form::new().part("file", file_part(png(1200, 1000), "big.png", "image/png"));
+    let (status, body, _) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_error(&body, "image_too_large");
+
+    // Over MAX_UPLOAD_BYTES: 413, multipart and raw.
+    let noise: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let form = Form::new().part("file", file_part(noise.clone(), "huge.jpg", "image/jpeg"));
+    let (status, body, _) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+    let res = app
+        .http
+        .post(app.url("/api/images"))
+        .header("content-type", "image/jpeg")
+        .body(noise)
+        .send()
+        .await
+        .expect("raw");
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Bad parameters: 400 naming them.
+    for (field, value) in [
+        ("width", "-5"),
+        ("width", "abc"),
+        ("quality", "101"),
+        ("fit", "squash"),
+        ("format", "exe"),
+        ("bogus", "1"),
+    ] {
+        let form = Form::new()
+            .part("file", file_part(png(10, 10), "p.png", "image/png"))
+            .text(field, value);
+        let (status, body, _) = upload(&app, form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
+        assert_error(&body, "invalid_parameter");
+        assert_eq!(body["error"]["param"], field, "{body}");
+    }
+    let form = Form::new()
+        .part("file", file_part(png(10, 10), "p.png", "image/png"))
+        .text("pipeline", "{not json");
+    let (status, body, _) = upload(&app, form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // No file, wrong content type.
+    let (status, body, _) = upload(&app, Form::new().text("width", "10")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let res = app
+        .http
+        .post(app.url("/api/images"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .expect("text");
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Bad ids: 404 (never 500), and 400 for bad list parameters.
+    for path in [
+        "/api/images/not-a-uuid",
+        "/api/images/00000000-0000-0000-0000-000000000000",
+        "/api/images/%00/processed",
+        "/download/../../etc/passwd",
+    ] {
+        let res = app.http.get(app.url(path)).send().await.expect("get");
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = res.json().await.expect("json error");
+        assert_error(&body, "not_found");
+    }
+    for query in [
+        "limit=0",
+        "limit=100000",
+        "status=bogus",
+        "before=xyz",
+        "limit=-1",
+    ] {
+        let res = app
+            .http
+            .get(app.url(&format!("/api/images?{query}")))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+    let res = app
+        .http
+        .get(app.url("/api/images/00000000-0000-0000-0000-000000000000?wait=9999"))
+        .send()
+        .await
+        .expect("wait");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // Nothing bad was stored, and the server still serves.
+    let db = app.db().await;
+    let stored: i64 = db
+        .query_one("select count(*) from processed_images", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 0);
+    let res = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn processed_download_is_409_until_completed_and_list_paginates() {
+    // API only: nothing processes, so rows stay pending.
+    let app = spawn_app_with(image_processor::config::Role::Api, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let form = Form::new().part("file", file_part(png(20, 20), &format!("{i}.png"), "image/png"));
+        let (status, body, _) = upload(&app, form).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let res = app
+        .http
+        .get(app.url(&format!("/api/images/{}/processed", ids[0])))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let body: Value = res.json().await.expect("json");
+    assert_error(&body, "not_ready");
+    assert_eq!(body["error"]["status"], "pending");
+
+    // Newest first, two per page, cursor until exhausted.
+    let mut seen = Vec::new();
+    let mut url = app.url("/api/images?limit=2");
+    loop {
+        let page: Value = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        for img in page["images"].as_array().expect("images") {
+            seen.push(img["id"].as_str().expect("id").to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => url = app.url(&format!("/api/images?limit=2&before={next}")),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids);
+    let pending: Value = app
+        .http
+        .get(app.url("/api/images?status=pending"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pending["images"].as_array().map(Vec::len), Some(5));
+
+    // Retry is refused while pending; delete works; deleted is 404.
+    let res = app
+        .http
+        .post(app.url(&format!("/api/images/{}/retry", ids[0])))
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/images/{}", ids[0])))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app
+        .http
+        .get(app.url(&format!("/api/images/{}", ids[0])))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/images/{}", ids[0])))
+        .send()
+        .await
+        .expect("delete again");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Stats count them.
+    let stats: Value = app
+        .http
+        .get(app.url("/api/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["counts"]["pending"], 4);
+    assert_eq!(stats["queue_depth"], 4);
+}
+
+#[tokio::test]
+async fn wait_returns_as_soon_as_the_status_changes() {
+    let app = spawn_app().await;
+    let form = Form::new().part("file", file_part(jpeg(640, 480), "w.jpg", "image/jpeg"));
+    let (_, body, _) = upload(&app, form).await;
+    let id = body["id"].as_str().expect("id");
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    while last != "completed" {
+        let v: Value = app
+            .http
+            .get(app.url(&format!("/api/images/{id}?wait=30")))
+            .send()
+            .await
+            .expect("wait")
+            .json()
+            .await
+            .expect("json");
+        last = v["status"].as_str().unwrap_or("").to_owned();
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "long-poll did not return on completion"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_puts_a_finished_image_back_in_the_queue() {
+    let app = spawn_app().await;
+    let form = Form::new().part("file", file_part(png(50, 50), "r.png", "image/png"));
+    let (_, body, _) = upload(&app, form).await;
+    let id = body["id"].as_str().expect("id").to_owned();
+    app.wait_done(&id).await;
+    let res = app
+        .http
+        .post(app.url(&format!("/api/images/{id}/retry")))
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let v: Value = res.json().await.expect("json");
+    assert_eq!(v["status"], "pending");
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["attempts"], 1);
+    let res = app
+        .http
+        .post(app.url("/api/images/00000000-0000-0000-0000-000000000000/retry"))
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn probes_report_live_and_ready() {
+    let app = spawn_app_with(image_processor::config::Role::Api, &[]).await;
+    let res = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.http.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.http.get(app.url("/no/such/route")).send().await.expect("404");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_error(&res.json().await.expect("json"), "not_found");
+}
+
+#[tokio::test]
+async fn every_statement_prepares_against_the_real_schema() {
+    let url = fresh_database().await;
+    let client = image_processor::db::connect(&url).await.expect("connect");
+    for sql in image_processor::db::jobs::ALL_STATEMENTS {
+        client
+            .prepare(sql)
+            .await
+            .unwrap_or_else(|e| panic!("statement does not prepare: {e}\n{sql}"));
+    }
+}

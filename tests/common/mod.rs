@@ -1,0 +1,326 @@
+//! Shared test harness: one throwaway PostgreSQL cluster per test binary (started with the
+//! machine's `initdb`/`pg_ctl`), a migrated template database cloned per test, the app started
+//! in-process on port 0, worker processes started from the real binary, and image fixtures.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use image_processor::app::{self, Running};
+use image_processor::config::{Config, Role};
+use image_processor::db::{self, local::LocalPostgres, migrate};
+use tokio::sync::OnceCell;
+
+/// The cluster shared by the tests of this binary.
+pub struct Cluster {
+    pub pg: LocalPostgres,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+const TEMPLATE: &str = "image_processor_template";
+
+/// Starts (once) the throwaway cluster and its migrated template database.
+pub async fn cluster() -> &'static Cluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let dir = tempdir_for_postgres();
+            let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir))
+                .await
+                .expect("join")
+                .unwrap_or_else(|e| panic!("starting the test PostgreSQL failed: {e:#}"));
+            stop_cluster_when_we_exit(&pg);
+            let admin = db::connect(&pg.url()).await.expect("connect to the test cluster");
+            admin
+                .batch_execute(&format!("create database {TEMPLATE}"))
+                .await
+                .expect("create template");
+            let mut client = db::connect(&pg.url_for(TEMPLATE))
+                .await
+                .expect("connect to template");
+            migrate::run(&mut client).await.expect("migrate the template");
+            drop(client);
+            Cluster { pg }
+        })
+        .await
+}
+
+/// A temp directory PostgreSQL's unprivileged user can reach (the default one is root-only).
+fn tempdir_for_postgres() -> PathBuf {
+    let base = std::env::var_os("TEST_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!(
+        "image-processor-test-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    set_mode(&dir, 0o755);
+    dir
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Statics are never dropped, so a watchdog process stops the cluster (and removes its files)
+/// once this test process is gone, however it ended.
+fn stop_cluster_when_we_exit(pg: &LocalPostgres) {
+    let data = pg.data_dir().to_path_buf();
+    let parent = data.parent().map(PathBuf::from).unwrap_or_else(|| data.clone());
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         kill -QUIT $(head -n1 '{data}/postmaster.pid') 2>/dev/null; sleep 1; rm -rf '{parent}'",
+        pid = std::process::id(),
+        data = data.display(),
+        parent = parent.display(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the cluster watchdog");
+}
+
+/// A fresh database cloned from the migrated template; returns its URL.
+pub async fn fresh_database() -> String {
+    let cluster = cluster().await;
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let admin = db::connect(&cluster.pg.url()).await.expect("connect");
+    admin
+        .batch_execute(&format!("create database {name} template {TEMPLATE}"))
+        .await
+        .expect("create test db");
+    cluster.pg.url_for(&name)
+}
+
+/// Configuration for tests: port 0, small and quick.
+pub fn test_config(extra: &[(&str, &str)]) -> Config {
+    let mut args: Vec<String> = vec![
+        "image-processor".into(),
+        "--listen-addr".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend([
+        "--sweep-secs".into(),
+        "1".into(),
+        "--db-pool-size".into(),
+        "8".into(),
+    ]);
+    for (k, v) in extra {
+        args.push(format!("--{k}"));
+        args.push((*v).to_owned());
+    }
+    Config::from_args(args).expect("test config")
+}
+
+/// The app running in this process against a fresh database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db_url: String,
+    pub http: reqwest::Client,
+    running: Option<Running>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn db(&self) -> tokio_postgres::Client {
+        db::connect(&self.db_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Stops the app gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(30), r.done).await;
+        }
+    }
+
+    /// Polls the status until it is no longer pending/processing.
+    pub async fn wait_done(&self, id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: serde_json::Value = self
+                .http
+                .get(self.url(&format!("/api/images/{id}?wait=10")))
+                .send()
+                .await
+                .expect("status request")
+                .json()
+                .await
+                .expect("status json");
+            let status = v["status"].as_str().unwrap_or("");
+            if status == "completed" || status == "failed" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "image {id} still {status} after 60 s");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(r) = &self.running {
+            r.cancel.cancel();
+        }
+    }
+}
+
+/// Starts `role` in-process against a fresh database.
+pub async fn spawn_app_with(role: Role, extra: &[(&str, &str)]) -> TestApp {
+    let db_url = fresh_database().await;
+    spawn_app_on(role, db_url, extra).await
+}
+
+pub async fn spawn_app_on(role: Role, db_url: String, extra: &[(&str, &str)]) -> TestApp {
+    let running = app::spawn(role, test_config(extra), db_url.clone())
+        .await
+        .expect("start the app");
+    let addr = running
+        .addr
+        .unwrap_or_else(|| "127.0.0.1:9".parse().expect("addr"));
+    TestApp {
+        addr,
+        db_url,
+        http: reqwest::Client::new(),
+        running: Some(running),
+    }
+}
+
+/// API + worker in this process.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Role::Run, &[]).await
+}
+
+/// A worker (or other role) as a separate OS process of the real binary; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(role: &str, db_url: &str, envs: &[(&str, &str)]) -> Proc {
+        let log = std::env::temp_dir().join(format!(
+            "image-processor-{role}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_image-processor"));
+        cmd.arg(role)
+            .env("DATABASE_URL", db_url)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("SWEEP_SECS", "1")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,image_processor=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Proc {
+            child: cmd.spawn().expect("spawn image-processor"),
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (SIGTERM for graceful shutdown, SIGKILL to simulate a crash).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+
+    /// Waits up to `timeout` for exit; returns the exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A photo-like RGB image: smooth gradients plus detail, so codecs behave as on real photos.
+pub fn photo(width: u32, height: u32) -> DynamicImage {
+    let img = RgbImage::from_fn(width, height, |x, y| {
+        let r = (x * 255 / width.max(1)) as u8;
+        let g = (y * 255 / height.max(1)) as u8;
+        let b = (((x / 7) ^ (y / 5)) % 256) as u8;
+        Rgb([r, g, b])
+    });
+    DynamicImage::ImageRgb8(img)
+}
+
+pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode fixture");
+    out.into_inner()
+}
+
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    encode(&photo(width, height), ImageFormat::Jpeg)
+}
+
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    encode(&photo(width, height), ImageFormat::Png)
+}
+
+/// Waits until `f` is true or `timeout` passes; returns whether it became true.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Status counts straight from the table.
+pub async fn counts(client: &tokio_postgres::Client) -> std::collections::HashMap<String, i64> {
+    client
+        .query(
+            "select status, count(*) from processed_images group by status",
+            &[],
+        )
+        .await
+        .expect("count")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}

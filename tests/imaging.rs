@@ -1,0 +1,863 @@
+//! The imaging core as a user of the service meets it: every operation, every orientation,
+//! every output format, and a corpus of hostile files that must fail cleanly.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use image_processor::imaging::{
+    self, Fit, Format, ImagingError, Limits, Pipeline, PipelineError, Processed, Step, FIELD_NAMES,
+    THUMBNAIL_SIZE,
+};
+
+const LIMITS: Limits = Limits {
+    max_pixels: 50_000_000,
+};
+
+fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("test image encodes");
+    out.into_inner()
+}
+
+fn png(img: impl Into<DynamicImage>) -> Vec<u8> {
+    encode(&img.into(), ImageFormat::Png)
+}
+
+fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+    img.write_with_encoder(enc).expect("test JPEG encodes");
+    out
+}
+
+fn fields(spec: &str) -> Pipeline {
+    let pairs: Vec<(&str, &str)> = spec
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| kv.split_once('=').expect("key=value"))
+        .collect();
+    Pipeline::from_fields(pairs)
+        .expect("valid fields")
+        .expect("some fields")
+}
+
+fn run(input: &[u8], spec: &str) -> (Processed, DynamicImage) {
+    let out = imaging::process(input, &fields(spec), &LIMITS).expect("processes");
+    let img = image::load_from_memory(&out.bytes).expect("output decodes");
+    assert_eq!((img.width(), img.height()), (out.width, out.height));
+    (out, img)
+}
+
+/// Red top-left, green top-right, blue bottom-left, white bottom-right.
+fn quadrants(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| match (x < w / 2, y < h / 2) {
+        (true, true) => Rgb([255, 0, 0]),
+        (false, true) => Rgb([0, 255, 0]),
+        (true, false) => Rgb([0, 0, 255]),
+        (false, false) => Rgb([255, 255, 255]),
+    })
+}
+
+fn near(a: [u8; 3], b: [u8; 3], tolerance: i32) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (i32::from(*x) - i32::from(y)).abs() <= tolerance)
+}
+
+fn assert_upright(img: &DynamicImage, tolerance: i32) {
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    assert!(w > h, "landscape expected, got {w}x{h}");
+    for (x, y, want) in [
+        (w / 4, h / 4, [255, 0, 0]),
+        (3 * w / 4, h / 4, [0, 255, 0]),
+        (w / 4, 3 * h / 4, [0, 0, 255]),
+        (3 * w / 4, 3 * h / 4, [255, 255, 255]),
+    ] {
+        let got = rgb.get_pixel(x, y).0;
+        assert!(
+            near(got, want, tolerance),
+            "pixel at {x},{y} is {got:?}, want {want:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- operations
+
+#[test]
+fn rotate_90_moves_the_top_left_corner_to_the_top_right() {
+    let mut img = RgbImage::from_pixel(40, 20, Rgb([0, 0, 0]));
+    img.put_pixel(0, 0, Rgb([255, 0, 0]));
+    let (_, out) = run(&png(img), "rotate=90&format=png");
+    assert_eq!(out.dimensions(), (20, 40));
+    assert_eq!(out.to_rgb8().get_pixel(19, 0).0, [255, 0, 0]);
+    assert_eq!(out.to_rgb8().get_pixel(0, 0).0, [0, 0, 0]);
+}
+
+#[test]
+fn rotate_180_and_270_move_the_corner_too() {
+    let mut img = RgbImage::from_pixel(40, 20, Rgb([0, 0, 0]));
+    img.put_pixel(0, 0, Rgb([255, 0, 0]));
+    let input = png(img);
+    let (_, out) = run(&input, "rotate=180");
+    assert_eq!(out.to_rgb8().get_pixel(39, 19).0, [255, 0, 0]);
+    let (_, out) = run(&input, "rotate=270");
+    assert_eq!(out.dimensions(), (20, 40));
+    assert_eq!(out.to_rgb8().get_pixel(0, 39).0, [255, 0, 0]);
+}
+
+#[test]
+fn flip_mirrors() {
+    let mut img = RgbImage::from_pixel(40, 20, Rgb([0, 0, 0]));
+    img.put_pixel(0, 0, Rgb([255, 0, 0]));
+    let input = png(img);
+    let (_, h) = run(&input, "flip=h");
+    assert_eq!(h.to_rgb8().get_pixel(39, 0).0, [255, 0, 0]);
+    let (_, v) = run(&input, "flip=v");
+    assert_eq!(v.to_rgb8().get_pixel(0, 19).0, [255, 0, 0]);
+}
+
+#[test]
+fn crop_picks_the_region() {
+    let img = RgbImage::from_fn(50, 40, |x, y| Rgb([x as u8, y as u8, 0]));
+    let (out, decoded) = run(&png(img), "crop=10,5,20,15");
+    assert_eq!((out.width, out.height), (20, 15));
+    assert_eq!(decoded.to_rgb8().get_pixel(0, 0).0, [10, 5, 0]);
+    assert_eq!(decoded.to_rgb8().get_pixel(19, 14).0, [29, 19, 0]);
+}
+
+#[test]
+fn crop_outside_the_image_is_a_clear_error() {
+    let input = png(RgbImage::new(50, 40));
+    let err = imaging::process(&input, &fields("crop=40,0,20,10"), &LIMITS).unwrap_err();
+    assert!(matches!(err, ImagingError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("crop"), "{err}");
+}
+
+/// Red left quarter, green middle half, blue right quarter.
+fn stripes() -> RgbImage {
+    RgbImage::from_fn(400, 200, |x, _| match x {
+        0..100 => Rgb([255, 0, 0]),
+        100..300 => Rgb([0, 255, 0]),
+        _ => Rgb([0, 0, 255]),
+    })
+}
+
+#[test]
+fn cover_fills_the_box_with_the_centre() {
+    let (_, out) = run(&png(stripes()), "width=100&height=100&fit=cover&format=png");
+    assert_eq!(out.dimensions(), (100, 100));
+    let rgb = out.to_rgb8();
+    for (x, y) in [(2, 2), (97, 2), (2, 97), (97, 97), (50, 50)] {
+        assert!(
+            near(rgb.get_pixel(x, y).0, [0, 255, 0], 40),
+            "{x},{y}: {:?}",
+            rgb.get_pixel(x, y)
+        );
+    }
+}
+
+#[test]
+fn contain_fits_inside_and_fill_stretches() {
+    let input = png(stripes());
+    let (_, contain) = run(&input, "width=100&height=100&fit=contain");
+    assert_eq!(contain.dimensions(), (100, 50));
+    let (_, fill) = run(&input, "width=100&height=100&fit=fill&format=png");
+    assert_eq!(fill.dimensions(), (100, 100));
+    assert!(near(fill.to_rgb8().get_pixel(2, 50).0, [255, 0, 0], 40));
+    let (_, one_side) = run(&input, "height=50");
+    assert_eq!(one_side.dimensions(), (100, 50));
+}
+
+#[test]
+fn upscale_false_never_enlarges() {
+    let input = png(stripes());
+    for spec in [
+        "width=800",
+        "width=800&height=800",
+        "width=800&height=900&fit=fill",
+        "height=1000&fit=cover",
+    ] {
+        let (out, _) = run(&input, spec);
+        assert!(
+            out.width <= 400 && out.height <= 200,
+            "{spec}: {}x{}",
+            out.width,
+            out.height
+        );
+    }
+    let (_, cover) = run(&input, "width=800&height=800&fit=cover");
+    assert_eq!(
+        cover.dimensions(),
+        (200, 200),
+        "cover crops to the box's shape without enlarging"
+    );
+    let (up, _) = run(&input, "width=800&upscale=true");
+    assert_eq!((up.width, up.height), (800, 400));
+}
+
+#[test]
+fn grayscale_makes_r_g_b_equal() {
+    let (_, out) = run(&png(quadrants(40, 20)), "grayscale=true&format=png");
+    for p in out.to_rgb8().pixels() {
+        assert!(p.0[0] == p.0[1] && p.0[1] == p.0[2], "{p:?}");
+    }
+}
+
+#[test]
+fn brightness_and_contrast_extremes() {
+    let input = png(quadrants(40, 20));
+    let (_, white) = run(&input, "brightness=100&format=png");
+    assert!(white.to_rgb8().pixels().all(|p| p.0 == [255, 255, 255]));
+    let (_, black) = run(&input, "brightness=-100&format=png");
+    assert!(black.to_rgb8().pixels().all(|p| p.0 == [0, 0, 0]));
+    let (_, flat) = run(&input, "contrast=-100&format=png");
+    assert!(flat.to_rgb8().pixels().all(|p| near(p.0, [128, 128, 128], 1)));
+    let (_, brighter) = run(
+        &png(RgbImage::from_pixel(4, 4, Rgb([100, 100, 100]))),
+        "brightness=20&format=png",
+    );
+    assert_eq!(brighter.to_rgb8().get_pixel(0, 0).0, [151, 151, 151]);
+}
+
+fn spread(img: &DynamicImage) -> f64 {
+    let l = img.to_luma8();
+    let n = l.len() as f64;
+    let mean = l.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    l.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n
+}
+
+#[test]
+fn blur_smooths_and_sharpen_adds_contrast() {
+    let checks = RgbImage::from_fn(64, 64, |x, y| {
+        if (x / 4 + y / 4) % 2 == 0 {
+            Rgb([200, 200, 200])
+        } else {
+            Rgb([60, 60, 60])
+        }
+    });
+    let input = png(checks.clone());
+    let before = spread(&DynamicImage::ImageRgb8(checks));
+    let (_, blurred) = run(&input, "blur=3&format=png");
+    assert_eq!(blurred.dimensions(), (64, 64));
+    assert!(spread(&blurred) < before / 2.0);
+    let (_, wide) = run(&input, "blur=40&format=png");
+    assert!(spread(&wide) < before / 10.0);
+    let (_, sharp) = run(&input, "sharpen=1.5&format=png");
+    assert_eq!(sharp.dimensions(), (64, 64));
+    assert!(spread(&sharp) > before);
+}
+
+#[test]
+fn flat_fields_apply_in_the_fixed_order_whatever_order_they_come_in() {
+    let p = fields("format=webp&sharpen=1&width=100&rotate=90&crop=0,0,10,10&grayscale=true&flip=v");
+    let ops: Vec<&str> = p
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::Crop { .. } => "crop",
+            Step::Rotate { .. } => "rotate",
+            Step::Flip { .. } => "flip",
+            Step::Resize { .. } => "resize",
+            Step::Grayscale => "grayscale",
+            Step::Brightness { .. } => "brightness",
+            Step::Contrast { .. } => "contrast",
+            Step::Blur { .. } => "blur",
+            Step::Sharpen { .. } => "sharpen",
+        })
+        .collect();
+    assert_eq!(ops, ["crop", "rotate", "flip", "resize", "grayscale", "sharpen"]);
+    assert_eq!(p.format, Some(Format::Webp));
+    assert!(p.auto_orient);
+}
+
+#[test]
+fn json_form_parses_validates_and_round_trips() {
+    let v = serde_json::json!({
+        "steps": [
+            {"op": "resize", "width": 800, "fit": "cover"},
+            {"op": "grayscale"},
+            {"op": "rotate", "degrees": 90},
+            {"op": "blur", "sigma": 1.5},
+            {"op": "flip", "direction": "h"},
+            {"op": "crop", "x": 1, "y": 2, "width": 3, "height": 4},
+            {"op": "brightness", "value": -10},
+            {"op": "resize", "height": 100}
+        ],
+        "format": "webp",
+        "quality": 80
+    });
+    let p = Pipeline::from_json(&v).expect("valid");
+    assert_eq!(p.steps.len(), 8);
+    assert!(matches!(
+        p.steps[0],
+        Step::Resize {
+            width: Some(800),
+            fit: Fit::Cover,
+            ..
+        }
+    ));
+    let back = serde_json::to_value(&p).expect("serialises");
+    assert_eq!(Pipeline::from_json(&back).expect("round trip"), p);
+    // The flat words are accepted as keys too.
+    let alias =
+        Pipeline::from_json(&serde_json::json!({"steps": [{"op": "rotate", "rotate": 270}]})).unwrap();
+    assert_eq!(alias.steps, vec![Step::Rotate { degrees: 270 }]);
+    // A flat object reads like the flat form.
+    let flat =
+        Pipeline::from_json(&serde_json::json!({"width": 300, "format": "png", "grayscale": true})).unwrap();
+    assert_eq!(flat.steps.len(), 2);
+    assert_eq!(flat.format, Some(Format::Png));
+}
+
+fn field_error(spec: &str) -> PipelineError {
+    let pairs: Vec<(&str, &str)> = spec.split('&').map(|kv| kv.split_once('=').unwrap()).collect();
+    Pipeline::from_fields(pairs).expect_err(spec)
+}
+
+#[test]
+fn bad_values_name_the_parameter_and_its_range() {
+    for (spec, param, hint) in [
+        ("quality=0", "quality", "1 and 100"),
+        ("quality=101", "quality", "1"),
+        ("width=0", "width", "20000"),
+        ("height=abc", "height", "20000"),
+        ("rotate=45", "rotate", "90, 180 or 270"),
+        ("flip=x", "flip", "h or v"),
+        ("fit=stretch&width=5", "fit", "contain, cover or fill"),
+        ("crop=1,2,3", "crop", "x,y,w,h"),
+        ("crop=1,2,0,4", "crop", "at least 1"),
+        ("brightness=101", "brightness", "-100 and 100"),
+        ("contrast=-200", "contrast", "-100 and 100"),
+        ("blur=0", "blur", "0.1 and 100"),
+        ("blur=NaN", "blur", "0.1 and 100"),
+        ("sharpen=11", "sharpen", "0.1 and 10"),
+        ("format=svg", "format", "jpeg, png"),
+        ("upscale=maybe&width=3", "upscale", "true or false"),
+        ("fit=cover", "fit", "width or height"),
+        ("colour=red", "colour", "unknown"),
+    ] {
+        let e = field_error(spec);
+        assert_eq!(e.param, param, "{spec}: {e}");
+        assert!(e.message.contains(hint), "{spec}: {e}");
+    }
+    let json =
+        Pipeline::from_json(&serde_json::json!({"steps": [{"op": "blur", "sigma": 500}]})).unwrap_err();
+    assert_eq!(json.param, "blur");
+    let unknown = Pipeline::from_json(&serde_json::json!({"steps": [{"op": "explode"}]})).unwrap_err();
+    assert_eq!(unknown.param, "pipeline");
+    assert_eq!(Pipeline::from_fields(Vec::<(&str, &str)>::new()).unwrap(), None);
+}
+
+#[test]
+fn field_names_cover_every_flat_field() {
+    for name in FIELD_NAMES {
+        let value = match *name {
+            "crop" => "0,0,1,1",
+            "rotate" => "90",
+            "flip" => "h",
+            "fit" => "cover",
+            "format" => "png",
+            "auto_orient" | "upscale" | "grayscale" => "true",
+            _ => "5",
+        };
+        let mut pairs = vec![(*name, value)];
+        if matches!(*name, "fit" | "upscale") {
+            pairs.push(("width", "10"));
+        }
+        assert!(Pipeline::from_fields(pairs).is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn stored_invalid_pipeline_fails_the_job_with_the_reason() {
+    let p = Pipeline {
+        steps: vec![Step::Rotate { degrees: 45 }],
+        ..Pipeline::default()
+    };
+    let err = imaging::process(&png(quadrants(8, 8)), &p, &LIMITS).unwrap_err();
+    assert!(matches!(err, ImagingError::Invalid(_)));
+    assert!(err.to_string().contains("rotate"), "{err}");
+}
+
+// ---------------------------------------------------------------- orientation
+
+/// A JPEG with an EXIF APP1 segment carrying `orientation` (and a GPS-like marker string).
+fn with_exif(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes()); // one IFD entry
+    tiff.extend(0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend(3u16.to_le_bytes()); // SHORT
+    tiff.extend(1u32.to_le_bytes());
+    tiff.extend(orientation.to_le_bytes());
+    tiff.extend([0, 0]);
+    tiff.extend(0u32.to_le_bytes()); // no next IFD
+    tiff.extend(b"GPS-SECRET-48.8584N");
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(u16::try_from(app1.len() + 2).unwrap().to_be_bytes());
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+/// The stored pixels that a viewer honouring `orientation` shows as `upright`.
+fn stored_for(upright: &DynamicImage, orientation: u8) -> DynamicImage {
+    let o = image::metadata::Orientation::from_exif(orientation).unwrap();
+    let candidates = [
+        upright.clone(),
+        upright.fliph(),
+        upright.flipv(),
+        upright.rotate90(),
+        upright.rotate180(),
+        upright.rotate270(),
+        upright.rotate90().fliph(),
+        upright.rotate270().fliph(),
+    ];
+    candidates
+        .into_iter()
+        .find(|c| {
+            let mut shown = c.clone();
+            shown.apply_orientation(o);
+            shown == *upright
+        })
+        .expect("one of the eight transforms inverts the orientation")
+}
+
+#[test]
+fn exif_orientations_1_to_8_all_come_out_upright() {
+    let upright = DynamicImage::ImageRgb8(quadrants(64, 32));
+    for o in 1..=8u8 {
+        let stored = stored_for(&upright, o).to_rgb8();
+        let input = with_exif(&jpeg(&stored, 95), u16::from(o));
+        let (out, img) = run(&input, "format=png");
+        assert_eq!((out.width, out.height), (64, 32), "orientation {o}");
+        assert_upright(&img, 40);
+        // auto_orient=false leaves the stored pixels alone.
+        let (raw, _) = run(&input, "auto_orient=false&format=png");
+        assert_eq!((raw.width, raw.height), stored.dimensions(), "orientation {o}");
+    }
+}
+
+#[test]
+fn orientation_is_right_on_the_dct_shrink_path_too() {
+    let upright = DynamicImage::ImageRgb8(quadrants(1600, 800));
+    for o in [6u8, 8, 5] {
+        let stored = stored_for(&upright, o).to_rgb8();
+        let input = with_exif(&jpeg(&stored, 90), u16::from(o));
+        let (out, img) = run(&input, "width=200&height=200");
+        assert_eq!((out.width, out.height), (200, 100), "orientation {o}");
+        assert_upright(&img, 40);
+    }
+}
+
+// ---------------------------------------------------------------- formats
+
+fn noisy(w: u32, h: u32) -> RgbImage {
+    let mut seed = 0x9E37_79B9u32;
+    RgbImage::from_fn(w, h, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let n = (seed % 40) as u8;
+        Rgb([
+            (x * 3) as u8 ^ n,
+            (y * 2) as u8 + n,
+            ((x + y) as u8).wrapping_mul(3),
+        ])
+    })
+}
+
+#[test]
+fn every_output_format_has_its_magic_decodes_again_and_reports_its_type() {
+    let input = png(noisy(120, 80));
+    for format in [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Bmp,
+        Format::Tiff,
+        Format::Avif,
+    ] {
+        let out = imaging::process(&input, &fields(&format!("format={format}")), &LIMITS).expect("encodes");
+        assert_eq!(out.format, format);
+        let b = &out.bytes;
+        let magic_ok = match format {
+            Format::Jpeg => b.starts_with(&[0xFF, 0xD8, 0xFF]),
+            Format::Png => b.starts_with(b"\x89PNG\r\n\x1a\n"),
+            Format::Gif => b.starts_with(b"GIF8"),
+            Format::Webp => b.starts_with(b"RIFF") && &b[8..12] == b"WEBP",
+            Format::Bmp => b.starts_with(b"BM"),
+            Format::Tiff => b.starts_with(b"II*\0") || b.starts_with(b"MM\0*"),
+            Format::Avif => &b[4..8] == b"ftyp" && b[8..32].windows(4).any(|w| w == b"avif"),
+        };
+        assert!(magic_ok, "{format}: {:?}", &b[..16]);
+        assert_eq!(Format::sniff(b), Some(format));
+        if format.can_read() {
+            let again = imaging::probe(b, &LIMITS).expect("our output probes");
+            assert_eq!((again.width, again.height), (120, 80));
+            let decoded = image::load_from_memory(b).expect("decodes again");
+            assert_eq!(decoded.dimensions(), (120, 80));
+        }
+    }
+}
+
+#[test]
+fn default_output_keeps_the_input_format() {
+    for (fmt, format) in [
+        (ImageFormat::Png, Format::Png),
+        (ImageFormat::Gif, Format::Gif),
+        (ImageFormat::Bmp, Format::Bmp),
+    ] {
+        let input = encode(
+            &DynamicImage::ImageRgba8(RgbaImage::from_pixel(10, 10, Rgba([1, 2, 3, 255]))),
+            fmt,
+        );
+        let out = imaging::process(&input, &Pipeline::default(), &LIMITS).expect("processes");
+        assert_eq!(out.format, format);
+    }
+}
+
+#[test]
+fn quality_changes_size_for_jpeg_and_webp() {
+    let input = png(noisy(300, 200));
+    for format in ["jpeg", "webp"] {
+        let low = imaging::process(&input, &fields(&format!("format={format}&quality=20")), &LIMITS).unwrap();
+        let high =
+            imaging::process(&input, &fields(&format!("format={format}&quality=95")), &LIMITS).unwrap();
+        assert!(
+            low.bytes.len() * 2 < high.bytes.len(),
+            "{format}: {} vs {}",
+            low.bytes.len(),
+            high.bytes.len()
+        );
+    }
+}
+
+#[test]
+fn metadata_is_not_carried_into_outputs() {
+    let input = with_exif(&jpeg(&noisy(64, 48), 90), 1);
+    assert!(input.windows(10).any(|w| w == b"GPS-SECRET"));
+    for format in ["jpeg", "png", "webp", "tiff"] {
+        let (out, _) = run(&input, &format!("format={format}"));
+        assert!(
+            !out.bytes.windows(10).any(|w| w == b"GPS-SECRET"),
+            "{format} kept EXIF"
+        );
+        assert!(
+            !out.bytes.windows(4).any(|w| w == b"Exif"),
+            "{format} kept an Exif block"
+        );
+    }
+}
+
+#[test]
+fn alpha_into_jpeg_is_flattened_on_white() {
+    // Fully transparent black hides under the alpha; it must not come out black.
+    let mut img = RgbaImage::from_pixel(32, 32, Rgba([0, 0, 0, 0]));
+    for x in 0..16 {
+        for y in 0..32 {
+            img.put_pixel(x, y, Rgba([255, 0, 0, 255]));
+        }
+    }
+    let (out, decoded) = run(&png(img), "format=jpeg");
+    assert_eq!(out.format, Format::Jpeg);
+    let rgb = decoded.to_rgb8();
+    assert!(
+        near(rgb.get_pixel(28, 16).0, [255, 255, 255], 8),
+        "{:?}",
+        rgb.get_pixel(28, 16)
+    );
+    assert!(
+        near(rgb.get_pixel(4, 16).0, [255, 0, 0], 30),
+        "{:?}",
+        rgb.get_pixel(4, 16)
+    );
+}
+
+#[test]
+fn sixteen_bit_grey_alpha_and_palette_inputs_give_8_bit_output() {
+    let rgb16 = image::ImageBuffer::<Rgb<u16>, _>::from_pixel(20, 10, Rgb([65535u16, 0, 32768]));
+    let (_, out) = run(&png(DynamicImage::ImageRgb16(rgb16)), "format=png");
+    assert_eq!(out.color(), image::ColorType::Rgb8);
+    assert!(near(out.to_rgb8().get_pixel(3, 3).0, [255, 0, 128], 1));
+
+    let la = image::GrayAlphaImage::from_pixel(20, 10, image::LumaA([90, 128]));
+    let (_, out) = run(&png(DynamicImage::ImageLumaA8(la)), "format=webp");
+    assert_eq!(out.dimensions(), (20, 10));
+
+    // GIF is palette-based: decoded and written again as PNG.
+    let gif = encode(&DynamicImage::ImageRgb8(quadrants(40, 20)), ImageFormat::Gif);
+    let (_, out) = run(&gif, "format=png");
+    assert_upright(&out, 10);
+}
+
+#[test]
+fn cmyk_jpeg_is_converted_to_rgb() {
+    let (w, h) = (32usize, 16usize);
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_CMYK);
+    c.set_size(w, h);
+    c.set_quality(90.0);
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&vec![0u8; w * h * 4]).unwrap();
+    let bytes = started.finish().unwrap();
+    let (out, img) = run(&bytes, "format=jpeg");
+    assert_eq!((out.width, out.height), (32, 16));
+    assert_eq!(img.color(), image::ColorType::Rgb8);
+}
+
+#[test]
+fn thumbnail_is_small_and_decodes() {
+    let input = jpeg(&noisy(1200, 900), 85);
+    let out = imaging::process(&input, &fields("width=1000"), &LIMITS).unwrap();
+    assert_eq!((out.width, out.height), (1000, 750));
+    let thumb = image::load_from_memory(&out.thumbnail).unwrap();
+    assert_eq!(thumb.dimensions(), (THUMBNAIL_SIZE, 192));
+    assert_eq!(Format::sniff(&out.thumbnail), Some(out.thumbnail_format));
+}
+
+#[test]
+fn big_jpeg_takes_the_dct_shrink_path_and_keeps_exact_geometry() {
+    let input = jpeg(&quadrants(3201, 1601), 90);
+    let out = imaging::process(&input, &Pipeline::default(), &LIMITS).unwrap();
+    assert_eq!((out.width, out.height), (800, 400));
+    assert_upright(&image::load_from_memory(&out.bytes).unwrap(), 40);
+    let (cover, img) = run(&input, "width=300&height=300&fit=cover");
+    assert_eq!((cover.width, cover.height), (300, 300));
+    // The centre square of the quadrants still has all four colours in its corners.
+    let rgb = img.to_rgb8();
+    assert!(near(rgb.get_pixel(10, 10).0, [255, 0, 0], 40));
+    assert!(near(rgb.get_pixel(290, 290).0, [255, 255, 255], 40));
+}
+
+// ---------------------------------------------------------------- hostile files
+
+fn assert_refused(bytes: &[u8], limits: &Limits, what: &str) -> ImagingError {
+    let err = imaging::process(bytes, &Pipeline::default(), limits).expect_err(what);
+    assert!(!err.to_string().is_empty());
+    err
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+    c.extend(kind);
+    c.extend(data);
+    let mut crc_input = kind.to_vec();
+    crc_input.extend(data);
+    c.extend(crc32(&crc_input).to_be_bytes());
+    c
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn empty_text_html_svg_and_pdf_are_unsupported() {
+    for (bytes, what) in [
+        (&b""[..], "empty"),
+        (b"hello, this is text", "text"),
+        (b"<!DOCTYPE html><html><body>hi</body></html>", "html"),
+        (
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>",
+            "svg",
+        ),
+        (b"%PDF-1.4\n1 0 obj<<>>endobj\n", "pdf"),
+        (b"\0\0\0\0\0\0\0\0", "zeros"),
+    ] {
+        let err = imaging::probe(bytes, &LIMITS).expect_err(what);
+        assert!(matches!(err, ImagingError::Unsupported(_)), "{what}: {err}");
+        assert_eq!(err.code(), "unsupported_media_type");
+        assert_refused(bytes, &LIMITS, what);
+    }
+}
+
+#[test]
+fn avif_input_is_unsupported_not_corrupt() {
+    let avif = imaging::process(&png(noisy(16, 16)), &fields("format=avif"), &LIMITS).unwrap();
+    let err = imaging::probe(&avif.bytes, &LIMITS).unwrap_err();
+    assert!(matches!(err, ImagingError::Unsupported(_)), "{err}");
+}
+
+#[test]
+fn truncated_files_fail_cleanly() {
+    let jpg = jpeg(&noisy(200, 150), 90);
+    let pngb = png(noisy(200, 150));
+    let gif = encode(&DynamicImage::ImageRgb8(noisy(50, 50)), ImageFormat::Gif);
+    let webp = imaging::process(&pngb, &fields("format=webp"), &LIMITS)
+        .unwrap()
+        .bytes;
+    for (bytes, what) in [(&jpg, "jpeg"), (&pngb, "png"), (&gif, "gif"), (&webp, "webp")] {
+        for cut in [bytes.len() / 2, 30, 12] {
+            let err = assert_refused(&bytes[..cut], &LIMITS, what);
+            assert!(
+                matches!(err, ImagingError::Corrupt(_) | ImagingError::Unsupported(_)),
+                "{what} cut at {cut}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn png_declaring_100000_by_100000_is_refused_from_the_header() {
+    let mut ihdr = 100_000u32.to_be_bytes().to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend(png_chunk(b"IHDR", &ihdr));
+    bytes.extend(png_chunk(b"IEND", &[]));
+    let err = imaging::probe(&bytes, &LIMITS).unwrap_err();
+    assert!(
+        matches!(err, ImagingError::TooLarge { width: 100_000, .. }),
+        "{err}"
+    );
+    assert_eq!(err.code(), "image_too_large");
+    assert_refused(&bytes, &LIMITS, "huge png");
+}
+
+#[test]
+fn zip_bomb_like_png_is_bounded_by_the_pixel_limit() {
+    // 4000x4000 of zeros deflates to a few kilobytes.
+    let bomb = png(image::GrayImage::new(4000, 4000));
+    assert!(bomb.len() < 100_000, "{}", bomb.len());
+    let small = Limits {
+        max_pixels: 1_000_000,
+    };
+    let err = assert_refused(&bomb, &small, "bomb");
+    assert!(matches!(err, ImagingError::TooLarge { .. }), "{err}");
+    // Under a limit that admits it, it decodes within that budget.
+    let out = imaging::process(&bomb, &fields("width=100"), &LIMITS).unwrap();
+    assert_eq!((out.width, out.height), (100, 100));
+}
+
+#[test]
+fn gif_with_thousands_of_frames_counts_every_frame() {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut bytes, 100, 100, &[0, 0, 0, 255, 255, 255]).unwrap();
+        for i in 0..3000u32 {
+            let mut frame = gif::Frame::default();
+            frame.width = 100;
+            frame.height = 100;
+            frame.buffer = std::borrow::Cow::Owned(vec![(i % 2) as u8; 100 * 100]);
+            enc.write_frame(&frame).unwrap();
+        }
+    }
+    let limits = Limits {
+        max_pixels: 10_000_000,
+    };
+    let err = imaging::probe(&bytes, &limits).unwrap_err();
+    assert!(
+        matches!(err, ImagingError::TooLarge { pixels, .. } if pixels > 10_000_000),
+        "{err}"
+    );
+    // Under the default limit (30 M pixels in all) the first frame is processed.
+    let out = imaging::process(&bytes, &fields("format=png"), &LIMITS).unwrap();
+    assert_eq!((out.width, out.height), (100, 100));
+    let first = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
+    assert_eq!(first.get_pixel(5, 5).0, [0, 0, 0]);
+}
+
+#[test]
+fn jpeg_with_corrupt_huffman_data_is_a_clear_error() {
+    let good = jpeg(&noisy(256, 256), 90);
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    for (i, b) in bad[mid..mid + 400].iter_mut().enumerate() {
+        *b ^= 0x5A ^ (i as u8);
+        if *b == 0xFF {
+            *b = 0xFE;
+        }
+    }
+    let err = assert_refused(&bad, &LIMITS, "corrupt huffman");
+    assert!(matches!(err, ImagingError::Corrupt(_)), "{err}");
+    assert_eq!(err.code(), "corrupt_image");
+    // The same file through the DCT-shrink path.
+    let err = imaging::process(&bad, &fields("width=32"), &LIMITS).unwrap_err();
+    assert!(matches!(err, ImagingError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn random_garbage_behind_real_magic_never_panics() {
+    let mut seed = 12345u32;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let magics: [&[u8]; 6] = [
+        b"\xFF\xD8\xFF\xE0",
+        b"\x89PNG\r\n\x1a\n",
+        b"GIF89a",
+        b"RIFF\0\0\0\0WEBPVP8 ",
+        b"BM",
+        b"II*\0",
+    ];
+    for magic in magics {
+        for len in [0usize, 10, 100, 2000] {
+            let mut bytes = magic.to_vec();
+            bytes.extend((0..len).map(|_| rnd() as u8));
+            // Either outcome is fine; panicking or hanging is not.
+            let _ = imaging::process(&bytes, &Pipeline::default(), &LIMITS);
+        }
+    }
+    // Valid headers with garbage bodies.
+    let jpg = jpeg(&noisy(64, 64), 80);
+    for start in [20, 200, 600] {
+        let mut bytes = jpg.clone();
+        for b in &mut bytes[start..] {
+            *b = rnd() as u8;
+        }
+        let _ = imaging::process(&bytes, &Pipeline::default(), &LIMITS);
+    }
+}
+
+#[test]
+fn bmp_declaring_a_huge_canvas_is_refused() {
+    let mut bytes = b"BM".to_vec();
+    bytes.extend(1000u32.to_le_bytes()); // file size
+    bytes.extend([0; 4]);
+    bytes.extend(54u32.to_le_bytes()); // pixel data offset
+    bytes.extend(40u32.to_le_bytes()); // BITMAPINFOHEADER
+    bytes.extend(60_000i32.to_le_bytes());
+    bytes.extend(60_000i32.to_le_bytes());
+    bytes.extend(1u16.to_le_bytes());
+    bytes.extend(24u16.to_le_bytes());
+    bytes.extend([0; 24]);
+    let err = assert_refused(&bytes, &LIMITS, "huge bmp");
+    assert!(
+        matches!(err, ImagingError::TooLarge { .. } | ImagingError::Corrupt(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn resize_output_over_the_pixel_limit_is_refused_before_allocating() {
+    let input = png(noisy(100, 100));
+    let small = Limits {
+        max_pixels: 1_000_000,
+    };
+    let err = imaging::process(
+        &input,
+        &fields("width=5000&height=5000&fit=fill&upscale=true"),
+        &small,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ImagingError::TooLarge { .. }), "{err}");
+}
