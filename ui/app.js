@@ -10,8 +10,12 @@ import { createUploader } from './uploads.js';
 
 const $ = (id) => document.getElementById(id);
 
-const PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
+/** Rows per page; `?limit=N` in the page's address overrides it (the server allows up to 200). */
+const PAGE_SIZE = (() => {
+  const asked = Number(new URL(window.location.href).searchParams.get('limit'));
+  return Number.isInteger(asked) && asked >= 1 && asked <= MAX_PAGE_SIZE ? asked : 50;
+})();
 const STATS_MIN_INTERVAL_MS = 1000;
 const STATS_POLL_MS = 10_000;
 const OFFLINE_LIST_POLL_MS = 5000;

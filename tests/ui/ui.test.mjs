@@ -206,6 +206,27 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  it('pages through the list with "Load more", newest first', async () => {
+    const { body: listed } = await apiJson('/api/images?limit=200');
+    const expected = listed.images.map((image) => image.id).slice(0, 6);
+    const listPage = await browser.context.newPage();
+    listPage.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+    try {
+      await listPage.goto(`${BASE_URL}/?limit=1`); // one row per page
+      await listPage.waitForSelector('tr.image-row');
+      const more = listPage.locator('#load-more');
+      for (let clicks = 0; clicks < expected.length && (await more.isVisible()); clicks += 1) {
+        await more.click();
+        await listPage.waitForFunction(() => !document.getElementById('load-more').disabled);
+      }
+      const shown = await listPage.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
+      assert.deepEqual(shown.slice(0, expected.length), expected);
+      if (listed.images.length < expected.length) assert.equal(await more.isVisible(), false, 'the button goes once all is shown');
+    } finally {
+      await listPage.close();
+    }
+  });
+
   it('asks for a token when the API answers 401, then sends it as a Bearer header', async () => {
     // Plays a server started with API_TOKEN: every /api call without the right token gets a 401.
     const TOKEN = 'test-token-123';
