@@ -75,6 +75,30 @@ def check_restricted(where, spec):
             problem(f"{what}: uses a hostPort")
 
 
+def check_connection_budget(name, by_kind, configmaps):
+    """Every app pod holds DB_POOL_SIZE + 1 (LISTEN) connections; at the HPA maxima
+    (and during a rollout's surge, ignored here) they must fit in max_connections
+    minus the 3 reserved for superusers."""
+    max_connections = 100
+    for sts in by_kind.get("StatefulSet", {}).values():
+        args = pod_spec(sts)["containers"][0].get("args", [])
+        for a in args:
+            if a.startswith("max_connections="):
+                max_connections = int(a.split("=", 1)[1])
+    for cluster in by_kind.get("Cluster", {}).values():
+        params = cluster["spec"].get("postgresql", {}).get("parameters", {})
+        max_connections = int(params.get("max_connections", max_connections))
+    hpa_max = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+               for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
+    total = 0
+    for dname, d in by_kind.get("Deployment", {}).items():
+        c = pod_spec(d)["containers"][0]
+        pool = int(env_value(c, configmaps, "DB_POOL_SIZE") or 16)
+        total += hpa_max.get(dname, d["spec"].get("replicas", 1)) * (pool + 1)
+    if total > max_connections - 3:
+        problem(f"{name}: app pods may open {total} connections; max_connections is {max_connections}")
+
+
 def check_overlay(name, docs):
     by_kind = {}
     for d in docs:
@@ -126,6 +150,7 @@ def check_overlay(name, docs):
                           for p in by_kind.get("PodDisruptionBudget", {}).values()}
         if not {"api", "worker"} <= pdb_components:
             problem(f"{name}: PodDisruptionBudgets must cover api and worker")
+        check_connection_budget(name, by_kind, configmaps)
         policies = by_kind.get("NetworkPolicy", {}).values()
         if not any(p["spec"].get("podSelector") == {} and
                    set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"} for p in policies):
