@@ -156,7 +156,8 @@ impl LocalPostgres {
     }
 }
 
-/// Finds the server binaries: `PATH` first, then the newest `/usr/lib/postgresql/*/bin`.
+/// Finds the server binaries: `PATH` first, then the newest `/usr/lib/postgresql/*/bin`
+/// (`IMAGE_PROCESSOR_PG_SEARCH` replaces that directory).
 pub fn find_bin_dir() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
@@ -165,7 +166,9 @@ pub fn find_bin_dir() -> Option<PathBuf> {
             }
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    // Overridable so a test can prove the "not installed" message.
+    let root = std::env::var_os("IMAGE_PROCESSOR_PG_SEARCH").unwrap_or_else(|| "/usr/lib/postgresql".into());
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .ok()?
         .filter_map(|e| e.ok())
         .filter_map(|e| {

@@ -29,11 +29,12 @@ pub async fn cluster() -> &'static Cluster {
     CLUSTER
         .get_or_init(|| async {
             let dir = tempdir_for_postgres();
-            let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir))
+            let data = dir.join("pg");
+            let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&data))
                 .await
                 .expect("join")
                 .unwrap_or_else(|e| panic!("starting the test PostgreSQL failed: {e:#}"));
-            stop_cluster_when_we_exit(&pg);
+            stop_cluster_when_we_exit(&pg, &dir);
             let admin = db::connect(&pg.url()).await.expect("connect to the test cluster");
             admin
                 .batch_execute(&format!("create database {TEMPLATE}"))
@@ -71,15 +72,19 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 
 /// Statics are never dropped, so a watchdog process stops the cluster (and removes its files)
 /// once this test process is gone, however it ended.
-fn stop_cluster_when_we_exit(pg: &LocalPostgres) {
-    let data = pg.data_dir().to_path_buf();
-    let parent = data.parent().map(PathBuf::from).unwrap_or_else(|| data.clone());
+fn stop_cluster_when_we_exit(pg: &LocalPostgres, dir: &std::path::Path) {
+    assert!(
+        dir.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("image-processor-test-")),
+        "refusing to schedule removal of {}",
+        dir.display()
+    );
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-         kill -QUIT $(head -n1 '{data}/postmaster.pid') 2>/dev/null; sleep 1; rm -rf '{parent}'",
+         kill -QUIT $(head -n1 '{data}/postmaster.pid') 2>/dev/null; sleep 1; rm -rf '{dir}'",
         pid = std::process::id(),
-        data = data.display(),
-        parent = parent.display(),
+        data = pg.data_dir().display(),
+        dir = dir.display(),
     );
     Command::new("sh")
         .arg("-c")
@@ -105,18 +110,14 @@ pub async fn fresh_database() -> String {
 
 /// Configuration for tests: port 0, small and quick.
 pub fn test_config(extra: &[(&str, &str)]) -> Config {
-    let mut args: Vec<String> = vec![
-        "image-processor".into(),
-        "--listen-addr".into(),
-        "127.0.0.1:0".into(),
+    let defaults = [
+        ("listen-addr", "127.0.0.1:0"),
+        ("sweep-secs", "1"),
+        ("db-pool-size", "8"),
     ];
-    args.extend([
-        "--sweep-secs".into(),
-        "1".into(),
-        "--db-pool-size".into(),
-        "8".into(),
-    ]);
-    for (k, v) in extra {
+    let mut args: Vec<String> = vec!["image-processor".into()];
+    let overridden = |k: &str| extra.iter().any(|(e, _)| *e == k);
+    for (k, v) in defaults.iter().filter(|(k, _)| !overridden(k)).chain(extra) {
         args.push(format!("--{k}"));
         args.push((*v).to_owned());
     }
