@@ -75,6 +75,35 @@ def check_restricted(where, spec):
             problem(f"{what}: uses a hostPort")
 
 
+MIB = 1 << 20
+UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def quantity(q):
+    for suffix, factor in UNITS.items():
+        if str(q).endswith(suffix):
+            return int(float(str(q)[: -len(suffix)]) * factor)
+    return int(q)
+
+
+def check_memory_budget(where, c, configmaps):
+    """Estimates, pending measurement: ~128 MiB for the process, 4 bytes per pixel
+    for each decode a worker thread holds (MAX_PIXELS), and every upload in flight
+    held whole (MAX_CONCURRENT_UPLOADS x MAX_UPLOAD_BYTES)."""
+    def setting(name, default):
+        return int(env_value(c, configmaps, name) or default)
+
+    role = (c.get("args") or ["run"])[0]
+    need = 128 * MIB
+    if role in ("run", "worker"):
+        need += setting("WORKER_THREADS", 4) * setting("MAX_PIXELS", 50_000_000) * 4
+    if role in ("run", "api"):
+        need += setting("MAX_CONCURRENT_UPLOADS", 32) * setting("MAX_UPLOAD_BYTES", 26_214_400)
+    limit = quantity(c["resources"]["limits"]["memory"])
+    if limit < need:
+        problem(f"{where}: memory limit {limit // MIB} MiB < estimated need {need // MIB} MiB")
+
+
 def check_connection_budget(name, by_kind, configmaps):
     """Every app pod holds DB_POOL_SIZE + 1 (LISTEN) connections; at the HPA maxima
     (and during a rollout's surge, ignored here) they must fit in max_connections
@@ -124,6 +153,8 @@ def check_overlay(name, docs):
                         f" + SHUTDOWN_GRACE_SECS {drain}")
             if "memory" not in c.get("resources", {}).get("limits", {}):
                 problem(f"{where}/{c['name']}: no memory limit")
+            elif c.get("name") == "image-processor":
+                check_memory_budget(where, c, configmaps)
             if w["kind"] == "Deployment" and "/healthz" not in json.dumps(c.get("livenessProbe", {})):
                 problem(f"{where}/{c['name']}: liveness must be /healthz (no database)")
 
