@@ -3,8 +3,8 @@
 Usage: check_rendered.py RENDERED_DIR SKIPS_FILE CHECKOV_JSON
 
 Reads every <overlay>.yaml in RENDERED_DIR and asserts the deployment's own
-promises (role split, HPA ownership of replicas, PDBs, NetworkPolicies, digests,
-shutdown budget); then filters the checkov JSON report through SKIPS_FILE and
+promises (Pod Security "restricted", role split, HPA ownership of replicas, PDBs,
+NetworkPolicies, digests, and the shutdown, memory and connection budgets); then filters the checkov JSON report through SKIPS_FILE and
 fails on any finding not listed there, or any listed skip that matched nothing.
 Prints one line per problem; exits 1 if there was any.
 """
