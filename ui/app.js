@@ -1,4 +1,6 @@
 // The page: wires the upload queue, the live table, the counters and the event stream together.
+// Its address takes `?status=<pending|processing|completed|failed>` (the filter) and `?limit=N`
+// (rows per page, 1–200).
 
 import { api } from './api.js';
 import { onTokenChange, requestToken } from './auth.js';
@@ -56,8 +58,37 @@ const table = createTable({
 
 const matchesFilter = (image) => !state.filter || image.status === state.filter;
 
+// ---- screen-reader announcements of finished images ------------------------------------------
+
+const ANNOUNCE_EVERY_MS = 2000;
+let finished = [];
+let announceTimer = null;
+
+/** Collects completions and failures, and says them in one sentence every couple of seconds. */
+function noteFinished(image) {
+  finished.push(image);
+  if (announceTimer) return;
+  announceTimer = setTimeout(() => {
+    announceTimer = null;
+    const done = finished.filter((i) => i.status === 'completed');
+    const failed = finished.filter((i) => i.status === 'failed');
+    finished = [];
+    const name = (i) => i.filename || 'an untitled image';
+    const parts = [];
+    if (done.length === 1) parts.push(`${name(done[0])} completed`);
+    else if (done.length > 1) parts.push(`${done.length} images completed`);
+    if (failed.length === 1) parts.push(`${name(failed[0])} failed: ${failed[0].error || 'no reason given'}`);
+    else if (failed.length > 1) parts.push(`${failed.length} images failed`);
+    $('status-announcer').textContent = parts.length ? `${parts.join('; ')}.` : '';
+  }, ANNOUNCE_EVERY_MS);
+}
+
 function applyImage(image) {
   if (state.seenDuringLoad) state.seenDuringLoad.set(image.id, image);
+  const previous = table.statusOf(image.id);
+  if (previous && previous !== image.status && (image.status === 'completed' || image.status === 'failed')) {
+    noteFinished(image);
+  }
   if (!matchesFilter(image)) {
     table.remove(image.id);
     return;
@@ -65,6 +96,16 @@ function applyImage(image) {
   // An image older than the last loaded row belongs to a page the user has not loaded yet.
   if (!table.has(image.id) && state.next && table.isOlderThanLoaded(image)) return;
   table.upsert(image);
+}
+
+/**
+ * An image object from our own request (upload, retry). It may be older than what an event has
+ * already shown (a small image can finish before the upload's answer arrives), so it only fills
+ * a gap; a fresh read settles the row.
+ */
+function applyOwnResult(image) {
+  if (!table.has(image.id)) applyImage(image);
+  refreshImage(image.id);
 }
 
 function forgetImage(id) {
@@ -147,7 +188,7 @@ async function retryImage(image) {
   const name = image.filename || image.id;
   try {
     const updated = await api.retry(image.id);
-    if (updated && updated.id) applyImage(updated);
+    if (updated && updated.id) applyOwnResult(updated);
     else refreshImage(image.id);
     announce(`Processing ${name} again.`);
     scheduleStats();
@@ -263,7 +304,7 @@ const uploader = createUploader({
   getFields: controls.fields,
   validateFields: controls.validate,
   onUploaded: (image) => {
-    applyImage(image);
+    applyOwnResult(image);
     scheduleStats();
   },
   announce,

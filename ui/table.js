@@ -192,6 +192,7 @@ export function createTable({ tbody, emptyState, onRetry, onDelete, announce }) 
     upsert,
     remove,
     has: (id) => rows.has(id),
+    statusOf: (id) => rows.get(id)?.image.status,
     get size() {
       return rows.size;
     },

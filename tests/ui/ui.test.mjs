@@ -120,6 +120,8 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
       assert.ok(decoded, `the thumbnail of ${image.name} decodes`);
     }
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was never reloaded');
+    // Screen readers hear about it too, in one polite sentence.
+    await page.waitForFunction(() => /completed/.test(document.getElementById('status-announcer').textContent));
   });
 
   it('downloads the processed file, which decodes at 200 px wide', async () => {
