@@ -200,12 +200,20 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
   it('looks right on a desktop and a phone (screenshots)', async () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: `${ARTIFACTS}final.png`, fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: `${ARTIFACTS}final-phone.png`, fullPage: true });
-    await page.setViewportSize({ width: 1280, height: 900 });
+
+    const phone = await browser.context.newPage();
+    phone.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+    try {
+      await phone.setViewportSize({ width: 390, height: 844 });
+      await phone.goto(`${BASE_URL}/`);
+      await phone.waitForSelector('tr.image-row[data-status="completed"] .thumb img');
+      assert.equal(await phone.$eval('#ops-details', (d) => d.open), false, 'options start folded on a phone');
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+      await phone.screenshot({ path: `${ARTIFACTS}final-phone.png`, fullPage: true });
+    } finally {
+      await phone.close();
+    }
   });
 
   it('pages through the list with "Load more", newest first', async () => {
