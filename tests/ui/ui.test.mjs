@@ -82,6 +82,23 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     });
   });
 
+  it('can be driven from the keyboard', async () => {
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'skip-link');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'token-button');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'pick-button', 'the file picker is one Tab away');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.tagName), 'SUMMARY', 'then the processing options');
+    await page.focus('.filter-chip[data-status="completed"]');
+    await page.keyboard.press('Space');
+    await page.waitForFunction(() => document.querySelector('.filter-chip[data-status="completed"]').getAttribute('aria-pressed') === 'true');
+    await page.focus('.filter-chip[data-status=""]');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('.filter-chip[data-status=""]').getAttribute('aria-pressed') === 'true');
+  });
+
   it('uploads three files with width=200; the non-image is refused with its error', async () => {
     await page.fill('#op-width', '200');
     await page.waitForFunction(() => document.getElementById('ops-summary').textContent.includes('width 200px'));
