@@ -203,7 +203,7 @@ fn main() {
         ("-> gif", "width=800&height=800&format=gif"),
         ("-> bmp", "width=800&height=800&format=bmp"),
         ("-> tiff", "width=800&height=800&format=tiff"),
-        ("-> avif q70 speed 8", "width=800&height=800&format=avif"),
+        ("-> avif q70 speed 10", "width=800&height=800&format=avif"),
     ];
     for (name, spec) in families {
         let pairs: Vec<(&str, &str)> = spec.split('&').filter_map(|kv| kv.split_once('=')).collect();

@@ -19,8 +19,8 @@ pub(super) fn default_quality(format: Format) -> u8 {
     }
 }
 
-/// rav1e speed 1 (slowest) – 10; 8 keeps a 800 px AVIF under a second on one core.
-const AVIF_SPEED: u8 = 8;
+/// rav1e speed 1 (slowest) – 10 (fastest): even 10 takes about a second for 800×600 on one core.
+const AVIF_SPEED: u8 = 10;
 /// NeuQuant sampling for GIF palettes, 1 (best) – 30 (fastest).
 const GIF_SPEED: i32 = 10;
 /// libwebp's largest side.
