@@ -596,6 +596,41 @@ fn sixteen_bit_grey_alpha_and_palette_inputs_give_8_bit_output() {
     assert_upright(&out, 10);
 }
 
+/// A JPEG with `icc` in an APP2 `ICC_PROFILE` segment.
+fn with_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
+    let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
+    app2.extend(icc);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE2]);
+    out.extend(u16::try_from(app2.len() + 2).unwrap().to_be_bytes());
+    out.extend(app2);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn display_p3_photos_are_converted_to_srgb_and_srgb_ones_left_alone() {
+    let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+    let srgb = moxcms::ColorProfile::new_srgb().encode().unwrap();
+    let plain = jpeg(&RgbImage::from_pixel(32, 32, Rgb([60, 200, 60])), 95);
+    let centre = |bytes: &[u8]| run(bytes, "format=png").1.to_rgb8().get_pixel(16, 16).0;
+    let (as_is, tagged_srgb, tagged_p3) = (
+        centre(&plain),
+        centre(&with_icc(&plain, &srgb)),
+        centre(&with_icc(&plain, &p3)),
+    );
+    assert_eq!(as_is, tagged_srgb);
+    // P3 green is more saturated than the same numbers in sRGB: in sRGB it needs a larger G-R.
+    let spread = |p: [u8; 3]| i32::from(p[1]) - i32::from(p[0]);
+    assert!(
+        spread(tagged_p3) > spread(as_is) + 10,
+        "{as_is:?} -> {tagged_p3:?}"
+    );
+    // The profile itself is not carried into the output.
+    let out = imaging::process(&with_icc(&plain, &p3), &fields("format=jpeg"), &LIMITS).unwrap();
+    assert!(!out.bytes.windows(11).any(|w| w == b"ICC_PROFILE"));
+}
+
 #[test]
 fn cmyk_jpeg_is_converted_to_rgb() {
     let (w, h) = (32usize, 16usize);

@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 
-use super::{check_frames, jpeg, Format, ImagingError, Limits, Probe};
+use super::{check_frames, colour, jpeg, Format, ImagingError, Limits, Probe};
 
 /// A decoded input, normalised to `Luma8`, `LumaA8`, `Rgb8` or `Rgba8`.
 pub(super) struct Decoded {
@@ -81,7 +81,7 @@ pub(super) fn decode(
 ) -> Result<Decoded, ImagingError> {
     if probe.format == Format::Jpeg {
         // `None`: a CMYK/YCCK JPEG, which the general decoder converts to RGB.
-        if let Some(decoded) = jpeg::decode(bytes, shrink)? {
+        if let Some(decoded) = jpeg::decode(bytes, (probe.width, probe.height), shrink)? {
             return Ok(decoded);
         }
     }
@@ -94,11 +94,12 @@ fn decode_general(bytes: &[u8], probe: &Probe, limits: &Limits) -> Result<Decode
     let refused = |e| classify(e, Some((probe, limits)));
     let mut decoder = reader.into_decoder().map_err(refused)?;
     let orientation = decoder.orientation().ok();
-    let image = DynamicImage::from_decoder(decoder).map_err(refused)?;
-    Ok(Decoded {
-        image: to_8bit(image),
-        orientation,
-    })
+    let icc = decoder.icc_profile().ok().flatten();
+    let mut image = to_8bit(DynamicImage::from_decoder(decoder).map_err(refused)?);
+    if let Some(icc) = icc {
+        colour::to_srgb(&mut image, &icc);
+    }
+    Ok(Decoded { image, orientation })
 }
 
 /// Decoder limits derived from `MAX_PIXELS`: no side longer than the whole budget allows and no

@@ -16,15 +16,22 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use mozjpeg::{ColorSpace, Compress, Decompress, Marker};
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
+use super::colour;
 use super::decode::{panic_message, Decoded};
 use super::ImagingError;
 
-/// APP1 carries EXIF (orientation); nothing else is kept.
-const SAVED_MARKERS: &[Marker] = &[Marker::APP(1)];
+/// APP1 carries EXIF (orientation), APP2 the ICC profile; nothing else is kept.
+const SAVED_MARKERS: &[Marker] = &[Marker::APP(1), Marker::APP(2)];
 
 /// Decodes a JPEG, shrinking by `shrink` (1, 2, 4 or 8) in the DCT domain. Returns `None` for
-/// CMYK/YCCK files, which libjpeg cannot turn into RGB.
-pub(super) fn decode(bytes: &[u8], shrink: u32) -> Result<Option<Decoded>, ImagingError> {
+/// CMYK/YCCK files, which libjpeg cannot turn into RGB. `expected` is the size the header check
+/// saw; a file that libjpeg reads differently (a second frame header, say) is refused, so the
+/// pixel limit checked on that size really bounds what is allocated here.
+pub(super) fn decode(
+    bytes: &[u8],
+    expected: (u32, u32),
+    shrink: u32,
+) -> Result<Option<Decoded>, ImagingError> {
     let numerator = match shrink {
         8 => 1,
         4 => 2,
@@ -35,7 +42,15 @@ pub(super) fn decode(bytes: &[u8], shrink: u32) -> Result<Option<Decoded>, Imagi
         let mut d = Decompress::with_err(strict_error_mgr())
             .with_markers(SAVED_MARKERS)
             .from_mem(bytes)?;
+        let size = (d.width(), d.height());
+        if size != (expected.0 as usize, expected.1 as usize) {
+            return Err(std::io::Error::other(format!(
+                "frame header says {}x{}, the first header said {}x{}",
+                size.0, size.1, expected.0, expected.1
+            )));
+        }
         let orientation = d.markers().find_map(|m| exif_orientation(m.data));
+        let icc = colour::icc_from_app2(d.markers().map(|m| m.data));
         if matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK) {
             return Ok(None);
         }
@@ -53,8 +68,11 @@ pub(super) fn decode(bytes: &[u8], shrink: u32) -> Result<Option<Decoded>, Imagi
             s.finish()?;
             RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
         };
-        let image =
+        let mut image =
             image.ok_or_else(|| std::io::Error::other("decoded fewer pixels than the header declares"))?;
+        if let Some(icc) = icc {
+            colour::to_srgb(&mut image, &icc);
+        }
         Ok(Some(Decoded { image, orientation }))
     }));
     match result {

@@ -5,10 +5,11 @@
 //!
 //! Layout: [`format`](Format) sniffs and names formats; `decode` reads headers (counting
 //! animation frames against the pixel limit) and decodes with strict limits; `jpeg` is the fast
-//! JPEG path (libjpeg-turbo via MozJPEG, shrinking in the DCT domain); `resize` plans geometry and
-//! resamples with a SIMD resizer; `ops` holds the per-pixel operations; `encode` writes every
-//! output format with no metadata carried over.
+//! JPEG path (libjpeg-turbo via MozJPEG, shrinking in the DCT domain); `colour` converts embedded
+//! ICC profiles to sRGB; `resize` plans geometry and resamples with a SIMD resizer; `ops` holds
+//! the per-pixel operations; `encode` writes every output format with no metadata carried over.
 
+mod colour;
 mod decode;
 mod encode;
 mod format;
