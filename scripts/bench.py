@@ -646,6 +646,7 @@ def run_e2e(ctx, target, kind, clients, duration):
     rows = db_rows(target["db_url"], ids, has_started=target["kind"] == "ours") if ids else []
     s = summarize(rows, [r[1] for r in results])
     s["cpu"] = CpuMeter.delta(a, b)
+    s["api_hwm_mb_after"] = rnd(vm_hwm_mb(ctx["service"].api.pid), 1)
     svc = s["cpu"]["pg"] + (s["cpu"]["seed"] if target["kind"] == "seed" else s["cpu"]["api"] + s["cpu"]["workers"])
     s["service_cpu_s"] = rnd(svc, 2)
     if s.get("completed") and svc:
@@ -823,7 +824,8 @@ def run_ingest(ctx, service, clients, procs, duration):
            "error_sample": [x for r in res for x in r[2]][:5],
            "p50_ms": rnd(pct(lat, 50), 1), "p99_ms": rnd(pct(lat, 99), 1),
            "rows_in_db": dbn[0], "mb_per_s": rnd(acc * len(data) / duration / 1e6, 1),
-           "client_cpu_s": rnd(client_cpu, 2), "cpu": CpuMeter.delta(a, b)}
+           "client_cpu_s": rnd(client_cpu, 2), "cpu": CpuMeter.delta(a, b),
+           "api_hwm_mb_after": rnd(vm_hwm_mb(service.api.pid), 1)}
     truncate(service.db_url)
     log(f"  ingest: {out['per_s']} uploads/s accepted ({busy} x 503, {nother} other errors; "
         f"p50 {out['p50_ms']} ms; client CPU {out['client_cpu_s']} s of {duration} s)")
@@ -1317,10 +1319,10 @@ def svg_charts(r):
 
     xs = [row["workers"] for row in sc]
     thr = sc[0]["threads"] if sc else 1
-    panels.append(line_panel(0, f"photos/s (×{thr} thread)", xs, [row["photos"].get("per_s") for row in sc],
+    panels.append(line_panel(0, f"photos/s ({thr} thread{'s' if thr > 1 else ''} each)", xs, [row["photos"].get("per_s") for row in sc],
                              seed.get("per_s") if seed else None, "seed"))
     sseed = h["small"].get("seed")
-    panels.append(line_panel(220, f"small images/s (×{thr} thread)", xs, [row["small"].get("per_s") for row in sc],
+    panels.append(line_panel(220, f"small images/s ({thr} thread{'s' if thr > 1 else ''} each)", xs, [row["small"].get("per_s") for row in sc],
                              sseed.get("per_s") if sseed else None, "seed"))
     panels.append(line_panel(440, "queue jobs/s (tiny)", xs, [row["queue"].get("jobs_per_s") for row in sc], 2000, "target"))
     # pickup latency bars: headline + each scaling row, p50/p95/p99
@@ -1335,9 +1337,9 @@ def svg_charts(r):
     for i in range(5):
         yv = ymax * i / 4
         out.append(f'<text x="{left - 4}" y="{Y(yv) + 4:.1f}" font-size="10" text-anchor="end">{yv:.0f}</text>')
-    for yv, lab in ((5, "p50 goal"), (25, "p99 goal")):
+    for yv in (5, 25):
         out.append(f'<line x1="{left}" y1="{Y(yv):.1f}" x2="{left + pw}" y2="{Y(yv):.1f}" stroke="#c33" stroke-dasharray="4,3"/>')
-        out.append(f'<text x="{left + pw}" y="{Y(yv) - 3:.1f}" font-size="9" fill="#c33" text-anchor="end">{lab}</text>')
+    out.append(f'<text x="{x0 + 10}" y="46" font-size="10" fill="#c33">dashed: goals p50 ≤ 5, p99 ≤ 25 ms</text>')
     gw = pw / max(1, len(groups))
     colors = {"p50_ms": "#2a6fb0", "p95_ms": "#7aa6d6", "p99_ms": "#c4d7ee"}
     for i, (lab, p) in enumerate(groups):
@@ -1348,7 +1350,7 @@ def svg_charts(r):
             bx = left + i * gw + 4 + j * (gw - 8) / 3
             out.append(f'<rect x="{bx:.1f}" y="{Y(v):.1f}" width="{(gw - 8) / 3 - 1:.1f}" height="{top + ph - Y(v):.1f}" fill="{colors[k]}"/>')
         out.append(f'<text x="{left + i * gw + gw / 2:.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">{lab}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{top + ph + 30}" font-size="10" text-anchor="middle">processes × threads; bars p50 p95 p99</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{top + ph + 30}" font-size="10" text-anchor="middle">procs × threads: p50 p95 p99</text>')
     panels.append("\n".join(out))
     title = (f"image-processor bench {r['started']} · git {r['git']['rev']} · {NPROC} cores · "
              f"load {r['machine']['loadavg_start'][0]:.1f}→{r['machine']['loadavg_end'][0]:.1f}")
