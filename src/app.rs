@@ -27,18 +27,32 @@ pub struct Running {
 
 /// Runs `role` until SIGINT/SIGTERM.
 pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
-    let local = if config.database_url.is_none() {
+    // Handlers first: a signal that arrives while we start must still mean "shut down cleanly".
+    let cancel = CancellationToken::new();
+    let signal = shutdown_signal()?;
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            signal.await;
+            tracing::info!("shutdown requested");
+            cancel.cancel();
+        }
+    });
+    let local = if config.database_url().is_none() {
         let dir = config.data_dir.join("postgres");
         Some(tokio::task::spawn_blocking(move || LocalPostgres::start(&dir)).await??)
     } else {
         None
     };
-    let url = match (&config.database_url, &local) {
-        (Some(url), _) => url.clone(),
+    let url = match (config.database_url(), &local) {
+        (Some(url), _) => url.to_owned(),
         (None, Some(pg)) => pg.url(),
         (None, None) => unreachable!("a local cluster is started when DATABASE_URL is unset"),
     };
-    let result = run_with(role, config, url, shutdown_signal()).await;
+    let result = match spawn_with(role, config, url, cancel).await {
+        Ok(running) => running.done.await.map_err(anyhow::Error::from).and_then(|r| r),
+        Err(e) => Err(e),
+    };
     if let Some(pg) = local {
         tracing::info!("stopping the local PostgreSQL");
         if let Err(e) = tokio::task::spawn_blocking(move || pg.stop()).await? {
@@ -48,52 +62,58 @@ pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
     result
 }
 
-async fn run_with(
+/// [`spawn_with`] on a token of its own.
+pub async fn spawn(role: Role, config: Config, url: String) -> anyhow::Result<Running> {
+    spawn_with(role, config, url, CancellationToken::new()).await
+}
+
+/// Starts the parts of `role` in the background. HTTP (probes included) is served at once, so
+/// `/healthz` answers and `/readyz` says 503 while the database is still unreachable; this
+/// returns once migrations are applied and the worker has started.
+pub async fn spawn_with(
     role: Role,
     config: Config,
     url: String,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let running = spawn(role, config, url).await?;
-    let cancel = running.cancel.clone();
-    tokio::spawn(async move {
-        stop.await;
-        tracing::info!("shutdown requested");
-        cancel.cancel();
-    });
-    running.done.await?
-}
-
-/// Migrates, then starts the parts of `role` in the background.
-pub async fn spawn(role: Role, config: Config, url: String) -> anyhow::Result<Running> {
-    let cancel = CancellationToken::new();
-    migrate_when_reachable(&url, &cancel).await?;
-    let config = Arc::new(config);
+    cancel: CancellationToken,
+) -> anyhow::Result<Running> {
     if role == Role::Migrate {
+        migrate_when_reachable(&url, &cancel).await?;
         return Ok(Running {
             addr: None,
             cancel,
             done: tokio::spawn(async { Ok(()) }),
         });
     }
+    let config = Arc::new(config);
     let pool = db::pool(&url, config.db_pool_size)?;
     let mut parts: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
-    let mut addr = None;
-    if matches!(role, Role::Run | Role::Api) {
-        let hub = Hub::new();
-        parts.push(tokio::spawn({
-            let (hub, url, cancel) = (hub.clone(), url.clone(), cancel.clone());
-            async move {
-                hub.run(url, cancel).await;
-                Ok(())
-            }
-        }));
-        let listener = tokio::net::TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("binding {}", config.listen_addr))?;
-        addr = Some(listener.local_addr()?);
-        let app = http::router(AppState::new(pool.clone(), config.clone(), hub));
-        parts.push(tokio::spawn(http::serve(listener, app, cancel.clone())));
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| format!("binding {}", config.listen_addr))?;
+    let addr = Some(listener.local_addr()?);
+    let hub = Hub::new();
+    let state = AppState::new(pool.clone(), config.clone(), hub.clone(), cancel.clone());
+    let app = match role {
+        // A worker serves only probes (and metrics) for the orchestrator.
+        Role::Worker => http::ops_router(state),
+        _ => {
+            parts.push(tokio::spawn({
+                let (url, cancel) = (url.clone(), cancel.clone());
+                async move {
+                    hub.run(url, cancel).await;
+                    Ok(())
+                }
+            }));
+            http::router(state)
+        }
+    };
+    parts.push(tokio::spawn(http::serve(listener, app, cancel.clone())));
+    if let Err(e) = migrate_when_reachable(&url, &cancel).await {
+        cancel.cancel();
+        for part in parts {
+            let _ = part.await;
+        }
+        return Err(e);
     }
     if matches!(role, Role::Run | Role::Worker) {
         parts.push(tokio::spawn(worker::run(pool, url, config, cancel.clone())));
@@ -142,27 +162,15 @@ async fn migrate_when_reachable(url: &str, cancel: &CancellationToken) -> anyhow
     }
 }
 
-/// Resolves on SIGINT (ctrl-c) or SIGTERM (what Kubernetes sends).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
+/// Registers SIGINT and SIGTERM (what Kubernetes sends) now, and resolves on either.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
+    })
 }

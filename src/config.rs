@@ -126,6 +126,14 @@ impl Config {
         Cli::try_parse_from(args).map(|cli| cli.config)
     }
 
+    /// `DATABASE_URL`, treating an empty value as unset (as shells and manifests often leave it).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             max_pixels: self.max_pixels,

@@ -5,15 +5,18 @@ use clap::Parser;
 use image_processor::config::{Cli, Role};
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() {
     let cli = Cli::parse();
     image_processor::telemetry::init(cli.config.log_format);
-    match image_processor::app::run(cli.role.unwrap_or(Role::Run), cli.config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match image_processor::app::run(cli.role.unwrap_or(Role::Run), cli.config).await {
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("image-processor: {e:#}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here rather than drop the runtime: dropping it would wait for blocking threads still
+    // decoding a job that shutdown already released to another replica.
+    std::process::exit(code);
 }

@@ -19,18 +19,18 @@ fn completed_ids(log: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn three_worker_processes_complete_every_job_exactly_once() {
+async fn three_worker_processes_complete_a_thousand_jobs_each_exactly_once() {
     let url = fresh_database().await;
     let workers: Vec<Proc> = (0..3)
         .map(|_| Proc::spawn("worker", &url, &[("WORKER_THREADS", "2")]))
         .collect();
     let db = image_processor::db::connect(&url).await.expect("connect");
     let small = png(48, 32);
-    const JOBS: i64 = 330;
+    const JOBS: i64 = 1000;
     // Inserted in batches while the workers run, so both NOTIFY and the sweep get exercised.
-    for _ in 0..(JOBS / 30) {
+    for _ in 0..(JOBS / 50) {
         db.execute(
-            "insert into processed_images (original_data) select $1 from generate_series(1, 30)",
+            "insert into processed_images (original_data) select $1 from generate_series(1, 50)",
             &[&small],
         )
         .await

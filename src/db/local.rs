@@ -35,6 +35,9 @@ impl LocalPostgres {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
         let run_as = unprivileged_user()?;
+        if let Some((uid, _)) = run_as {
+            check_traversable(&data_dir, uid)?;
+        }
         if let Some((uid, gid)) = run_as {
             nix::unistd::chown(&data_dir, Some(uid.into()), Some(gid.into()))
                 .with_context(|| format!("giving {} to the postgres user", data_dir.display()))?;
@@ -130,7 +133,7 @@ impl LocalPostgres {
     pub fn pg_ctl(&self, args: &[&str]) -> anyhow::Result<()> {
         let mut cmd = self.command("pg_ctl");
         cmd.args(args).arg("-D").arg(&self.data_dir).arg("-w");
-        if args.first() == Some(&"restart") {
+        if matches!(args.first(), Some(&"restart") | Some(&"start")) {
             cmd.args(["-o", &format!("-p {}", self.port)])
                 .arg("-l")
                 .arg(self.data_dir.join("server.log"));
@@ -193,6 +196,26 @@ fn unprivileged_user() -> anyhow::Result<Option<(u32, u32)>> {
              (Debian: `apt-get install postgresql` does) or run as another user"
         ),
     }
+}
+
+/// The server runs as `uid`, which must be able to enter every parent of the data directory;
+/// `mktemp -d` and home directories are often closed to other users.
+fn check_traversable(data_dir: &Path, uid: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for dir in data_dir.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let others_may_enter = meta.mode() & 0o001 != 0;
+        if !others_may_enter && meta.uid() != uid {
+            bail!(
+                "PostgreSQL runs as the unprivileged `postgres` user, which cannot enter {} (mode {:o}): \
+                 choose a DATA_DIR under a directory others may enter, or `chmod o+x {}`",
+                dir.display(),
+                meta.mode() & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn free_port() -> anyhow::Result<u16> {

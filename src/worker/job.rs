@@ -29,7 +29,9 @@ pub(super) async fn run(
 ) {
     let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, worker = %ctx.worker_id);
     async move {
+        crate::metrics::threads_busy(1);
         let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
+        crate::metrics::pickup_latency(pickup_ms as f64 / 1000.0);
         tracing::debug!(pickup_ms, bytes = job.original.len(), "claimed");
         let fence = Fence {
             id: job.id,
@@ -38,9 +40,11 @@ pub(super) async fn run(
         };
         let Some(outcome) = process_with_heartbeat(&ctx, &fence, job, &abandon).await else {
             drop(permit);
+            crate::metrics::threads_busy(-1);
             return;
         };
         drop(permit);
+        crate::metrics::threads_busy(-1);
         write_back(&ctx, &fence, outcome).await;
     }
     .instrument(span)
@@ -59,6 +63,7 @@ async fn process_with_heartbeat(
         Ok(p) => p.unwrap_or_else(|| ctx.config.pipeline_or_default()),
         Err(e) => return Some(Outcome::Failed(format!("invalid pipeline: {e}"))),
     };
+    let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
     let limits = ctx.config.limits();
     let span = tracing::Span::current();
     let mut work = tokio::task::spawn_blocking(move || {
@@ -66,6 +71,7 @@ async fn process_with_heartbeat(
         let bytes = job.original;
         // A panic in a decoder is a permanent failure of this job, never of the worker.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
+            test_hooks::before_processing(&bytes);
             let probe = imaging::probe(&bytes, &limits)?;
             imaging::process(&bytes, &pipeline, &limits).map(|out| (probe, out))
         }))
@@ -91,14 +97,19 @@ async fn process_with_heartbeat(
                 }
             }
             _ = abandon.cancelled() => {
+                crate::metrics::job_finished("released", family, started.elapsed().as_secs_f64());
                 release(ctx, fence).await;
                 return None;
             }
         }
     };
     if lost {
+        crate::metrics::job_finished("fenced", family, started.elapsed().as_secs_f64());
         return None;
     }
+    let done = matches!(result, Ok(Ok(Ok(_))));
+    let outcome = if done { "completed" } else { "failed" };
+    crate::metrics::job_finished(outcome, family, started.elapsed().as_secs_f64());
     Some(match result {
         Ok(Ok(Ok((probe, out)))) => Outcome::Done(probe, out),
         Ok(Ok(Err(e))) => Outcome::Failed(e.to_string()),
@@ -178,5 +189,43 @@ async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
     match result {
         Ok(_) => tracing::info!("released unfinished job"),
         Err(e) => tracing::warn!(error = %e, "releasing the job failed; its lease will expire"),
+    }
+}
+
+/// Deterministic slowness and crashes for the fault tests, which run the real binary. Inert
+/// unless `WORKER_TEST_HOOKS=1` is set in the worker's environment; never set in production.
+mod test_hooks {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// Bytes that make a hooked worker panic, standing in for a decoder bug.
+    const PANIC_MARKER: &[u8] = b"IMAGE-PROCESSOR-TEST-PANIC";
+
+    struct Hooks {
+        delay: Duration,
+    }
+
+    fn hooks() -> Option<&'static Hooks> {
+        static HOOKS: OnceLock<Option<Hooks>> = OnceLock::new();
+        HOOKS
+            .get_or_init(|| {
+                (std::env::var("WORKER_TEST_HOOKS").as_deref() == Ok("1")).then(|| Hooks {
+                    delay: Duration::from_millis(
+                        std::env::var("WORKER_TEST_DELAY_MS")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0),
+                    ),
+                })
+            })
+            .as_ref()
+    }
+
+    pub(super) fn before_processing(bytes: &[u8]) {
+        let Some(hooks) = hooks() else { return };
+        if bytes.starts_with(PANIC_MARKER) {
+            panic!("test hook: simulated decoder crash");
+        }
+        std::thread::sleep(hooks.delay);
     }
 }

@@ -72,6 +72,8 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 
 /// Statics are never dropped, so a watchdog process stops the cluster (and removes its files)
 /// once this test process is gone, however it ended.
+// The watchdog must outlive this process, so it is deliberately never waited for.
+#[allow(clippy::zombie_processes)]
 fn stop_cluster_when_we_exit(pg: &LocalPostgres, dir: &std::path::Path) {
     assert!(
         dir.file_name()

@@ -1,0 +1,343 @@
+//! Faults, caused for real: workers killed with SIGKILL or stopped with SIGTERM mid-job, a
+//! decoder crash, transient failures retried with backoff, stale writers fenced off, and
+//! upload backpressure. Nothing lost, nothing done twice.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use image_processor::db::{self, jobs};
+use nix::sys::signal::Signal;
+
+/// Worker env that makes every job take `ms` (see `worker::job::test_hooks`).
+fn slow(ms: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![("WORKER_TEST_HOOKS", "1"), ("WORKER_TEST_DELAY_MS", ms)]
+}
+
+async fn insert_jobs(client: &tokio_postgres::Client, n: i64) {
+    let bytes = png(64, 48);
+    client
+        .execute(
+            "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
+            &[&bytes, &(n as i32)],
+        )
+        .await
+        .expect("insert jobs");
+}
+
+async fn processing_by(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "select claimed_by from processed_images where status = 'processing'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn worker_killed_mid_job_is_taken_over_after_lease() {
+    let url = fresh_database().await;
+    let db = db::connect(&url).await.expect("connect");
+    let mut env = slow("60000");
+    env.push(("LEASE_SECS", "3"));
+    let victim = Proc::spawn("worker", &url, &env);
+    insert_jobs(&db, 1).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            processing_by(&db).await.len() == 1
+        })
+        .await,
+        "the job was never claimed:\n{}",
+        victim.log_text()
+    );
+    victim.signal(Signal::SIGKILL);
+    let killed_at = Instant::now();
+    let rescuer = Proc::spawn("worker", &url, &[("LEASE_SECS", "3")]);
+    let done = eventually(Duration::from_secs(30), || async {
+        counts(&db).await.get("completed").copied().unwrap_or(0) == 1
+    })
+    .await;
+    let took = killed_at.elapsed();
+    assert!(
+        done,
+        "job not taken over: {:?}\n{}",
+        counts(&db).await,
+        rescuer.log_text()
+    );
+    println!(
+        "worker SIGKILLed -> job completed elsewhere in {:.1} s (LEASE_SECS=3)",
+        took.as_secs_f64()
+    );
+    // Lease 3 s + sweep 1 s + first backoff ≤ 1 s + processing, with margin for a busy machine.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let attempts: i32 = db
+        .query_one("select attempts from processed_images", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(attempts, 2, "expected the killed claim plus the rescuer's");
+}
+
+#[tokio::test]
+async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
+    let url = fresh_database().await;
+    let pool = db::pool(&url, 2).expect("pool");
+    let db = pool.get().await.expect("connection");
+    insert_jobs(&db, 1).await;
+    let short = Duration::from_millis(100);
+    let old = jobs::claim_jobs(&db, "old-worker", 1, short)
+        .await
+        .expect("claim")
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(jobs::reap_expired(&db, 5).await.expect("reap"), 1);
+    db.execute("update processed_images set run_after = now()", &[])
+        .await
+        .expect("skip backoff");
+    let new = jobs::claim_jobs(&db, "new-worker", 1, Duration::from_secs(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(new.attempt, old.attempt + 1);
+
+    let old_fence = jobs::Fence {
+        id: old.id,
+        worker: "old-worker",
+        attempt: old.attempt,
+    };
+    let new_fence = jobs::Fence {
+        id: new.id,
+        worker: "new-worker",
+        attempt: new.attempt,
+    };
+    assert!(
+        !jobs::renew_lease(&db, &old_fence, short).await.expect("renew"),
+        "stale lease renewed"
+    );
+    assert!(
+        !jobs::fail_if_still_owner(&db, &old_fence, "late")
+            .await
+            .expect("fail"),
+        "stale fail applied"
+    );
+    let done = jobs::Completion {
+        data: b"x",
+        content_type: "image/png",
+        width: 1,
+        height: 1,
+        thumbnail: b"t",
+        thumbnail_content_type: "image/jpeg",
+        original_content_type: "image/png",
+        original_width: 64,
+        original_height: 48,
+    };
+    assert!(
+        !jobs::complete_if_still_owner(&db, &old_fence, &done)
+            .await
+            .expect("complete"),
+        "stale write applied"
+    );
+    let status: String = db
+        .query_one("select status from processed_images", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(status, "processing");
+    assert!(jobs::complete_if_still_owner(&db, &new_fence, &done)
+        .await
+        .expect("complete"));
+}
+
+#[tokio::test]
+async fn a_job_failing_transiently_is_retried_with_growing_delays_then_failed() {
+    let url = fresh_database().await;
+    let pool = db::pool(&url, 2).expect("pool");
+    let db = pool.get().await.expect("connection");
+    insert_jobs(&db, 1).await;
+    let max_attempts = 3;
+    let mut delays = Vec::new();
+    for attempt in 1..=max_attempts {
+        db.execute(
+            "update processed_images set run_after = now() where status = 'pending'",
+            &[],
+        )
+        .await
+        .expect("skip the wait");
+        let job = jobs::claim_jobs(&db, "flaky", 1, Duration::from_millis(50))
+            .await
+            .expect("claim");
+        assert_eq!(job.len(), 1, "not claimable on attempt {attempt}");
+        assert_eq!(job[0].attempt, attempt);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(jobs::reap_expired(&db, max_attempts).await.expect("reap"), 1);
+        let row = db
+            .query_one(
+                "select status, extract(epoch from run_after - now())::float8, error from processed_images",
+                &[],
+            )
+            .await
+            .expect("row");
+        let status: String = row.get(0);
+        let error: Option<String> = row.get(2);
+        assert!(error.is_some_and(|e| e.contains("lease expired")));
+        if attempt < max_attempts {
+            assert_eq!(status, "pending");
+            delays.push(row.get::<_, f64>(1));
+        } else {
+            assert_eq!(status, "failed", "still retried after {max_attempts} attempts");
+        }
+    }
+    println!("backoff delays before attempts 2 and 3: {delays:?}");
+    // Attempt n waits 2^(n-1) s × jitter in [0.5, 1].
+    assert!(delays[0] > 0.3 && delays[0] <= 1.05, "{delays:?}");
+    assert!(delays[1] > 0.8 && delays[1] <= 2.05, "{delays:?}");
+}
+
+#[tokio::test]
+async fn a_decoder_crash_fails_that_job_and_the_worker_goes_on() {
+    let url = fresh_database().await;
+    let db = db::connect(&url).await.expect("connect");
+    let worker = Proc::spawn("worker", &url, &slow("0"));
+    let poison = b"IMAGE-PROCESSOR-TEST-PANIC and then some".to_vec();
+    let id: uuid::Uuid = db
+        .query_one(
+            "insert into processed_images (original_data) values ($1) returning id",
+            &[&poison],
+        )
+        .await
+        .expect("insert poison")
+        .get(0);
+    insert_jobs(&db, 3).await;
+    let done = eventually(Duration::from_secs(30), || async {
+        let c = counts(&db).await;
+        c.get("completed").copied() == Some(3) && c.get("failed").copied() == Some(1)
+    })
+    .await;
+    assert!(done, "{:?}\n{}", counts(&db).await, worker.log_text());
+    let row = db
+        .query_one("select status, error from processed_images where id = $1", &[&id])
+        .await
+        .expect("row");
+    assert_eq!(row.get::<_, String>(0), "failed");
+    assert!(row
+        .get::<_, Option<String>>(1)
+        .is_some_and(|e| e.contains("crashed")));
+    let mut worker = worker;
+    assert!(
+        worker.child.try_wait().expect("wait").is_none(),
+        "the worker died"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_releases_in_flight_jobs_to_another_worker_at_once() {
+    let url = fresh_database().await;
+    let db = db::connect(&url).await.expect("connect");
+    let mut env = slow("60000");
+    env.extend([
+        ("SHUTDOWN_GRACE_SECS", "1"),
+        ("WORKER_THREADS", "2"),
+        ("LEASE_SECS", "60"),
+    ]);
+    let mut leaving = Proc::spawn("worker", &url, &env);
+    insert_jobs(&db, 2).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            processing_by(&db).await.len() == 2
+        })
+        .await,
+        "jobs were not claimed:\n{}",
+        leaving.log_text()
+    );
+    let staying = Proc::spawn("worker", &url, &[("LEASE_SECS", "60")]);
+    leaving.signal(Signal::SIGTERM);
+    let asked = Instant::now();
+    let status = leaving
+        .wait_exit(Duration::from_secs(20))
+        .expect("did not exit after SIGTERM");
+    assert!(status.success(), "exit {status}:\n{}", leaving.log_text());
+    let done = eventually(Duration::from_secs(20), || async {
+        counts(&db).await.get("completed").copied().unwrap_or(0) == 2
+    })
+    .await;
+    let took = asked.elapsed();
+    assert!(
+        done,
+        "released jobs not picked up: {:?}\n{}",
+        counts(&db).await,
+        staying.log_text()
+    );
+    println!(
+        "SIGTERM -> released jobs completed by the other worker in {:.1} s",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "took {took:?}: looks like the lease, not the release"
+    );
+    let attempts: Vec<i32> = db
+        .query("select attempts from processed_images", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![1, 1],
+        "a released claim must not count as an attempt"
+    );
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_concurrency_limit_get_503_with_retry_after() {
+    let app = spawn_app_with(
+        image_processor::config::Role::Api,
+        &[("max-concurrent-uploads", "1")],
+    )
+    .await;
+    // The first upload trickles in and holds the only slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let slow = tokio::spawn({
+        let (http, url) = (app.http.clone(), app.url("/api/images"));
+        async move {
+            http.post(url)
+                .header("content-type", "image/png")
+                .body(body)
+                .send()
+                .await
+        }
+    });
+    tx.send(Ok(png(10, 10)[..20].to_vec())).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let res = app
+        .http
+        .post(app.url("/api/images"))
+        .header("content-type", "image/png")
+        .body(png(10, 10))
+        .send()
+        .await
+        .expect("second upload");
+    assert_eq!(res.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "overloaded");
+    drop(tx);
+    let _ = slow.await;
+    // The slot is free again.
+    let res = app
+        .http
+        .post(app.url("/api/images"))
+        .header("content-type", "image/png")
+        .body(png(10, 10))
+        .send()
+        .await
+        .expect("third upload");
+    assert_eq!(res.status(), reqwest::StatusCode::ACCEPTED);
+}
