@@ -19,5 +19,6 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod imaging;
+pub mod metrics;
 pub mod telemetry;
 pub mod worker;

@@ -4,45 +4,84 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::ErrorBody;
 use super::images::parse_id;
+use super::openapi::Binary;
 use super::{ApiError, AppState};
 use crate::db::images::{self, Blob};
 use crate::imaging::Format;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/images/{id}/processed", get(processed))
-        .route("/api/images/{id}/original", get(original))
-        .route("/api/images/{id}/thumbnail", get(thumbnail))
-        .route("/download/{id}", get(processed))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(processed))
+        .routes(routes!(original))
+        .routes(routes!(thumbnail))
+        .routes(routes!(legacy_download))
 }
 
-async fn processed(
-    state: State<AppState>,
-    id: Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    download(state, id, headers, Blob::Processed).await
+/// Documents one download route; every one answers alike.
+macro_rules! download_path {
+    ($method:ident, $path:tt, $tag:tt, $what:tt) => {
+        #[utoipa::path(get, path = $path, tag = $tag,
+            params(
+                ("id" = String, Path, description = "image id (UUID)"),
+                ("If-None-Match" = Option<String>, Header, description = "an `ETag` from an earlier download"),
+            ),
+            responses(
+                (status = 200, description = $what, body = Binary, content_type = "image/*",
+                    headers(
+                        ("Content-Length" = u64),
+                        ("ETag" = String),
+                        ("Content-Disposition" = String, description = "`attachment` with a safe filename"),
+                        ("X-Content-Type-Options" = String, description = "`nosniff`"),
+                    )),
+                (status = 304, description = "unchanged since the `If-None-Match` tag"),
+                (status = 401, description = "missing or wrong token", body = ErrorBody),
+                (status = 404, description = "unknown or malformed id", body = ErrorBody),
+                (status = 409, description = "not completed yet; `status` says what it is", body = ErrorBody),
+                (status = 503, description = "database unavailable", body = ErrorBody),
+            ))]
+        async fn $method(
+            state: State<AppState>,
+            id: Path<String>,
+            headers: HeaderMap,
+        ) -> Result<Response, ApiError> {
+            download(state, id, headers, download_path!(@blob $method)).await
+        }
+    };
+    (@blob processed) => { Blob::Processed };
+    (@blob legacy_download) => { Blob::Processed };
+    (@blob original) => { Blob::Original };
+    (@blob thumbnail) => { Blob::Thumbnail };
 }
 
-async fn original(
-    state: State<AppState>,
-    id: Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    download(state, id, headers, Blob::Original).await
-}
-
-async fn thumbnail(
-    state: State<AppState>,
-    id: Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    download(state, id, headers, Blob::Thumbnail).await
-}
+download_path!(
+    processed,
+    "/api/images/{id}/processed",
+    "downloads",
+    "the processed image"
+);
+download_path!(
+    original,
+    "/api/images/{id}/original",
+    "downloads",
+    "the uploaded bytes"
+);
+download_path!(
+    thumbnail,
+    "/api/images/{id}/thumbnail",
+    "downloads",
+    "a small preview"
+);
+download_path!(
+    legacy_download,
+    "/download/{id}",
+    "legacy",
+    "the processed image, as `GET /api/images/{id}/processed`"
+);
 
 async fn download(
     State(state): State<AppState>,

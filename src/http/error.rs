@@ -4,10 +4,36 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::imaging::{ImagingError, PipelineError};
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for machines (`code`) and people (`message`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case: `invalid_parameter`, `unauthorized`, `not_found`,
+    /// `method_not_allowed`, `not_ready`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `overloaded`, `database_unavailable`, `internal`, or a
+    /// `422` imaging code (`image_too_large`, `corrupt_image`, ...).
+    #[schema(example = "invalid_parameter")]
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+    /// The offending parameter, on `400`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// The image's current status, on `409`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -73,15 +99,20 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable => tracing::warn!("database unavailable"),
             _ => tracing::debug!(code, error = %self, "request refused"),
         }
-        let mut error = json!({ "code": code, "message": self.to_string() });
+        let mut error = ErrorDetail {
+            code: code.to_owned(),
+            message: self.to_string(),
+            param: None,
+            status: None,
+        };
         match &self {
-            ApiError::BadParameter { param, .. } => error["param"] = json!(param),
+            ApiError::BadParameter { param, .. } => error.param = Some(param.clone()),
             ApiError::NotReady { status } | ApiError::Conflict { status, .. } => {
-                error["status"] = json!(status)
+                error.status = Some(status.clone())
             }
             _ => {}
         }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let mut response = (status, Json(ErrorBody { error })).into_response();
         let headers = response.headers_mut();
         match self {
             ApiError::Busy | ApiError::Unavailable => {
@@ -129,8 +160,8 @@ impl From<PipelineError> for ApiError {
 impl From<ImagingError> for ApiError {
     fn from(e: ImagingError) -> Self {
         match e {
-            ImagingError::Unsupported(_) => ApiError::UnsupportedMedia(format!(
-                "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF): {e}"
+            ImagingError::Unsupported(detail) => ApiError::UnsupportedMedia(format!(
+                "not an image in a format we read (JPEG, PNG, GIF, WebP, BMP, TIFF): {detail}"
             )),
             other => ApiError::Unprocessable {
                 code: other.code(),

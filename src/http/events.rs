@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::ErrorBody;
 use super::AppState;
 use crate::db::listener::{self, ListenEvent};
 
@@ -93,12 +94,21 @@ impl Hub {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
 /// `GET /api/events`: `event: image` per change; `event: resync` when the client may have
 /// missed changes (it lagged, or the server reconnected to the database) and should refetch.
+#[utoipa::path(get, path = "/api/events", tag = "events",
+    params(("access_token" = Option<String>, Query,
+        description = "the bearer token, for clients that cannot set headers (EventSource)")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `event: image` with `{\"id\", \"status\"}` per \
+                                      change, `event: resync` when changes may have been missed",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+    ))]
 async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = BroadcastStream::new(state.events.subscribe()).map(|item| {
         Ok(match item {

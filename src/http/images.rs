@@ -5,27 +5,30 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::ErrorBody;
+use super::openapi::{ImageList, Stats, StatusCounts};
 use super::{ApiError, AppState, MAX_WAIT};
 use crate::db::images::{self, ImageRecord, Media};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/images", get(list).post(super::upload::upload))
-        .route("/api/images/{id}", get(status).delete(delete))
-        .route("/api/images/{id}/retry", post(retry))
-        .route("/api/stats", get(stats))
-        .route("/status/{id}", get(status))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, super::upload::upload))
+        .routes(routes!(status, delete))
+        .routes(routes!(retry))
+        .routes(routes!(stats))
+        .routes(routes!(legacy_status))
 }
 
 /// The image object of SPEC §HTTP API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ImageObject {
     pub id: Uuid,
     pub status: String,
@@ -35,13 +38,15 @@ pub struct ImageObject {
     pub uploaded_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub processed_at: Option<DateTime<Utc>>,
+    /// The pipeline in its JSON form; `null` means `DEFAULT_PIPELINE`.
+    #[schema(value_type = Option<Object>)]
     pub pipeline: Option<serde_json::Value>,
     pub original: MediaObject,
     pub processed: Option<MediaObject>,
     pub links: Links,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MediaObject {
     pub content_type: Option<String>,
     pub bytes: Option<i64>,
@@ -49,7 +54,7 @@ pub struct MediaObject {
     pub height: Option<i32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Links {
     #[serde(rename = "self")]
     pub self_: String,
@@ -99,13 +104,25 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WaitQuery {
+    /// Seconds (0–60): while pending or processing, hold the answer until the status changes.
+    #[param(value_type = Option<f64>, minimum = 0, maximum = 60)]
     wait: Option<String>,
 }
 
 /// `GET /api/images/{id}`; with `?wait=N`, held while pending/processing until the status
 /// changes or N seconds pass.
+#[utoipa::path(get, path = "/api/images/{id}", tag = "images",
+    params(("id" = String, Path, description = "image id (UUID)"), WaitQuery),
+    responses(
+        (status = 200, description = "the image object", body = ImageObject),
+        (status = 400, description = "bad `wait`", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "unknown or malformed id", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -147,25 +164,57 @@ async fn status(
     Ok(Json(fetch(&state, id).await?.into()))
 }
 
+/// The original design's `GET /status/{id}`: the same as `GET /api/images/{id}`.
+#[utoipa::path(get, path = "/status/{id}", tag = "legacy",
+    params(("id" = String, Path, description = "image id (UUID)"), WaitQuery),
+    responses(
+        (status = 200, description = "the image object", body = ImageObject),
+        (status = 400, description = "bad `wait`", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "unknown or malformed id", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn legacy_status(
+    state: State<AppState>,
+    id: Path<String>,
+    q: Query<WaitQuery>,
+) -> Result<Json<ImageObject>, ApiError> {
+    status(state, id, q).await
+}
+
 async fn fetch(state: &AppState, id: Uuid) -> Result<ImageRecord, ApiError> {
     let client = state.pool.get().await?;
     images::get_image(&client, id).await?.ok_or(ApiError::NotFound)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only images with this status.
+    #[param(value_type = Option<String>, pattern = "^(pending|processing|completed|failed)$")]
     status: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// The `next` cursor of the previous page.
     before: Option<String>,
 }
 
 /// Most a page can hold.
 const MAX_PAGE: i64 = 200;
 
+/// `GET /api/images`: newest first, keyset-paginated.
+#[utoipa::path(get, path = "/api/images", tag = "images", params(ListQuery),
+    responses(
+        (status = 200, description = "a page of images", body = ImageList),
+        (status = 400, description = "bad `status`, `limit` or `before`", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ImageList>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s @ ("pending" | "processing" | "completed" | "failed")) => Some(s),
@@ -198,7 +247,7 @@ async fn list(
         .then(|| rows.last().map(cursor))
         .flatten();
     let images: Vec<ImageObject> = rows.into_iter().map(ImageObject::from).collect();
-    Ok(Json(json!({ "images": images, "next": next })))
+    Ok(Json(ImageList { images, next }))
 }
 
 /// Opaque to clients: the last row's upload time (µs) and id.
@@ -214,6 +263,17 @@ fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     ))
 }
 
+/// `POST /api/images/{id}/retry`: a failed or completed image goes back to pending.
+#[utoipa::path(post, path = "/api/images/{id}/retry", tag = "images",
+    params(("id" = String, Path, description = "image id (UUID)")),
+    responses(
+        (status = 202, description = "pending again", body = ImageObject,
+            headers(("Location" = String, description = "the image's URL"))),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "unknown or malformed id", body = ErrorBody),
+        (status = 409, description = "pending or processing; `status` says which", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
@@ -240,6 +300,15 @@ pub fn record_location(r: &ImageRecord) -> String {
     format!("/api/images/{}", r.id)
 }
 
+/// `DELETE /api/images/{id}`.
+#[utoipa::path(delete, path = "/api/images/{id}", tag = "images",
+    params(("id" = String, Path, description = "image id (UUID)")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "unknown or malformed id", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     let client = state.pool.get().await?;
@@ -250,20 +319,36 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result
     }
 }
 
-async fn stats(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// `GET /api/stats`: counts per status, queue depth, throughput.
+#[utoipa::path(get, path = "/api/stats", tag = "images",
+    responses(
+        (status = 200, description = "counts and limits", body = Stats),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let client = state.pool.get().await?;
     let (counts, recent) = images::stats(&client).await?;
-    let mut by_status = json!({ "pending": 0, "processing": 0, "completed": 0, "failed": 0 });
-    for (status, n) in &counts {
-        by_status[status.as_str()] = json!(n);
+    let mut by_status = StatusCounts {
+        pending: 0,
+        processing: 0,
+        completed: 0,
+        failed: 0,
+    };
+    for (status, n) in counts {
+        match status.as_str() {
+            "pending" => by_status.pending = n,
+            "processing" => by_status.processing = n,
+            "completed" => by_status.completed = n,
+            "failed" => by_status.failed = n,
+            _ => {}
+        }
     }
-    let queue_depth =
-        by_status["pending"].as_i64().unwrap_or(0) + by_status["processing"].as_i64().unwrap_or(0);
-    Ok(Json(json!({
-        "counts": by_status,
-        "queue_depth": queue_depth,
-        "completed_last_minute": recent,
-        "max_upload_bytes": state.config.max_upload_bytes,
-        "max_pixels": state.config.max_pixels,
-    })))
+    Ok(Json(Stats {
+        queue_depth: by_status.pending + by_status.processing,
+        counts: by_status,
+        completed_last_minute: recent,
+        max_upload_bytes: state.config.max_upload_bytes,
+        max_pixels: state.config.max_pixels,
+    }))
 }

@@ -1,5 +1,7 @@
 //! The HTTP API, the UI and downloads. `router()` builds the whole app so tests can drive it
-//! without a socket; `serve()` binds it and shuts down gracefully.
+//! without a socket; `serve()` binds it and shuts down gracefully. Every route is registered
+//! from its handler's `#[utoipa::path]` (see `openapi`), so `/openapi.json` lists exactly what
+//! the router serves.
 
 mod auth;
 mod downloads;
@@ -7,6 +9,8 @@ pub mod error;
 pub mod events;
 mod health;
 mod images;
+mod metrics;
+pub mod openapi;
 mod ui;
 mod upload;
 
@@ -19,8 +23,11 @@ use axum::Router;
 use deadpool_postgres::Pool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Config;
 
@@ -53,8 +60,28 @@ impl AppState {
     }
 }
 
+/// Every route, in two groups: behind the bearer token (`API_TOKEN`), and open (probes,
+/// metrics, this API's document, the UI). The router and the OpenAPI document are both built
+/// from these.
+fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let protected = OpenApiRouter::new()
+        .merge(images::router())
+        .merge(upload::router())
+        .merge(downloads::router())
+        .merge(events::router());
+    let open = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(openapi::router())
+        .merge(ui::router());
+    (protected, open)
+}
+
 /// The whole application: API, legacy routes, UI, probes.
 pub fn router(state: AppState) -> Router {
+    if let Err(e) = crate::metrics::install() {
+        tracing::warn!(error = %e, "metrics disabled");
+    }
     // Several files per request are allowed; each is still checked against MAX_UPLOAD_BYTES.
     let body_limit = usize::try_from(
         state
@@ -64,11 +91,8 @@ pub fn router(state: AppState) -> Router {
     )
     .unwrap_or(usize::MAX)
     .saturating_add(1 << 20);
-    let api = Router::new()
-        .merge(images::router())
-        .merge(upload::router())
-        .merge(downloads::router())
-        .merge(events::router())
+    let (protected, open) = route_groups();
+    let api = Router::from(protected)
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -76,10 +100,10 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(api)
-        .merge(health::router())
-        .merge(ui::router())
+        .merge(Router::from(open))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -92,7 +116,14 @@ pub fn router(state: AppState) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
-        .layer(TraceLayer::new_for_http())
+        // Outermost: a request id (the client's `x-request-id`, or a new UUID) set before the
+        // span opens, and echoed on the response.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(metrics::request_span))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
 }
 

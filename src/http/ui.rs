@@ -3,9 +3,9 @@
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use rust_embed::RustEmbed;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 
@@ -18,16 +18,24 @@ const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'se
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/assets/{*path}", get(asset))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(index)).routes(routes!(asset))
 }
 
+/// The web UI.
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "the page", content_type = "text/html", body = String)))]
 async fn index() -> Response {
     serve("index.html")
 }
 
+/// The UI's scripts, styles and icons.
+#[utoipa::path(get, path = "/assets/{*path}", tag = "operations",
+    params(("path" = String, Path, description = "a file of the UI")),
+    responses(
+        (status = 200, description = "the file", content_type = "*/*", body = String),
+        (status = 404, description = "no such file", content_type = "text/plain", body = String),
+    ))]
 async fn asset(Path(path): Path<String>) -> Response {
     serve(&path)
 }

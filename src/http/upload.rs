@@ -6,13 +6,16 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::ErrorBody;
 use super::images::{record_location, ImageObject};
+use super::openapi::{Binary, ImageBatch, Operations, UploadForm};
 use super::{ApiError, AppState};
 use crate::db::images::{self, NewImage};
 use crate::imaging::{self, Pipeline, Probe};
@@ -24,8 +27,8 @@ const MAX_FIELDS: usize = 64;
 /// Longest stored filename, in characters.
 const MAX_FILENAME_CHARS: usize = 255;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/upload", post(upload))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(legacy_upload))
 }
 
 /// One received file.
@@ -35,6 +38,26 @@ struct Upload {
 }
 
 /// `POST /api/images` and the original design's `POST /upload`.
+#[utoipa::path(post, path = "/api/images", tag = "images",
+    params(Operations, ("filename" = Option<String>, Query, description = "the stored name of a raw-body upload")),
+    request_body(description = "multipart with one or more `file` parts (operation fields or `pipeline` \
+                                alongside), or the raw image bytes",
+        content(
+            (UploadForm = "multipart/form-data"),
+            (Binary = "image/*"),
+            (Binary = "application/octet-stream"),
+        )),
+    responses(
+        (status = 202, description = "stored and queued: the image object for one file, `{\"images\": [...]}` for several",
+            headers(("Location" = String, description = "the (first) image's URL")),
+            content((ImageObject = "application/json"), (ImageBatch = "application/json"))),
+        (status = 400, description = "bad operation field, pipeline or form; `param` names it", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
+        (status = 415, description = "not an image we read (sniffed from the bytes)", body = ErrorBody),
+        (status = 422, description = "readable but refused (over `MAX_PIXELS`, corrupt header)", body = ErrorBody),
+        (status = 503, description = "database unavailable or too many uploads at once (`Retry-After`)", body = ErrorBody),
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -116,6 +139,7 @@ pub async fn upload(
     }
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(files = records.len(), "accepted upload");
+    crate::metrics::upload_accepted(files.len(), files.iter().map(|f| f.data.len()).sum());
 
     let location = records.first().map(record_location).unwrap_or_default();
     let body = if records.len() == 1 {
@@ -124,6 +148,34 @@ pub async fn upload(
         json!({ "images": records.into_iter().map(ImageObject::from).collect::<Vec<_>>() })
     };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// The original design's `POST /upload`: the same as `POST /api/images`.
+#[utoipa::path(post, path = "/upload", tag = "legacy",
+    params(Operations, ("filename" = Option<String>, Query, description = "the stored name of a raw-body upload")),
+    request_body(description = "as for `POST /api/images`",
+        content(
+            (UploadForm = "multipart/form-data"),
+            (Binary = "image/*"),
+            (Binary = "application/octet-stream"),
+        )),
+    responses(
+        (status = 202, description = "stored and queued, as for `POST /api/images`",
+            headers(("Location" = String, description = "the (first) image's URL")),
+            content((ImageObject = "application/json"), (ImageBatch = "application/json"))),
+        (status = 400, description = "bad operation field, pipeline or form; `param` names it", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
+        (status = 415, description = "not an image we read (sniffed from the bytes)", body = ErrorBody),
+        (status = 422, description = "readable but refused (over `MAX_PIXELS`, corrupt header)", body = ErrorBody),
+        (status = 503, description = "database unavailable or too many uploads at once (`Retry-After`)", body = ErrorBody),
+    ))]
+async fn legacy_upload(
+    state: State<AppState>,
+    query: Query<Vec<(String, String)>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    upload(state, query, request).await
 }
 
 async fn read_multipart(

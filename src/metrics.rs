@@ -1,0 +1,254 @@
+//! Prometheus metrics: one process-wide recorder (the `metrics` facade with the Prometheus
+//! exporter's recorder, no listener of its own) rendered by `GET /metrics`.
+//!
+//! Every recording function is cheap and never fails; before [`install`] they are no-ops, so
+//! library code and tests can call them freely. Names and labels are listed in
+//! `docs/observability.md`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::imaging::{Pipeline, Step};
+
+/// Every metric name starts with this.
+pub const PREFIX: &str = "image_processor_";
+
+const HTTP_REQUESTS: &str = "image_processor_http_requests_total";
+const HTTP_DURATION: &str = "image_processor_http_request_duration_seconds";
+const UPLOAD_BYTES: &str = "image_processor_upload_bytes_total";
+const UPLOAD_FILES: &str = "image_processor_upload_files_total";
+const JOBS: &str = "image_processor_jobs_total";
+const JOB_SECONDS: &str = "image_processor_job_processing_seconds";
+const PICKUP_SECONDS: &str = "image_processor_job_pickup_latency_seconds";
+const THREADS_BUSY: &str = "image_processor_worker_threads_busy";
+const QUEUE_DEPTH: &str = "image_processor_queue_depth";
+const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
+
+/// Request latencies: most answers are milliseconds; long-polls and SSE run to a minute.
+const HTTP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Image work: a thumbnail is milliseconds, a 50 MP AVIF encode can take tens of seconds.
+const JOB_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+/// Pickup: a NOTIFY wake-up is milliseconds; a missed one waits for the sweep (seconds);
+/// backlog can take minutes.
+const PICKUP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
+/// How often histograms are folded so memory stays bounded even if nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder. Idempotent: later calls (other tests in the same
+/// process, several roles) return `Ok` without doing anything.
+pub fn install() -> anyhow::Result<()> {
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(JOB_SECONDS.into()), JOB_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PICKUP_SECONDS.into()), PICKUP_BUCKETS))
+        .context("configuring the Prometheus histogram buckets")?;
+    let mut installed_here = false;
+    HANDLE.get_or_init(|| {
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        installed_here = metrics::set_global_recorder(recorder).is_ok();
+        handle
+    });
+    if !installed_here {
+        // Either another thread won the race (fine), or some other recorder was installed
+        // first, in which case our handle renders nothing useful: say so once.
+        if !recorder_is_ours() {
+            anyhow::bail!("another metrics recorder is already installed in this process");
+        }
+        return Ok(());
+    }
+    describe();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(|| loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            if let Some(handle) = HANDLE.get() {
+                handle.run_upkeep();
+            }
+        })
+        .context("starting the metrics upkeep thread")?;
+    Ok(())
+}
+
+/// True when the recorder behind `HANDLE` is the global one (checked by recording a probe).
+fn recorder_is_ours() -> bool {
+    let Some(handle) = HANDLE.get() else {
+        return false;
+    };
+    metrics::gauge!(THREADS_BUSY).increment(0.0);
+    handle.render().contains(THREADS_BUSY)
+}
+
+/// HELP lines for every family, and zeroed series so a fresh process already shows them.
+fn describe() {
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, matched route and status code"
+    );
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "time to the response head, by method and matched route"
+    );
+    metrics::describe_counter!(
+        UPLOAD_BYTES,
+        metrics::Unit::Bytes,
+        "image bytes accepted by uploads"
+    );
+    metrics::describe_counter!(UPLOAD_FILES, "image files accepted by uploads");
+    metrics::describe_counter!(
+        JOBS,
+        "jobs finished by this worker, by outcome (completed, failed, retried, released, fenced) and operation family"
+    );
+    metrics::describe_histogram!(
+        JOB_SECONDS,
+        metrics::Unit::Seconds,
+        "time from claim to outcome, by outcome and operation family"
+    );
+    metrics::describe_histogram!(
+        PICKUP_SECONDS,
+        metrics::Unit::Seconds,
+        "time from a row becoming runnable (upload or end of backoff) to its claim"
+    );
+    metrics::describe_gauge!(THREADS_BUSY, "worker threads processing an image now");
+    metrics::describe_gauge!(
+        QUEUE_DEPTH,
+        "rows waiting (pending) or claimed (processing), refreshed at most every few seconds"
+    );
+    metrics::describe_gauge!(
+        ROWS_ESTIMATE,
+        "all rows of processed_images, from the planner's estimate (pg_class.reltuples)"
+    );
+    metrics::gauge!(THREADS_BUSY).set(0.0);
+    metrics::counter!(UPLOAD_BYTES).absolute(0);
+    metrics::counter!(UPLOAD_FILES).absolute(0);
+}
+
+/// The text exposition of every metric (empty before [`install`]).
+pub fn render() -> String {
+    HANDLE.get().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+/// A job ended: `outcome` is `completed`, `failed`, `retried`, `released` or `fenced`;
+/// `family` comes from [`family`]; `seconds` from claim to outcome.
+pub fn job_finished(outcome: &str, family: &str, seconds: f64) {
+    let labels = [("outcome", outcome.to_owned()), ("family", family.to_owned())];
+    metrics::counter!(JOBS, &labels).increment(1);
+    metrics::histogram!(JOB_SECONDS, &labels).record(seconds);
+}
+
+/// A job was claimed `seconds` after it became runnable.
+pub fn pickup_latency(seconds: f64) {
+    metrics::histogram!(PICKUP_SECONDS).record(seconds.max(0.0));
+}
+
+/// `delta` more (or fewer) worker threads are busy.
+pub fn threads_busy(delta: i64) {
+    metrics::gauge!(THREADS_BUSY).increment(delta as f64);
+}
+
+/// One HTTP answer. `route` is the matched route template (`/api/images/{id}`), never the raw
+/// path, so the series stay few.
+pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+        _ => "OTHER",
+    };
+    metrics::counter!(
+        HTTP_REQUESTS,
+        "method" => method.to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method.to_owned(), "route" => route.to_owned())
+        .record(seconds);
+}
+
+/// An upload stored `files` files of `bytes` bytes in total.
+pub fn upload_accepted(files: usize, bytes: usize) {
+    metrics::counter!(UPLOAD_FILES).increment(files as u64);
+    metrics::counter!(UPLOAD_BYTES).increment(bytes as u64);
+}
+
+/// The queue as last read from the database.
+pub fn queue_depth(status: &str, rows: i64) {
+    metrics::gauge!(QUEUE_DEPTH, "status" => status.to_owned()).set(rows as f64);
+}
+
+/// The planner's row estimate for the whole table.
+pub fn estimated_rows(rows: f64) {
+    metrics::gauge!(ROWS_ESTIMATE).set(rows.max(0.0));
+}
+
+/// The operation family a pipeline is counted under: its most expensive kind of step.
+/// `resize` > `filter` (blur, sharpen) > `adjust` (grayscale, brightness, contrast) >
+/// `geometry` (crop, rotate, flip) > `convert` (re-encode only). A fixed, small set of labels.
+pub fn family(pipeline: &Pipeline) -> &'static str {
+    let rank = |step: &Step| match step {
+        Step::Resize { .. } => 4,
+        Step::Blur { .. } | Step::Sharpen { .. } => 3,
+        Step::Grayscale | Step::Brightness { .. } | Step::Contrast { .. } => 2,
+        Step::Crop { .. } | Step::Rotate { .. } | Step::Flip { .. } => 1,
+        // A step added later counts as geometry until it is placed here.
+        #[allow(unreachable_patterns)]
+        _ => 1,
+    };
+    match pipeline.steps.iter().map(rank).max().unwrap_or(0) {
+        4 => "resize",
+        3 => "filter",
+        2 => "adjust",
+        1 => "geometry",
+        _ => "convert",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_pipeline_counts_as_resize() {
+        assert_eq!(family(&Pipeline::default()), "resize");
+        let convert = Pipeline {
+            steps: vec![],
+            ..Pipeline::default()
+        };
+        assert_eq!(family(&convert), "convert");
+    }
+
+    #[test]
+    fn install_is_idempotent_and_renders_what_was_recorded() {
+        install().expect("first install");
+        install().expect("second install");
+        job_finished("completed", "resize", 0.2);
+        pickup_latency(0.01);
+        threads_busy(1);
+        threads_busy(-1);
+        let text = render();
+        assert!(
+            text.contains("image_processor_jobs_total{outcome=\"completed\",family=\"resize\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("image_processor_job_pickup_latency_seconds_bucket"),
+            "{text}"
+        );
+        assert!(text.contains("image_processor_worker_threads_busy 0"), "{text}");
+    }
+}
