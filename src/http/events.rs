@@ -123,5 +123,7 @@ async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<
                 .data(format!("{{\"missed\":{n}}}")),
         })
     });
+    // End the stream on shutdown; otherwise one open browser tab holds graceful shutdown.
+    let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

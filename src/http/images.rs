@@ -153,7 +153,11 @@ async fn status(
     let initial = record.status.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        match tokio::time::timeout_at(deadline, changes.recv()).await {
+        let change = tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            change = tokio::time::timeout_at(deadline, changes.recv()) => change,
+        };
+        match change {
             Err(_) => break,
             Ok(Ok(event)) if event.id == id && event.status != initial => break,
             Ok(Ok(_)) => continue,

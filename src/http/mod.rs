@@ -46,11 +46,19 @@ pub struct AppState {
     pub upload_slots: Arc<Semaphore>,
     /// Accepted bearer tokens; empty when auth is off.
     pub tokens: Arc<Vec<String>>,
+    /// Fires on shutdown, so long-lived responses (SSE, long-polls) end and let it finish.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(pool: Pool, config: Arc<Config>, events: events::Hub) -> AppState {
+    pub fn new(
+        pool: Pool,
+        config: Arc<Config>,
+        events: events::Hub,
+        shutdown: CancellationToken,
+    ) -> AppState {
         AppState {
+            shutdown,
             pool,
             upload_slots: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             tokens: Arc::new(config.tokens()),
@@ -127,6 +135,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a worker-only process serves: probes (and metrics), so Kubernetes can check it too.
+pub fn ops_router(state: AppState) -> Router {
+    if let Err(e) = crate::metrics::install() {
+        tracing::warn!(error = %e, "metrics disabled");
+    }
+    Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .fallback(|| async { ApiError::RouteNotFound })
+        .with_state(state)
+}
+
 /// Serves `router` on `listener` until `cancel` fires, then finishes open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -134,11 +154,22 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await?;
+    let stopped = cancel.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
+    // Open requests get a bounded time to finish once shutdown starts; never hang forever.
+    let deadline = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_HTTP_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        _ = deadline => tracing::warn!("open requests did not finish in time; closing them"),
+    }
     Ok(())
 }
+
+/// How long open HTTP requests get to finish after shutdown starts.
+const SHUTDOWN_HTTP_GRACE: Duration = Duration::from_secs(10);
 
 /// Longest `?wait=` a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);

@@ -71,6 +71,7 @@ async fn process_with_heartbeat(
         let bytes = job.original;
         // A panic in a decoder is a permanent failure of this job, never of the worker.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
+            test_hooks::before_processing(&bytes);
             let probe = imaging::probe(&bytes, &limits)?;
             imaging::process(&bytes, &pipeline, &limits).map(|out| (probe, out))
         }))
@@ -188,5 +189,43 @@ async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
     match result {
         Ok(_) => tracing::info!("released unfinished job"),
         Err(e) => tracing::warn!(error = %e, "releasing the job failed; its lease will expire"),
+    }
+}
+
+/// Deterministic slowness and crashes for the fault tests, which run the real binary. Inert
+/// unless `WORKER_TEST_HOOKS=1` is set in the worker's environment; never set in production.
+mod test_hooks {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// Bytes that make a hooked worker panic, standing in for a decoder bug.
+    const PANIC_MARKER: &[u8] = b"IMAGE-PROCESSOR-TEST-PANIC";
+
+    struct Hooks {
+        delay: Duration,
+    }
+
+    fn hooks() -> Option<&'static Hooks> {
+        static HOOKS: OnceLock<Option<Hooks>> = OnceLock::new();
+        HOOKS
+            .get_or_init(|| {
+                (std::env::var("WORKER_TEST_HOOKS").as_deref() == Ok("1")).then(|| Hooks {
+                    delay: Duration::from_millis(
+                        std::env::var("WORKER_TEST_DELAY_MS")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0),
+                    ),
+                })
+            })
+            .as_ref()
+    }
+
+    pub(super) fn before_processing(bytes: &[u8]) {
+        let Some(hooks) = hooks() else { return };
+        if bytes.starts_with(PANIC_MARKER) {
+            panic!("test hook: simulated decoder crash");
+        }
+        std::thread::sleep(hooks.delay);
     }
 }
