@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 mod health;
 mod images;
+mod limits;
 mod metrics;
 pub mod openapi;
 mod ui;
@@ -111,6 +112,9 @@ pub fn router(state: AppState) -> Router {
         .merge(Router::from(open))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // URL, header and small-body limits and the per-request deadline, inside the metrics
+        // layer so refusals are counted.
+        .layer(axum::middleware::from_fn(limits::enforce))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
