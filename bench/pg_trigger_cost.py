@@ -20,6 +20,7 @@ with sql/0001 as it is, and with the proposal:
     in C and fires only on retry/reap/release instead of on every claim, renew and completion.
 """
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -105,14 +106,21 @@ def main():
         c3, t3 = cpu(pid), time.perf_counter()
         ok = c.execute("select bool_and(original_bytes = octet_length(original_data) and "
                        "processed_bytes = octet_length(processed_data)) from processed_images").fetchone()[0]
+        results.setdefault(label, []).append((1000 * (c1 - c0) / n, 1000 * bulk, 1e6 * (c3 - c2) / jobs, jobs / (t3 - t2)))
         print(f"{label:9} insert {len(big) / 1e6:.1f} MB: {1000 * (c1 - c0) / n:5.1f} ms CPU | "
               f"5000-row INSERT..SELECT: {1000 * bulk:5.0f} ms | claim+complete: {1e6 * (c3 - c2) / jobs:4.0f} us CPU/job, "
               f"{jobs / (t3 - t2):5.0f} jobs/s on one connection | sizes correct: {ok}", flush=True)
 
-    for _ in range(int(os.environ.get("REPEATS", "2"))):
+    results = {}
+    for _ in range(int(os.environ.get("REPEATS", "5"))):
         run("current", False)
         run("proposal", True)
     reset(False)
+    print("medians:")
+    for label, rows in results.items():
+        m = [statistics.median(col) for col in zip(*rows)]
+        print(f"{label:9} insert 3.3 MB {m[0]:5.1f} ms CPU | 5000-row INSERT..SELECT {m[1]:5.0f} ms | "
+              f"claim+complete {m[2]:4.0f} us CPU/job, {m[3]:5.0f} jobs/s")
 
 
 if __name__ == "__main__":

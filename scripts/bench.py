@@ -472,6 +472,16 @@ class Seed:
         return rnd(best, 1)
 
 
+def settle(url, secs=0.5):
+    """Every phase starts from the same state: no checkpoint or WAL backlog from the previous
+    phase (the photo phases write GBs of WAL), then a short pause."""
+    try:
+        sql(url, "checkpoint", fetch=False)
+    except Exception:
+        pass
+    time.sleep(secs)
+
+
 def truncate(url):
     sql(url, "truncate processed_images", fetch=False)
 
@@ -637,6 +647,7 @@ def summarize(rows, client_lat, nproc=NPROC):
 
 def run_e2e(ctx, target, kind, clients, duration):
     items = ctx["corpus"][kind]
+    settle(target["db_url"])
     meter = CpuMeter(ctx)
     stmts = reset_statements(target["db_url"]) if ctx.get("statements") else None
     a = meter.snap()
@@ -688,9 +699,7 @@ def top_statements(db_url, dbid, n=6):
 
 def run_pickup(ctx, service, n, gap):
     """One upload at a time with idle workers: the pure wake-up + claim path."""
-    # Let the previous phase's background work (checkpoint, autovacuum) settle first.
-    sql(service.db_url, "checkpoint", fetch=False)
-    time.sleep(1.0)
+    settle(service.db_url, 1.0)
     target = {"kind": "ours", "base": service.base, "db_url": service.db_url}
     name, data = ctx["corpus"]["tiny"]
     body, ctype = multipart(name, data, FIELDS)
@@ -726,6 +735,7 @@ def run_pickup(ctx, service, n, gap):
 def run_queue(ctx, service, n):
     """Queue overhead: n tiny PNGs inserted by SQL in one statement, default pipeline."""
     tag = f"queue-{uuid.uuid4().hex[:8]}"
+    settle(service.db_url)
     meter = CpuMeter(ctx)
     a = meter.snap()
     sql(service.db_url, "insert into processed_images (original_data, filename) select %s, %s "
@@ -798,6 +808,7 @@ def run_ingest(ctx, service, clients, procs, duration):
     """Uploads accepted per second with `clients` concurrent clients (no workers running)."""
     name, data = ctx["corpus"]["ingest"]
     body, ctype = multipart(name, data, FIELDS)
+    settle(service.db_url)
     meter = CpuMeter(ctx)
     a = meter.snap()
     start_at = time.time() + 1.0
@@ -1121,13 +1132,16 @@ def derive(r):
 
 def compare(new, old, path):
     a, b = new["metrics"], old.get("metrics") or flat_metrics(old)
-    out = {"file": str(path), "old_started": old.get("started"), "old_git": old.get("git"), "ratios": {}}
+    out = {"file": str(path), "old_started": old.get("started"), "old_git": old.get("git"), "ratios": {},
+           "same_corpus": (old.get("corpus") or {}).get("photos") == (new.get("corpus") or {}).get("photos"),
+           "same_settings": all(old.get("settings", {}).get(k) == new["settings"].get(k)
+                                for k in ("quick", "workers", "threads", "clients", "scaling", "scaling_threads"))}
     for k, v in a.items():
         if k in b and b[k]["value"]:
             ratio = v["value"] / b[k]["value"]
             better = ratio > 1 if v["higher_is_better"] else ratio < 1
             out["ratios"][k] = {"new": v["value"], "old": b[k]["value"], "ratio": rnd(ratio, 3),
-                                "better": better if abs(ratio - 1) > 0.05 else None}
+                                "better": better if abs(ratio - 1) > 0.10 else None}
     return out
 
 
@@ -1265,7 +1279,9 @@ def report_md(r, svg_name):
     if r.get("baseline"):
         b = r["baseline"]
         lines += ["", f"## Against baseline `{b['file']}` ({b.get('old_started')}, git {(b.get('old_git') or {}).get('rev')})", "",
-                  "Ratio new/old; the machine is noisy, so treat changes under ~10 % as noise.", ""]
+                  "Ratio new/old; the machine is noisy, so changes under 10 % are marked ≈."
+                  + ("" if b.get("same_corpus") else " **The photo corpus differs from the baseline's.**")
+                  + ("" if b.get("same_settings") else " **The settings (quick/workers/threads/clients/scaling) differ.**"), ""]
         rows = [[k, fmt(v["old"]), fmt(v["new"]), fmt(v["ratio"], "×"),
                  {True: "better", False: "worse", None: "≈"}[v["better"]]] for k, v in b["ratios"].items()]
         lines.append(md_table(["metric", "old", "new", "new/old", ""], rows))
