@@ -152,6 +152,13 @@ pub fn job_finished(outcome: &str, family: &str, seconds: f64) {
     metrics::histogram!(JOB_SECONDS, &labels).record(seconds);
 }
 
+/// The lease sweep took back `rows` claims whose worker vanished: each is re-queued with
+/// backoff, or failed once past `MAX_ATTEMPTS`. Counted as `outcome="retried"` with
+/// `family="unknown"` (the sweep does not read pipelines); no processing time is recorded.
+pub fn jobs_reaped(rows: u64) {
+    metrics::counter!(JOBS, "outcome" => "retried", "family" => "unknown").increment(rows);
+}
+
 /// A job was claimed `seconds` after it became runnable.
 pub fn pickup_latency(seconds: f64) {
     metrics::histogram!(PICKUP_SECONDS).record(seconds.max(0.0));
@@ -240,6 +247,7 @@ mod tests {
         pickup_latency(0.01);
         threads_busy(1);
         threads_busy(-1);
+        jobs_reaped(2);
         let text = render();
         assert!(
             text.contains("image_processor_jobs_total{outcome=\"completed\",family=\"resize\"}"),
@@ -250,5 +258,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("image_processor_worker_threads_busy 0"), "{text}");
+        assert!(
+            text.contains("image_processor_jobs_total{outcome=\"retried\",family=\"unknown\"} 2"),
+            "{text}"
+        );
     }
 }
