@@ -4,27 +4,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::*;
 use image_processor::db;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn completed_ids(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == "completed")
-        .filter_map(|v| v["span"]["image_id"].as_str().map(str::to_owned))
-        .collect()
-}
 
 #[tokio::test]
 async fn postgres_restarted_mid_run_loses_nothing_and_everyone_recovers() {

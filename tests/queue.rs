@@ -9,15 +9,6 @@ use std::time::Duration;
 use common::*;
 use image_processor::config::Role;
 
-/// Image ids each worker process logged as completed, from its JSON log.
-fn completed_ids(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == "completed")
-        .filter_map(|v| v["span"]["image_id"].as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn three_worker_processes_complete_a_thousand_jobs_each_exactly_once() {
     let url = fresh_database().await;

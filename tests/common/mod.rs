@@ -327,3 +327,21 @@ pub async fn counts(client: &tokio_postgres::Client) -> std::collections::HashMa
         .map(|r| (r.get(0), r.get(1)))
         .collect()
 }
+
+/// Image ids a worker process logged as completed, from its JSON log.
+pub fn completed_ids(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "completed")
+        .filter_map(|v| v["span"]["image_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
