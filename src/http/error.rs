@@ -20,7 +20,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, snake_case: `invalid_parameter`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `not_ready`, `conflict`, `payload_too_large`,
+    /// `method_not_allowed`, `not_ready`, `conflict`, `payload_too_large`, `uri_too_long`,
+    /// `headers_too_large`, `request_timeout`,
     /// `unsupported_media_type`, `overloaded`, `database_unavailable`, `internal`, or a
     /// `422` imaging code (`image_too_large`, `corrupt_image`, ...).
     #[schema(example = "invalid_parameter")]
@@ -53,6 +54,14 @@ pub enum ApiError {
     Conflict { message: String, status: String },
     #[error("file is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("request body is larger than the limit of {limit} bytes for this route")]
+    BodyTooLarge { limit: u64 },
+    #[error("URL is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("request not completed within {secs} s")]
+    Timeout { secs: u64 },
     #[error("{0}")]
     UnsupportedMedia(String),
     #[error("{message}")]
@@ -81,7 +90,14 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady { .. } => (StatusCode::CONFLICT, "not_ready"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooLarge { .. } | ApiError::BodyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge { .. } => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large")
+            }
+            ApiError::Timeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),

@@ -130,6 +130,23 @@ fn default_true() -> bool {
     true
 }
 
+/// serde's `deny_unknown_fields` does not reach the unit variants of an internally tagged enum,
+/// so `{"op": "grayscale", "anything": 1}` would pass silently; refuse it like every other step.
+fn refuse_keys_on_unit_steps(value: &serde_json::Value) -> Result<(), PipelineError> {
+    let steps = value.get("steps").and_then(|s| s.as_array());
+    for step in steps.into_iter().flatten().filter_map(|s| s.as_object()) {
+        if step.get("op").and_then(|o| o.as_str()) == Some("grayscale") {
+            if let Some(extra) = step.keys().find(|k| k.as_str() != "op") {
+                return Err(PipelineError::new(
+                    "pipeline",
+                    format!("unknown field `{extra}`: grayscale takes no parameters"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A parameter that failed validation; `param` names it for the `400` answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid `{param}`: {message}")]
@@ -178,6 +195,7 @@ impl Pipeline {
                 return Self::from_json_flat(obj);
             }
         }
+        refuse_keys_on_unit_steps(value)?;
         let p: Pipeline = serde_json::from_value(value.clone())
             .map_err(|e| PipelineError::new("pipeline", e.to_string()))?;
         p.validate()?;

@@ -1,0 +1,100 @@
+//! Request limits every route shares: URL and header size, a body cap on routes that take no
+//! upload, and a per-request deadline sized to the route (long-polls and slow uploads get
+//! longer; the SSE stream is not held to it, since its headers are answered at once).
+//!
+//! hyper refuses what is far larger first (about 400 KiB of headers, 100 headers) with a bare
+//! `431`; these tighter limits answer with the JSON error every client can read.
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{ApiError, MAX_WAIT};
+
+/// Longest path plus query string.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most bytes of header names and values together.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Largest body a route that takes no upload accepts (none of them reads one).
+pub const MAX_SMALL_BODY_BYTES: u64 = 16 * 1024;
+/// Deadline for an ordinary request to be answered.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline for an upload: 25 MiB at 512 kbit/s takes about 7 minutes.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Refuses oversized URLs, headers and bodies, then answers within the route's deadline.
+pub async fn enforce(request: Request, next: Next) -> Result<Response, ApiError> {
+    let uri_len = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Err(ApiError::UriTooLong { limit: MAX_URI_BYTES });
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    let upload = is_upload(request.method(), request.uri().path());
+    if !upload {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_SMALL_BODY_BYTES) {
+            return Err(ApiError::BodyTooLarge {
+                limit: MAX_SMALL_BODY_BYTES,
+            });
+        }
+    }
+    let deadline = if upload {
+        UPLOAD_TIMEOUT
+    } else if request.method() == Method::GET && has_wait(request.uri().query()) {
+        MAX_WAIT + REQUEST_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => Ok(response),
+        Err(_) => Err(ApiError::Timeout {
+            secs: deadline.as_secs(),
+        }),
+    }
+}
+
+/// `POST /api/images` and the original design's `POST /upload`.
+fn is_upload(method: &Method, path: &str) -> bool {
+    method == Method::POST && matches!(path.trim_end_matches('/'), "/api/images" | "/upload")
+}
+
+fn has_wait(query: Option<&str>) -> bool {
+    query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "wait"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_two_upload_routes_take_large_bodies() {
+        assert!(is_upload(&Method::POST, "/api/images"));
+        assert!(is_upload(&Method::POST, "/upload"));
+        assert!(!is_upload(&Method::GET, "/api/images"));
+        assert!(!is_upload(&Method::POST, "/api/images/x/retry"));
+    }
+
+    #[test]
+    fn long_polls_are_recognised_by_their_wait_parameter() {
+        assert!(has_wait(Some("wait=30")));
+        assert!(has_wait(Some("a=1&wait=")));
+        assert!(!has_wait(Some("waiting=1")));
+        assert!(!has_wait(None));
+    }
+}
