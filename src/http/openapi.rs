@@ -29,7 +29,7 @@ const BEARER: &str = "bearer";
                        Errors are always `{\"error\": {\"code\", \"message\", \"param\"?, \"status\"?}}`. \
                        With `API_TOKEN` set, every `/api` route and upload needs `Authorization: Bearer <token>`."
     ),
-    components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, Links, ImageList, ImageBatch, Stats, StatusCounts, Probe)),
+    components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, Links, ImageList, ImageBatch, UploadAnswer, Stats, StatusCounts, Probe)),
     tags(
         (name = "images", description = "Upload, status, list, retry, delete"),
         (name = "downloads", description = "Original, processed and thumbnail bytes"),
@@ -122,6 +122,14 @@ pub struct ImageList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImageBatch {
     pub images: Vec<ImageObject>,
+}
+
+/// The answer to an upload: the image object for one file, `{"images": [...]}` for several.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UploadAnswer {
+    One(Box<ImageObject>),
+    Several(ImageBatch),
 }
 
 /// Counts per status and recent throughput.

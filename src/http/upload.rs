@@ -9,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
 use super::images::{record_location, ImageObject};
-use super::openapi::{Binary, ImageBatch, Operations, UploadForm};
+use super::openapi::{Binary, ImageBatch, Operations, UploadAnswer, UploadForm};
 use super::{ApiError, AppState};
 use crate::db::images::{self, NewImage};
 use crate::imaging::{self, Pipeline, Probe};
@@ -50,7 +49,7 @@ struct Upload {
     responses(
         (status = 202, description = "stored and queued: the image object for one file, `{\"images\": [...]}` for several",
             headers(("Location" = String, description = "the (first) image's URL")),
-            content((ImageObject = "application/json"), (ImageBatch = "application/json"))),
+            body = UploadAnswer),
         (status = 400, description = "bad operation field, pipeline or form; `param` names it", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
@@ -143,9 +142,11 @@ pub async fn upload(
 
     let location = records.first().map(record_location).unwrap_or_default();
     let body = if records.len() == 1 {
-        json!(ImageObject::from(records.remove(0)))
+        UploadAnswer::One(Box::new(ImageObject::from(records.remove(0))))
     } else {
-        json!({ "images": records.into_iter().map(ImageObject::from).collect::<Vec<_>>() })
+        UploadAnswer::Several(ImageBatch {
+            images: records.into_iter().map(ImageObject::from).collect(),
+        })
     };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
 }
@@ -162,7 +163,7 @@ pub async fn upload(
     responses(
         (status = 202, description = "stored and queued, as for `POST /api/images`",
             headers(("Location" = String, description = "the (first) image's URL")),
-            content((ImageObject = "application/json"), (ImageBatch = "application/json"))),
+            body = UploadAnswer),
         (status = 400, description = "bad operation field, pipeline or form; `param` names it", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
