@@ -690,7 +690,9 @@ def top_statements(db_url, dbid, n=6):
     try:
         rows = sql(db_url, """select calls, total_exec_time, mean_exec_time, rows, shared_blks_hit + shared_blks_read,
                                      wal_bytes, regexp_replace(query, '\\s+', ' ', 'g')
-                              from pg_stat_statements where dbid = %s order by total_exec_time desc limit %s""", (dbid, n))
+                              from pg_stat_statements where dbid = %s and query not like '%%pg_stat_statements%%'
+                                and query not like 'select extract(%%' and query not ilike 'truncate%%'
+                              order by total_exec_time desc limit %s""", (dbid, n))
     except Exception as e:
         return [{"error": str(e)}]
     return [{"calls": c, "total_ms": rnd(t, 1), "mean_ms": rnd(m, 3), "rows": r, "blocks": b,
@@ -914,7 +916,15 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results directory (bench/results)")
     ap.add_argument("--rust-log", default="info", help="RUST_LOG for the service (info)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs) for debugging")
+    ap.add_argument("--render", metavar="FILE", help="only re-render the report from a result JSON (no run)")
     args = ap.parse_args()
+    if args.render:
+        r = json.loads(Path(args.render).read_text())
+        derive(r)
+        if args.baseline:
+            r["baseline"] = compare(r, json.loads(Path(args.baseline).read_text()), args.baseline)
+        write_outputs(r, Path(args.out), stamp_run=False)
+        return
     q = args.quick
     args.repeats = args.repeats or (1 if q else 3)
     args.photo_secs = args.photo_secs or (4 if q else 8)
@@ -1076,6 +1086,8 @@ def flat_metrics(r):
     put("photos_vs_seed", h.get("photos", {}).get("ratio"), True, "x")
     put("small_vs_seed", h.get("small", {}).get("ratio"), True, "x")
     put("photos_per_cpu_s", h.get("photos", {}).get("ours", {}).get("per_cpu_s"), True, "images/CPU-s")
+    put("photos_cpu_vs_seed", h.get("photos", {}).get("cpu_efficiency_ratio"), True, "x")
+    put("small_cpu_vs_seed", h.get("small", {}).get("cpu_efficiency_ratio"), True, "x")
     put("small_per_cpu_s", h.get("small", {}).get("ours", {}).get("per_cpu_s"), True, "images/CPU-s")
     put("photos_complete_p50_ms", h.get("photos", {}).get("ours", {}).get("complete_p50_ms"), False, "ms")
     put("photos_complete_p99_ms", h.get("photos", {}).get("ours", {}).get("complete_p99_ms"), False, "ms")
@@ -1111,6 +1123,16 @@ def derive(r):
             r["photos_vs_ceiling"] = rnd(h["photos"]["ours"]["per_s"] / (single * NPROC), 3)
         total = (cpu.get("api") or 0) + cpu["workers"] + (cpu.get("pg") or 0)
         r["imaging_cpu_share"] = rnd(cpu["workers"] / total, 3) if total else None
+    for kind in ("photos", "small"):
+        o = h[kind]["ours"]
+        c = o.get("cpu_ms_per_image") or {}
+        tot = (c.get("api") or 0) + (c.get("workers") or 0) + (c.get("pg") or 0)
+        if tot:
+            # If the service had every core to itself and stayed CPU-bound: an estimate, not a measurement.
+            o["capacity_idle_estimate_per_s"] = rnd(NPROC * 1000 / tot, 1)
+        sd = h[kind].get("seed")
+        if sd and o.get("per_cpu_s") and sd.get("per_cpu_s"):
+            h[kind]["cpu_efficiency_ratio"] = rnd(o["per_cpu_s"] / sd["per_cpu_s"], 2)
     m = flat_metrics(r)
     r["metrics"] = m
     t = []
@@ -1120,9 +1142,11 @@ def derive(r):
         t.append({"target": name, "value": value, "goal": f"{op} {goal}{unit}", "met": ok})
 
     target("photos end to end vs seed", h["photos"].get("ratio"), ">=", 2.5, "x")
+    target("  (noise-robust view: photos per service CPU-second vs seed)", h["photos"].get("cpu_efficiency_ratio"), ">=", 2.5, "x")
     target("photos vs imaging single-thread x cores", r.get("photos_vs_ceiling"), ">=", 0.85, "")
     target("imaging share of service CPU, photos", r.get("imaging_cpu_share"), ">=", 0.85, "")
     target("small images end to end vs seed", h["small"].get("ratio"), ">=", 4, "x")
+    target("  (noise-robust view: small per service CPU-second vs seed)", h["small"].get("cpu_efficiency_ratio"), ">=", 4, "x")
     target("pickup latency p50 (idle)", h["pickup"].get("p50_ms"), "<=", 5, " ms")
     target("pickup latency p99 (idle)", h["pickup"].get("p99_ms"), "<=", 25, " ms")
     target("queue overhead (tiny, SQL bulk)", h["queue"].get("jobs_per_s"), ">=", 2000, " jobs/s")
@@ -1180,7 +1204,7 @@ def report_md(r, svg_name):
     lines.append(md_table(["target", "measured", "goal", ""], rows))
     lines += ["", f"## Headline: {h['workers']} worker process(es) × WORKER_THREADS={h['threads']}, "
                   f"{h['clients']} concurrent clients, closed loop (upload, wait until done, repeat)", ""]
-    hdr = ["", "ours"] + (["seed", "ours / seed"] if seed else [])
+    hdr = ["", "ours"] + (["seed", "ours / seed ¹"] if seed else [])
     rows = []
     for kind, label in (("photos", f"photos ({r['corpus']['photos']['megapixels_min']}–{r['corpus']['photos']['megapixels_max']} MP, "
                                     f"mean {r['corpus']['photos']['megapixels_mean']} MP) → fit 800×800"),
@@ -1190,7 +1214,8 @@ def report_md(r, svg_name):
         for key, name, unit in (("per_s", "images/s", ""), ("per_s_per_core", "images/s per core", ""),
                                 ("per_cpu_s", "images per service CPU-second", ""),
                                 ("complete_p50_ms", "completion p50", " ms"), ("complete_p95_ms", "completion p95", " ms"),
-                                ("complete_p99_ms", "completion p99", " ms")):
+                                ("complete_p99_ms", "completion p99", " ms"),
+                                ("client_p50_ms", "client-observed p50 (upload start → seen done)", " ms")):
             row = [f"{label}: {name}" if key == "per_s" else f"  {name}", fmt(o.get(key), unit)]
             if seed:
                 ratio = None
@@ -1200,7 +1225,8 @@ def report_md(r, svg_name):
             rows.append(row)
     lines.append(md_table(hdr, rows))
     if seed:
-        lines += ["", f"Per-repeat ratios: photos {h['photos']['ratios']}, small {h['small']['ratios']}. "
+        lines += ["", "¹ images/s: median of the back-to-back pairs' ratios; other rows: ratio of the medians. "
+                      f"Per-repeat ratios: photos {h['photos']['ratios']}, small {h['small']['ratios']}. "
                       "The seed has no `?wait`; the driver watches its table (one query per 10 ms) instead of "
                       "letting 8 clients poll its Flask app."]
     rows = []
@@ -1253,6 +1279,11 @@ def report_md(r, svg_name):
               f"- **Peak RSS** (VmHWM): API {fmt(r.get('rss_api_mb'), ' MB')} over the whole run; worker "
               f"{fmt(h['rss'].get('worker_mb'), ' MB')} (headline config)"
               + (f"; seed {fmt(h['rss'].get('seed_mb'), ' MB')}" if seed else "") + "."]
+    caps = [(k, h[k]["ours"].get("capacity_idle_estimate_per_s")) for k in ("photos", "small")]
+    if all(v for _, v in caps):
+        lines.append(f"- **Estimated capacity on {NPROC} idle cores** (cores × 1000 / service CPU ms per image; assumes the "
+                     f"service stays CPU-bound and scales perfectly; an estimate, not a measurement): photos "
+                     f"{fmt(caps[0][1])}/s, small {fmt(caps[1][1])}/s.")
     vr = r.get("reference", {}).get("libvips")
     if vr and "single_thread_per_s" in vr:
         lines.append(f"- **Bare libvips** (vipsthumbnail, no HTTP, no database, same photos): "
@@ -1375,19 +1406,20 @@ def svg_charts(r):
             f'<text x="10" y="{H - 8}" font-size="10" fill="#666">{title}</text>\n' + "\n".join(panels) + "\n</svg>\n")
 
 
-def write_outputs(r, out: Path):
+def write_outputs(r, out: Path, stamp_run=True):
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
-    stamp = r["started"].replace(":", "").replace("+0000", "Z")
+    stamp = r["started"].replace(":", "").replace("+00:00", "Z")
     js = json.dumps(r, indent=1, sort_keys=False, default=str)
-    (out / "runs" / f"{stamp}.json").write_text(js)
+    if stamp_run:
+        (out / "runs" / f"{stamp}.json").write_text(js)
     (out / "latest.json").write_text(js)
     (out / "latest.svg").write_text(svg_charts(r))
     md = report_md(r, "latest.svg")
     (out / "latest.md").write_text(md + "\n")
     # stdout: the tables
     print(md.split("## Method")[0])
-    log(f"wrote {out / 'latest.md'}, {out / 'latest.json'}, {out / 'latest.svg'} and runs/{stamp}.json")
+    log(f"wrote {out / 'latest.md'}, {out / 'latest.json'}, {out / 'latest.svg'}" + (f" and runs/{stamp}.json" if stamp_run else ""))
 
 
 TINY = None
