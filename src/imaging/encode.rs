@@ -3,6 +3,7 @@
 
 use std::io::Cursor;
 
+use image::codecs::png::{CompressionType, FilterType as PngFilter};
 use image::codecs::{
     avif::AvifEncoder, bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder,
 };
@@ -47,7 +48,13 @@ pub(super) fn encode(
             return jpeg::encode(src, quality).map_err(fail);
         }
         Format::Webp => return encode_webp(img, quality).map_err(fail),
-        Format::Png => img.write_with_encoder(PngEncoder::new(&mut out)),
+        // `image` defaults to its fastest setting, which made outputs several times larger than
+        // the inputs; the default zlib level with adaptive filters is the usual trade-off.
+        Format::Png => img.write_with_encoder(PngEncoder::new_with_quality(
+            &mut out,
+            CompressionType::Default,
+            PngFilter::Adaptive,
+        )),
         Format::Gif => rgba(img).write_with_encoder(GifEncoder::new_with_speed(&mut out, GIF_SPEED)),
         Format::Bmp => img.write_with_encoder(BmpEncoder::new(&mut out)),
         Format::Tiff => without_grey_alpha(img).write_with_encoder(TiffEncoder::new(&mut out)),
