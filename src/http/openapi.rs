@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,30 +58,25 @@ pub fn document() -> &'static Document {
     DOC.get_or_init(|| {
         let (protected, open) = super::route_groups();
         let mut protected = protected.into_openapi();
-        for item in protected.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                // The token is needed only when the server has `API_TOKEN` set: `{}` says so.
-                op.security = Some(vec![
-                    SecurityRequirement::new(BEARER, Vec::<String>::new()),
-                    SecurityRequirement::default(),
-                ]);
-            }
+        for op in protected.paths.paths.values_mut().flat_map(operations_mut) {
+            // The token is needed only when the server has `API_TOKEN` set: `{}` says so.
+            op.security = Some(vec![
+                SecurityRequirement::new(BEARER, Vec::<String>::new()),
+                SecurityRequirement::default(),
+            ]);
         }
         let mut doc = ApiDoc::openapi();
         doc.merge(protected);
         doc.merge(open.into_openapi());
+        // The limits layer (`limits.rs`) answers these on every route.
+        for op in doc.paths.paths.values_mut().flat_map(operations_mut) {
+            for (status, description) in SHARED_REFUSALS {
+                op.responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| error_response(description));
+            }
+        }
         doc.paths.paths = std::mem::take(&mut doc.paths.paths)
             .into_iter()
             .map(|(path, item)| (openapi_path(&path), item))
@@ -98,6 +94,50 @@ pub fn document() -> &'static Document {
         }
         doc
     })
+}
+
+/// What the limits layer may answer on any route, with the error body.
+const SHARED_REFUSALS: &[(&str, &str)] = &[
+    (
+        "408",
+        "not answered within the route's deadline (`request_timeout`)",
+    ),
+    (
+        "413",
+        "a body on a route that takes none, over 16 KiB (`payload_too_large`)",
+    ),
+    ("414", "URL over 8 KiB (`uri_too_long`)"),
+    ("431", "headers over 32 KiB (`headers_too_large`)"),
+];
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// Every operation of a path item.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// An axum route template as an OpenAPI path: a catch-all `{*rest}` becomes `{rest}`.
@@ -269,7 +309,6 @@ pub struct UploadForm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use utoipa::openapi::RefOr;
     use utoipa::PartialSchema;
 
     #[test]
