@@ -70,11 +70,11 @@ pub fn document() -> &'static Document {
         doc.merge(open.into_openapi());
         // The limits layer (`limits.rs`) answers these on every route.
         for op in doc.paths.paths.values_mut().flat_map(operations_mut) {
-            for (status, description) in SHARED_REFUSALS {
+            for (status, description) in shared_refusals() {
                 op.responses
                     .responses
-                    .entry((*status).to_owned())
-                    .or_insert_with(|| error_response(description));
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error_response(&description));
             }
         }
         doc.paths.paths = std::mem::take(&mut doc.paths.paths)
@@ -97,18 +97,30 @@ pub fn document() -> &'static Document {
 }
 
 /// What the limits layer may answer on any route, with the error body.
-const SHARED_REFUSALS: &[(&str, &str)] = &[
-    (
-        "408",
-        "not answered within the route's deadline (`request_timeout`)",
-    ),
-    (
-        "413",
-        "a body on a route that takes none, over 16 KiB (`payload_too_large`)",
-    ),
-    ("414", "URL over 8 KiB (`uri_too_long`)"),
-    ("431", "headers over 32 KiB (`headers_too_large`)"),
-];
+fn shared_refusals() -> [(&'static str, String); 4] {
+    use super::limits::{MAX_HEADER_BYTES, MAX_SMALL_BODY_BYTES, MAX_URI_BYTES, REQUEST_TIMEOUT};
+    [
+        (
+            "408",
+            format!(
+                "not answered within the route's deadline ({} s; longer for uploads and `?wait=`): \
+                 `request_timeout`",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        ),
+        (
+            "413",
+            format!(
+                "a body over {MAX_SMALL_BODY_BYTES} bytes on a route that takes none: `payload_too_large`"
+            ),
+        ),
+        ("414", format!("URL over {MAX_URI_BYTES} bytes: `uri_too_long`")),
+        (
+            "431",
+            format!("headers over {MAX_HEADER_BYTES} bytes: `headers_too_large`"),
+        ),
+    ]
+}
 
 fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
