@@ -108,7 +108,10 @@ async fn reap_expired(ctx: &WorkerContext) {
     };
     match result {
         Ok(0) => {}
-        Ok(n) => tracing::warn!(jobs = n, "re-queued jobs whose lease expired"),
+        Ok(n) => {
+            crate::metrics::jobs_reaped(n);
+            tracing::warn!(jobs = n, "re-queued jobs whose lease expired");
+        }
         Err(e) => tracing::warn!(error = %e, "lease sweep failed"),
     }
 }
