@@ -1409,7 +1409,7 @@ def svg_charts(r):
 def write_outputs(r, out: Path, stamp_run=True):
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
-    stamp = r["started"].replace(":", "").replace("+00:00", "Z")
+    stamp = r["started"].replace(":", "").replace("+0000", "Z")
     js = json.dumps(r, indent=1, sort_keys=False, default=str)
     if stamp_run:
         (out / "runs" / f"{stamp}.json").write_text(js)
