@@ -1333,6 +1333,8 @@ def svg_charts(r):
     h = r["headline"]
     seed = h["photos"].get("seed")
 
+    thr_note = f"worker processes × {sc[0]['threads'] if sc else 1} thread"
+
     def line_panel(x0, title, xs, ys, ref=None, ref_label=None, unit=""):
         pw, ph, left, top = 190, 190, x0 + 40, 60
         out = [f'<text x="{x0 + 10}" y="30" font-size="13" font-weight="bold">{title}</text>']
@@ -1351,7 +1353,7 @@ def svg_charts(r):
             out.append(f'<line x1="{left}" y1="{Y(yv):.1f}" x2="{left + pw}" y2="{Y(yv):.1f}" stroke="#eee"/>')
         for x in xs:
             out.append(f'<text x="{X(x):.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">{x}</text>')
-        out.append(f'<text x="{left + pw / 2}" y="{top + ph + 30}" font-size="10" text-anchor="middle">worker processes</text>')
+        out.append(f'<text x="{left + pw / 2}" y="{top + ph + 30}" font-size="10" text-anchor="middle">{thr_note}</text>')
         if ref:
             out.append(f'<line x1="{left}" y1="{Y(ref):.1f}" x2="{left + pw}" y2="{Y(ref):.1f}" stroke="#c33" stroke-dasharray="5,4"/>')
             out.append(f'<text x="{left + pw}" y="{Y(ref) - 4:.1f}" font-size="10" fill="#c33" text-anchor="end">{ref_label} {ref:.1f}</text>')
@@ -1366,10 +1368,10 @@ def svg_charts(r):
 
     xs = [row["workers"] for row in sc]
     thr = sc[0]["threads"] if sc else 1
-    panels.append(line_panel(0, f"photos/s ({thr} thread{'s' if thr > 1 else ''} each)", xs, [row["photos"].get("per_s") for row in sc],
+    panels.append(line_panel(0, "photos/s", xs, [row["photos"].get("per_s") for row in sc],
                              seed.get("per_s") if seed else None, "seed"))
     sseed = h["small"].get("seed")
-    panels.append(line_panel(220, f"small images/s ({thr} thread{'s' if thr > 1 else ''} each)", xs, [row["small"].get("per_s") for row in sc],
+    panels.append(line_panel(220, "small images/s", xs, [row["small"].get("per_s") for row in sc],
                              sseed.get("per_s") if sseed else None, "seed"))
     panels.append(line_panel(440, "queue jobs/s (tiny)", xs, [row["queue"].get("jobs_per_s") for row in sc], 2000, "target"))
     # pickup latency bars: headline + each scaling row, p50/p95/p99
