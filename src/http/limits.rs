@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{header, Method};
+use axum::http::{header, Method, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -54,18 +54,24 @@ pub async fn enforce(request: Request, next: Next) -> Result<Response, ApiError>
             });
         }
     }
-    let deadline = if upload {
-        UPLOAD_TIMEOUT
-    } else if request.method() == Method::GET && has_wait(request.uri().query()) {
-        MAX_WAIT + REQUEST_TIMEOUT
-    } else {
-        REQUEST_TIMEOUT
-    };
+    let deadline = deadline_for(request.method(), request.uri());
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => Ok(response),
         Err(_) => Err(ApiError::Timeout {
             secs: deadline.as_secs(),
         }),
+    }
+}
+
+/// How long a request may take to be answered (its response head; a body streamed after that,
+/// like the SSE stream or a download, is not cut).
+fn deadline_for(method: &Method, uri: &Uri) -> Duration {
+    if is_upload(method, uri.path()) {
+        UPLOAD_TIMEOUT
+    } else if method == Method::GET && has_wait(uri.query()) {
+        MAX_WAIT + REQUEST_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
     }
 }
 
@@ -88,6 +94,17 @@ mod tests {
         assert!(is_upload(&Method::POST, "/upload"));
         assert!(!is_upload(&Method::GET, "/api/images"));
         assert!(!is_upload(&Method::POST, "/api/images/x/retry"));
+    }
+
+    #[test]
+    fn deadlines_cover_the_longest_legitimate_wait() {
+        let at = |m: Method, u: &str| deadline_for(&m, &u.parse().expect("uri"));
+        assert_eq!(at(Method::POST, "/api/images?width=10"), UPLOAD_TIMEOUT);
+        assert_eq!(at(Method::POST, "/upload"), UPLOAD_TIMEOUT);
+        assert!(at(Method::GET, "/api/images/x?wait=60") > MAX_WAIT);
+        assert!(at(Method::GET, "/status/x?wait=60") > MAX_WAIT);
+        assert_eq!(at(Method::GET, "/api/stats"), REQUEST_TIMEOUT);
+        assert_eq!(at(Method::POST, "/api/images/x/retry?wait=60"), REQUEST_TIMEOUT);
     }
 
     #[test]
