@@ -116,7 +116,8 @@ pub async fn spawn_with(
         return Err(e);
     }
     if matches!(role, Role::Run | Role::Worker) {
-        parts.push(tokio::spawn(worker::run(pool, url, config, cancel.clone())));
+        let jobs_pool = db::worker_pool(&url, config.db_pool_size)?;
+        parts.push(tokio::spawn(worker::run(jobs_pool, url, config, cancel.clone())));
     }
     let done = tokio::spawn({
         let cancel = cancel.clone();

@@ -92,7 +92,8 @@ pub struct NewImage<'a> {
 
 pub const INSERT_IMAGE: &str = concat!(
     "insert into processed_images (original_data, filename, pipeline, original_content_type, \
-     original_width, original_height) values ($1, $2, $3, $4, $5, $6) returning ",
+     original_width, original_height, original_bytes) \
+     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea)) returning ",
     record_columns!()
 );
 

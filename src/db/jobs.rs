@@ -106,6 +106,7 @@ pub struct Completion<'a> {
 
 pub const COMPLETE_JOB: &str = "\
 update processed_images set status = 'completed', processed_at = now(), processed_data = $4,
+    processed_bytes = octet_length($4::bytea),
     processed_content_type = $5, processed_width = $6, processed_height = $7,
     thumbnail_data = $8, thumbnail_content_type = $9,
     original_content_type = $10, original_width = $11, original_height = $12,

@@ -4,11 +4,18 @@
 use anyhow::Context;
 
 /// `(version, name, sql)`, in order. Add a file to `sql/` and a line here.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "processed_images",
-    include_str!("../../sql/0001_processed_images.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "processed_images",
+        include_str!("../../sql/0001_processed_images.sql"),
+    ),
+    (
+        2,
+        "cheaper_triggers",
+        include_str!("../../sql/0002_cheaper_triggers.sql"),
+    ),
+];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x1a6e_9c0d_5e55_0001;

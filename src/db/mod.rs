@@ -76,8 +76,29 @@ pub fn pg_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
 /// Builds the connection pool. Connections are made lazily, so this succeeds while the
 /// database is down and the pool recovers on its own once it is back.
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
+    build_pool(pg_config(url)?, size)
+}
+
+/// The worker's pool: commits do not wait for the WAL flush (`synchronous_commit=off`).
+///
+/// Every claim and completion also sends a NOTIFY, and PostgreSQL serialises the commits of
+/// notifying transactions while it waits for their flush; with fsync on that capped the queue
+/// at a few hundred jobs/s. Losing the last few worker commits in a database crash is safe by
+/// design: a lost claim or completion only means the lease expires and the job is done again,
+/// and fencing keeps the redo from clashing. Uploads keep full durability (the API's pool).
+pub fn worker_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
+    let mut cfg = pg_config(url)?;
+    let options = match cfg.get_options() {
+        Some(existing) => format!("{existing} -c synchronous_commit=off"),
+        None => "-c synchronous_commit=off".to_owned(),
+    };
+    cfg.options(&options);
+    build_pool(cfg, size)
+}
+
+fn build_pool(cfg: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {
     let manager = Manager::from_config(
-        pg_config(url)?,
+        cfg,
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
