@@ -511,6 +511,15 @@ async fn hostile_requests_get_json_4xx_and_leave_stored_rows_intact() {
             expect: too_big(),
         },
         Case {
+            // Found by fuzz/ (target `image`): png 0.18.1 panics expanding such a palette.
+            name: "PNG with an 11-byte palette",
+            request: upload_file(
+                include_bytes!("../fuzz/regressions/image/png-palette-of-11-bytes")[1..].to_vec(),
+                "a.png",
+            ),
+            expect: Expect::Error(S::UNPROCESSABLE_ENTITY, "corrupt_image"),
+        },
+        Case {
             name: "PNG decompression bomb (50.4 MP of zeros)",
             request: upload_file(png_bomb(), "bomb.png"),
             expect: too_big(),

@@ -24,6 +24,9 @@ pub(super) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
             "{format} input cannot be decoded"
         )));
     }
+    if format == Format::Png {
+        check_png_palette(bytes)?;
+    }
     let reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
     let (width, height) = contain_panics(|| reader.into_dimensions().map_err(|e| classify(e, None)))?;
     // The cheap check first, so a huge canvas is refused before its frames are walked.
@@ -39,6 +42,28 @@ pub(super) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
         width,
         height,
     })
+}
+
+/// Refuses a PNG whose palette is not whole RGB entries (1–256 of them). png 0.18.1 indexes past
+/// the end of such a `PLTE` while expanding it (found by `fuzz/` target `image`); the panic
+/// would be contained, but the upload should be refused as corrupt, not accepted and failed.
+fn check_png_palette(bytes: &[u8]) -> Result<(), ImagingError> {
+    let mut at = 8usize;
+    while let Some(header) = bytes.get(at..at.saturating_add(8)) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        match &header[4..8] {
+            b"PLTE" if len == 0 || len % 3 != 0 || len > 3 * 256 => {
+                return Err(ImagingError::Corrupt(format!(
+                    "PNG palette of {len} bytes is not 1 to 256 RGB entries"
+                )))
+            }
+            // The palette must come before the image data.
+            b"IDAT" | b"IEND" => break,
+            _ => {}
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    Ok(())
 }
 
 /// Counts GIF frames without LZW-decoding them, stopping as soon as the total is over the limit.
