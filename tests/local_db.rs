@@ -51,6 +51,7 @@ async fn embedded_database_starts_keeps_data_across_restarts_and_stops_on_exit()
         std::fs::set_permissions(&base_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let data_dir = base_dir.join("data");
+    let _cleanup = Cleanup(base_dir.clone());
     let http = reqwest::Client::new();
 
     let port = free_port();
@@ -119,7 +120,22 @@ async fn embedded_database_starts_keeps_data_across_restarts_and_stops_on_exit()
     let status = second.wait_exit(Duration::from_secs(60)).expect("did not exit");
     assert!(status.success());
     assert!(!cluster_running(&data_dir));
-    let _ = std::fs::remove_dir_all(&base_dir);
+}
+
+/// Stops a cluster a failed run left behind and removes the test's directory.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let pid_file = self.0.join("data/postgres/postmaster.pid");
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGQUIT);
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
