@@ -93,13 +93,13 @@ pub async fn upload(
         let multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| ApiError::bad("body", format!("malformed multipart body: {}", e.body_text())))?;
-        read_multipart(multipart, limit, &mut fields).await?
+        read_multipart(multipart, limit, declared, &mut fields).await?
     } else if content_type.starts_with("image/") || content_type.starts_with("application/octet-stream") {
         // A declared length over the limit is refused before a byte is read.
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::TooLarge { limit });
         }
-        let data = read_raw(request.into_body(), limit).await?;
+        let data = read_raw(request.into_body(), limit, declared).await?;
         vec![Upload {
             filename: query_filename.as_deref().map(clean_filename),
             data,
@@ -182,6 +182,7 @@ async fn legacy_upload(
 async fn read_multipart(
     mut multipart: Multipart,
     limit: u64,
+    declared: Option<u64>,
     fields: &mut Vec<(String, String)>,
 ) -> Result<Vec<Upload>, ApiError> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
@@ -203,7 +204,14 @@ async fn read_multipart(
                 ));
             }
             let filename = field.file_name().map(clean_filename);
-            let mut data = BytesMut::new();
+            // Sized from the request's length (bounded by the limit) for the first file, so the
+            // buffer does not grow by doubling: that held several times each upload's size.
+            let hint = if files.is_empty() {
+                initial_capacity(declared, limit)
+            } else {
+                0
+            };
+            let mut data = BytesMut::with_capacity(hint);
             while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                 if (data.len() + chunk.len()) as u64 > limit {
                     return Err(ApiError::TooLarge { limit });
@@ -238,9 +246,9 @@ async fn read_multipart(
     Ok(files)
 }
 
-async fn read_raw(body: Body, limit: u64) -> Result<Bytes, ApiError> {
+async fn read_raw(body: Body, limit: u64, declared: Option<u64>) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
-    let mut data = BytesMut::new();
+    let mut data = BytesMut::with_capacity(initial_capacity(declared, limit));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad("body", format!("could not read the body: {e}")))?;
         if (data.len() + chunk.len()) as u64 > limit {
@@ -252,6 +260,12 @@ async fn read_raw(body: Body, limit: u64) -> Result<Bytes, ApiError> {
         return Err(ApiError::bad("body", "the body is empty"));
     }
     Ok(data.freeze())
+}
+
+/// Capacity to reserve for a body of `declared` bytes: never more than the limit allows, so a
+/// lying Content-Length cannot make us allocate more than an honest upload could.
+fn initial_capacity(declared: Option<u64>, limit: u64) -> usize {
+    usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0)
 }
 
 /// A `pipeline` JSON field, or flat operation fields, or neither (the worker's default).
