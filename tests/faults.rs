@@ -58,10 +58,7 @@ async fn worker_killed_mid_job_is_taken_over_after_lease() {
     victim.signal(Signal::SIGKILL);
     let killed_at = Instant::now();
     let rescuer = Proc::spawn("worker", &url, &[("LEASE_SECS", "3")]);
-    let done = eventually(Duration::from_secs(30), || async {
-        counts(&db).await.get("completed").copied().unwrap_or(0) == 1
-    })
-    .await;
+    let done = wait_completed(&db, 1, Duration::from_secs(30)).await;
     let took = killed_at.elapsed();
     assert!(
         done,
@@ -270,10 +267,7 @@ async fn sigterm_releases_in_flight_jobs_to_another_worker_at_once() {
         .wait_exit(Duration::from_secs(20))
         .expect("did not exit after SIGTERM");
     assert!(status.success(), "exit {status}:\n{}", leaving.log_text());
-    let done = eventually(Duration::from_secs(20), || async {
-        counts(&db).await.get("completed").copied().unwrap_or(0) == 2
-    })
-    .await;
+    let done = wait_completed(&db, 2, Duration::from_secs(20)).await;
     let took = asked.elapsed();
     assert!(
         done,

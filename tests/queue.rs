@@ -27,10 +27,7 @@ async fn three_worker_processes_complete_a_thousand_jobs_each_exactly_once() {
         .await
         .expect("insert batch");
     }
-    let all_done = eventually(Duration::from_secs(120), || async {
-        counts(&db).await.get("completed").copied().unwrap_or(0) == JOBS
-    })
-    .await;
+    let all_done = wait_completed(&db, JOBS, Duration::from_secs(120)).await;
     assert!(all_done, "not every job completed: {:?}", counts(&db).await);
 
     // Each row was claimed once, and completed by exactly one worker process.
@@ -78,10 +75,7 @@ async fn jobs_whose_notification_never_arrived_are_found_by_the_sweep() {
     )
     .await
     .expect("insert");
-    let done = eventually(Duration::from_secs(20), || async {
-        counts(&db).await.get("completed").copied().unwrap_or(0) == 5
-    })
-    .await;
+    let done = wait_completed(&db, 5, Duration::from_secs(20)).await;
     assert!(
         done,
         "sweep did not pick up un-notified jobs: {:?}",
@@ -103,10 +97,7 @@ async fn jobs_inserted_while_no_worker_listens_are_processed_on_start() {
     .expect("insert");
     // The notifications went to nobody; a worker started now sweeps on connect.
     let app = spawn_app_on(Role::Worker, url, &[("sweep-secs", "3600")]).await;
-    let done = eventually(Duration::from_secs(20), || async {
-        counts(&db).await.get("completed").copied().unwrap_or(0) == 10
-    })
-    .await;
+    let done = wait_completed(&db, 10, Duration::from_secs(20)).await;
     assert!(done, "jobs left behind: {:?}", counts(&db).await);
     app.stop().await;
 }

@@ -345,3 +345,11 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// Waits until exactly `n` rows are `completed`, or `timeout` passes; returns whether they are.
+pub async fn wait_completed(client: &tokio_postgres::Client, n: i64, timeout: Duration) -> bool {
+    eventually(timeout, || async {
+        counts(client).await.get("completed").copied().unwrap_or(0) == n
+    })
+    .await
+}
