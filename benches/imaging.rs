@@ -21,6 +21,7 @@ use image_processor::imaging::{self, Limits, Pipeline};
 
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
+    jpeg_optimize_coding: false,
 };
 
 /// A deterministic "photo": smooth gradients, texture, hard edges and sensor-like noise, so the

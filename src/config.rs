@@ -70,6 +70,13 @@ pub struct Config {
     #[arg(long, env = "MAX_PIXELS", default_value_t = 50_000_000, global = true)]
     pub max_pixels: u64,
 
+    /// Optimise JPEG Huffman tables (a second pass over the coefficients). Outputs are about 5 %
+    /// smaller, but encoding a 640×480 output costs about twice the CPU, which is most of a
+    /// small job; off by default, as in libjpeg, libvips and Pillow.
+    #[arg(long, env = "JPEG_OPTIMIZE_CODING", default_value_t = false, global = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub jpeg_optimize_coding: bool,
+
     /// Seconds a claim lasts unless renewed; an expired claim is taken again.
     #[arg(long, env = "LEASE_SECS", default_value_t = 30, global = true,
           value_parser = clap::value_parser!(u64).range(2..=3600))]
@@ -137,6 +144,7 @@ impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             max_pixels: self.max_pixels,
+            jpeg_optimize_coding: self.jpeg_optimize_coding,
         }
     }
 

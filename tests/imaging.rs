@@ -11,6 +11,7 @@ use image_processor::imaging::{
 
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
+    jpeg_optimize_coding: false,
 };
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -539,6 +540,33 @@ fn quality_changes_size_for_jpeg_and_webp() {
 }
 
 #[test]
+fn jpeg_optimize_coding_makes_the_same_pixels_smaller() {
+    let input = png(noisy(300, 200));
+    let optimized = Limits {
+        jpeg_optimize_coding: true,
+        ..LIMITS
+    };
+    let plain = imaging::process(&input, &fields("format=jpeg&quality=85"), &LIMITS).expect("plain");
+    let tuned = imaging::process(&input, &fields("format=jpeg&quality=85"), &optimized).expect("optimized");
+    // Only the Huffman tables differ, so the decoded pixels are identical.
+    let a = image::load_from_memory(&plain.bytes)
+        .expect("plain decodes")
+        .to_rgb8();
+    let b = image::load_from_memory(&tuned.bytes)
+        .expect("optimized decodes")
+        .to_rgb8();
+    assert!(a == b, "optimised Huffman coding changed the pixels");
+    assert!(
+        tuned.bytes.len() < plain.bytes.len(),
+        "optimised {} bytes, plain {} bytes",
+        tuned.bytes.len(),
+        plain.bytes.len()
+    );
+    // The thumbnail is made the same way whatever the setting.
+    assert_eq!(plain.thumbnail, tuned.thumbnail);
+}
+
+#[test]
 fn metadata_is_not_carried_into_outputs() {
     let input = with_exif(&jpeg(&noisy(64, 48), 90), 1);
     assert!(input.windows(10).any(|w| w == b"GPS-SECRET"));
@@ -777,6 +805,7 @@ fn zip_bomb_like_png_is_bounded_by_the_pixel_limit() {
     assert!(bomb.len() < 100_000, "{}", bomb.len());
     let small = Limits {
         max_pixels: 1_000_000,
+        jpeg_optimize_coding: false,
     };
     let err = assert_refused(&bomb, &small, "bomb");
     assert!(matches!(err, ImagingError::TooLarge { .. }), "{err}");
@@ -802,6 +831,7 @@ fn gif_with_thousands_of_frames_counts_every_frame() {
     }
     let limits = Limits {
         max_pixels: 10_000_000,
+        jpeg_optimize_coding: false,
     };
     let err = imaging::probe(&bytes, &limits).unwrap_err();
     assert!(
@@ -894,6 +924,7 @@ fn resize_output_over_the_pixel_limit_is_refused_before_allocating() {
     let input = png(noisy(100, 100));
     let small = Limits {
         max_pixels: 1_000_000,
+        jpeg_optimize_coding: false,
     };
     let err = imaging::process(
         &input,

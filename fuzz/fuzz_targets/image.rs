@@ -16,10 +16,12 @@ use libfuzzer_sys::fuzz_target;
 /// `MAX_PIXELS`' default, for the header check an upload runs.
 const PRODUCTION: Limits = Limits {
     max_pixels: 50_000_000,
+    jpeg_optimize_coding: false,
 };
 /// Lower for `process`, to keep executions fast (see the module comment).
 const FUZZ_PROCESS: Limits = Limits {
     max_pixels: 4_000_000,
+    jpeg_optimize_coding: false,
 };
 
 fuzz_target!(|data: &[u8]| {

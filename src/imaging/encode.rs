@@ -27,11 +27,13 @@ const GIF_SPEED: i32 = 10;
 /// libwebp's largest side.
 const WEBP_MAX_SIDE: u32 = 16_383;
 
-/// Encodes `img` as `format`; `quality` (1–100) applies to JPEG, WebP (lossy) and AVIF.
+/// Encodes `img` as `format`; `quality` (1–100) applies to JPEG, WebP (lossy) and AVIF, and
+/// `jpeg_optimize` to JPEG only.
 pub(super) fn encode(
     img: &DynamicImage,
     format: Format,
     quality: Option<u8>,
+    jpeg_optimize: bool,
 ) -> Result<Vec<u8>, ImagingError> {
     let quality = quality.unwrap_or_else(|| default_quality(format)).clamp(1, 100);
     let fail = |message: String| ImagingError::Encode { format, message };
@@ -45,7 +47,7 @@ pub(super) fn encode(
             } else {
                 img
             };
-            return jpeg::encode(src, quality).map_err(fail);
+            return jpeg::encode(src, quality, jpeg_optimize).map_err(fail);
         }
         Format::Webp => return encode_webp(img, quality).map_err(fail),
         // `image` defaults to its fastest setting, which made outputs several times larger than
@@ -87,7 +89,8 @@ fn encode_webp(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
     Ok(memory.to_vec())
 }
 
-/// The preview stored with each job: JPEG, or WebP when the image has transparency.
+/// The preview stored with each job: JPEG, or WebP when the image has transparency. Never with
+/// optimised Huffman tables: the second pass would cost more than the rest of the preview.
 pub(super) fn thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, Format), ImagingError> {
     let small = resize::fit_within(img, THUMBNAIL_SIZE)?;
     let small = small.as_ref().unwrap_or(img);
@@ -96,7 +99,7 @@ pub(super) fn thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, Format), Imaging
     } else {
         Format::Jpeg
     };
-    Ok((encode(small, format, Some(75))?, format))
+    Ok((encode(small, format, Some(75), false)?, format))
 }
 
 /// RGB(A) for encoders that take no grey: grey becomes RGB, grey+alpha RGBA.

@@ -91,8 +91,10 @@ fn exif_orientation(app1: &[u8]) -> Option<Orientation> {
     Orientation::from_exif_chunk(tiff)
 }
 
-/// Encodes 8-bit grey or RGB as a baseline JPEG with optimised Huffman tables; no metadata.
-pub(super) fn encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
+/// Encodes 8-bit grey or RGB as a baseline JPEG, no metadata. `optimize` builds Huffman tables
+/// for this image: MozJPEG's statistics pass is scalar and, measured on a 640×480 output, took
+/// the whole job from 2.8 to 6.4 ms for a file 5 % smaller.
+pub(super) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Result<Vec<u8>, String> {
     let (color_space, pixels) = match image {
         DynamicImage::ImageLuma8(buf) => (ColorSpace::JCS_GRAYSCALE, buf.as_raw().as_slice()),
         DynamicImage::ImageRgb8(buf) => (ColorSpace::JCS_RGB, buf.as_raw().as_slice()),
@@ -109,7 +111,7 @@ pub(super) fn encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, Strin
         c.set_fastest_defaults();
         c.set_size(w, h);
         c.set_quality(f32::from(quality));
-        c.set_optimize_coding(true);
+        c.set_optimize_coding(optimize);
         let mut started = c.start_compress(Vec::with_capacity(w * h / 4))?;
         started.write_scanlines(pixels)?;
         started.finish()
