@@ -84,6 +84,74 @@ async fn jobs_whose_notification_never_arrived_are_found_by_the_sweep() {
     app.stop().await;
 }
 
+/// API uploads notify after their commit (`sql/0003`), plain SQL inserts inside their
+/// transaction; both must reach the workers and the event stream without the timer sweep.
+#[tokio::test]
+async fn uploads_and_sql_inserts_both_wake_the_workers_and_the_event_stream() {
+    let api = spawn_app_with(Role::Api, &[]).await;
+    // The worker's timer sweep is an hour away: only a notification can wake it in time.
+    let worker = spawn_app_on(Role::Worker, api.db_url.clone(), &[("sweep-secs", "3600")]).await;
+    let db = api.db().await;
+    let upload = |name: &str| {
+        api.http
+            .post(api.url(&format!("/api/images?filename={name}")))
+            .header("content-type", "image/jpeg")
+            .body(jpeg(64, 48))
+            .send()
+    };
+    // The worker sweeps once after it starts listening; once this job is done, that is behind us.
+    assert_eq!(upload("warm-up.jpg").await.expect("upload").status(), 202);
+    assert!(
+        wait_completed(&db, 1, Duration::from_secs(30)).await,
+        "warm-up job not done: {:?}",
+        counts(&db).await
+    );
+
+    let mut events = api
+        .http
+        .get(api.url("/api/events"))
+        .send()
+        .await
+        .expect("event stream");
+    assert_eq!(events.status(), 200);
+    let res = upload("after-commit.jpg").await.expect("upload");
+    assert_eq!(res.status(), 202);
+    let id = res.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut seen = String::new();
+    let pending = format!(r#"{{"id":"{id}","status":"pending"}}"#);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !seen.contains(&pending) {
+        let chunk = tokio::time::timeout_at(deadline, events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no pending event for {id} in 15 s; stream so far:\n{seen}"))
+            .expect("event stream read");
+        let chunk = chunk.unwrap_or_else(|| panic!("event stream ended; so far:\n{seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        wait_completed(&db, 2, Duration::from_secs(20)).await,
+        "the upload was not picked up without the sweep: {:?}",
+        counts(&db).await
+    );
+
+    db.execute(
+        "insert into processed_images (original_data) values ($1)",
+        &[&jpeg(32, 32)],
+    )
+    .await
+    .expect("plain SQL insert");
+    assert!(
+        wait_completed(&db, 3, Duration::from_secs(20)).await,
+        "the SQL insert was not picked up without the sweep: {:?}",
+        counts(&db).await
+    );
+    worker.stop().await;
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn jobs_inserted_while_no_worker_listens_are_processed_on_start() {
     let url = fresh_database().await;

@@ -97,7 +97,8 @@ pub const INSERT_IMAGE: &str = concat!(
     record_columns!()
 );
 
-/// Inserts one upload as a pending job (the trigger wakes the workers at commit).
+/// Inserts one upload as a pending job. On the API's connections the triggers do not notify:
+/// call [`notify_inserted`] after the commit.
 pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result<ImageRecord, DbError> {
     let stmt = db.prepare_cached(INSERT_IMAGE).await?;
     let row = db
@@ -114,6 +115,21 @@ pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result
         )
         .await?;
     Ok(ImageRecord::from_row(&row)?)
+}
+
+/// The notifications the insert triggers would have sent: one `image_status` per row (for SSE
+/// and `?wait=`) and one `image_jobs` wake-up for the workers.
+pub const NOTIFY_INSERTED: &str = "select pg_notify('image_status', p) from unnest($1::text[]) as p \
+     union all select pg_notify('image_jobs', '')";
+
+/// Sends, after the upload's commit, the notifications its triggers skipped
+/// (`sql/0003_notify_after_commit.sql` says why). Runs as its own statement, so it commits
+/// at once and writes no WAL.
+pub async fn notify_inserted(db: &impl GenericClient, records: &[ImageRecord]) -> Result<(), DbError> {
+    let payloads: Vec<String> = records.iter().map(|r| format!("{}:{}", r.id, r.status)).collect();
+    let stmt = db.prepare_cached(NOTIFY_INSERTED).await?;
+    db.execute(&stmt, &[&payloads]).await?;
+    Ok(())
 }
 
 pub const GET_IMAGE: &str = concat!(

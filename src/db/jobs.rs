@@ -235,6 +235,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     RELEASE_JOB,
     REAP_EXPIRED,
     super::images::INSERT_IMAGE,
+    super::images::NOTIFY_INSERTED,
     super::images::GET_IMAGE,
     super::images::LIST_IMAGES,
     super::images::GET_ORIGINAL,

@@ -15,6 +15,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "cheaper_triggers",
         include_str!("../../sql/0002_cheaper_triggers.sql"),
     ),
+    (
+        3,
+        "notify_after_commit",
+        include_str!("../../sql/0003_notify_after_commit.sql"),
+    ),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

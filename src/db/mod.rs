@@ -73,10 +73,16 @@ pub fn pg_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     Ok(cfg)
 }
 
-/// Builds the connection pool. Connections are made lazily, so this succeeds while the
+/// Builds the API's connection pool. Connections are made lazily, so this succeeds while the
 /// database is down and the pool recovers on its own once it is back.
+///
+/// Its connections set `image_processor.notify_after_commit`: the insert triggers then leave
+/// the notifications to the API, which sends them after its commit
+/// ([`images::notify_inserted`]; why: `sql/0003_notify_after_commit.sql`).
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
-    build_pool(pg_config(url)?, size)
+    let mut cfg = pg_config(url)?;
+    add_option(&mut cfg, "-c image_processor.notify_after_commit=on");
+    build_pool(cfg, size)
 }
 
 /// The worker's pool: commits do not wait for the WAL flush (`synchronous_commit=off`).
@@ -88,12 +94,17 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
 /// and fencing keeps the redo from clashing. Uploads keep full durability (the API's pool).
 pub fn worker_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = pg_config(url)?;
+    add_option(&mut cfg, "-c synchronous_commit=off");
+    build_pool(cfg, size)
+}
+
+/// Appends a server option to any the connection string already carries.
+fn add_option(cfg: &mut tokio_postgres::Config, option: &str) {
     let options = match cfg.get_options() {
-        Some(existing) => format!("{existing} -c synchronous_commit=off"),
-        None => "-c synchronous_commit=off".to_owned(),
+        Some(existing) => format!("{existing} {option}"),
+        None => option.to_owned(),
     };
     cfg.options(&options);
-    build_pool(cfg, size)
 }
 
 fn build_pool(cfg: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {

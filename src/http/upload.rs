@@ -137,6 +137,10 @@ pub async fn upload(
         records.push(images::insert_image(&tx, &new).await?);
     }
     tx.commit().await.map_err(crate::db::DbError::from)?;
+    // The rows are stored: a failed notification only delays them until the workers' sweep.
+    if let Err(e) = images::notify_inserted(&client, &records).await {
+        tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
+    }
     tracing::info!(files = records.len(), "accepted upload");
     crate::metrics::upload_accepted(files.len(), files.iter().map(|f| f.data.len()).sum());
 
