@@ -1131,6 +1131,14 @@ def derive(r):
             # If the service had every core to itself and stayed CPU-bound: an estimate, not a measurement.
             o["capacity_idle_estimate_per_s"] = rnd(NPROC * 1000 / tot, 1)
         sd = h[kind].get("seed")
+        # What no imaging speed-up can beat: the CPU the API, PostgreSQL and the load driver spend per
+        # image, with the imaging itself taken as free. A throughput target above this bound needs
+        # less HTTP or database work per image, not faster pixels.
+        rest = (c.get("api") or 0) + (c.get("pg") or 0) + (c.get("driver") or 0)
+        if rest:
+            o["free_imaging_bound_per_s"] = rnd(NPROC * 1000 / rest, 1)
+            if sd and sd.get("per_s"):
+                h[kind]["free_imaging_bound_ratio"] = rnd(o["free_imaging_bound_per_s"] / sd["per_s"], 2)
         if sd and o.get("per_cpu_s") and sd.get("per_cpu_s"):
             h[kind]["cpu_efficiency_ratio"] = rnd(o["per_cpu_s"] / sd["per_cpu_s"], 2)
     m = flat_metrics(r)
@@ -1284,6 +1292,12 @@ def report_md(r, svg_name):
         lines.append(f"- **Estimated capacity on {NPROC} idle cores** (cores × 1000 / service CPU ms per image; assumes the "
                      f"service stays CPU-bound and scales perfectly; an estimate, not a measurement): photos "
                      f"{fmt(caps[0][1])}/s, small {fmt(caps[1][1])}/s.")
+    bounds = [(k, h[k]["ours"].get("free_imaging_bound_per_s"), h[k].get("free_imaging_bound_ratio")) for k in ("photos", "small")]
+    if all(v for _, v, _ in bounds):
+        lines.append(f"- **Bound if imaging cost nothing** ({NPROC} cores × 1000 / (API + PostgreSQL + load driver CPU ms per "
+                     "image), the imaging taken as free; an upper bound, not a measurement): "
+                     + ", ".join(f"{k} {fmt(v)}/s" + (f" ({fmt(q)}× the seed)" if q else "") for k, v, q in bounds)
+                     + ". A target above this needs less HTTP or database work per image, not faster pixels.")
     vr = r.get("reference", {}).get("libvips")
     if vr and "single_thread_per_s" in vr:
         lines.append(f"- **Bare libvips** (vipsthumbnail, no HTTP, no database, same photos): "
