@@ -107,7 +107,12 @@ pub async fn spawn_with(
             http::router(state)
         }
     };
-    parts.push(tokio::spawn(http::serve(listener, app, cancel.clone())));
+    parts.push(tokio::spawn(http::serve(
+        listener,
+        app,
+        config.header_read_timeout(),
+        cancel.clone(),
+    )));
     if let Err(e) = migrate_when_reachable(&url, &cancel).await {
         cancel.cancel();
         for part in parts {

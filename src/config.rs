@@ -77,6 +77,12 @@ pub struct Config {
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub jpeg_optimize_coding: bool,
 
+    /// Seconds a client gets to send a request's headers (and an idle keep-alive connection
+    /// stays open); slower clients are disconnected.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_read_timeout_secs: u64,
+
     /// Seconds a claim lasts unless renewed; an expired claim is taken again.
     #[arg(long, env = "LEASE_SECS", default_value_t = 30, global = true,
           value_parser = clap::value_parser!(u64).range(2..=3600))]
@@ -146,6 +152,10 @@ impl Config {
             max_pixels: self.max_pixels,
             jpeg_optimize_coding: self.jpeg_optimize_coding,
         }
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 
     pub fn lease(&self) -> Duration {

@@ -936,3 +936,50 @@ async fn run_case(app: &TestApp, case: Case, expected_rows: &mut BTreeMap<String
     );
     assert_eq!(&rows(app).await, expected_rows, "{name}: stored rows changed");
 }
+
+/// A client that sends its request headers a byte at a time (or stops half-way) must not keep a
+/// connection, and the task serving it, forever: after `HEADER_READ_TIMEOUT_SECS` it is cut off,
+/// while a well-behaved client on another connection is served meanwhile.
+#[tokio::test]
+async fn slow_header_clients_are_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::{timeout, Duration, Instant};
+
+    let app = spawn_app_with(Role::Api, &[("header-read-timeout-secs", "1")]).await;
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let started = Instant::now();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("partial headers");
+    // Keep trickling for a while, as a slowloris client would; the server may cut us off any time.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if slow.write_all(b"a").await.is_err() {
+            break;
+        }
+    }
+    let res = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "a normal client is served meanwhile"
+    );
+
+    let mut buf = Vec::new();
+    let read = timeout(Duration::from_secs(15), slow.read_to_end(&mut buf)).await;
+    let elapsed = started.elapsed();
+    match read {
+        Err(_) => panic!("the slow connection was still open after {elapsed:?}"),
+        // Closed (possibly with a 408 first, or reset): either way the connection is gone.
+        Ok(_) => assert!(
+            buf.is_empty() || buf.starts_with(b"HTTP/1.1 408"),
+            "unexpected answer to unfinished headers: {:?}",
+            String::from_utf8_lossy(&buf)
+        ),
+    }
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed after {elapsed:?}, before the 1 s timeout"
+    );
+    app.stop().await;
+}

@@ -151,23 +151,64 @@ pub fn ops_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `cancel` fires, then finishes open requests.
+/// Serves `app` on `listener` until `cancel`, then lets open requests finish for at most
+/// [`SHUTDOWN_HTTP_GRACE`].
+///
+/// Our own accept loop rather than `axum::serve`, which gives hyper no timer: without one a
+/// client could hold a connection (and its task) open forever by sending its request headers
+/// a byte at a time. Here every connection must deliver a request's headers within
+/// `header_read_timeout`, and an idle keep-alive connection is closed after the same time.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    header_read_timeout: Duration,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    let stopped = cancel.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
-    // Open requests get a bounded time to finish once shutdown starts; never hang forever.
-    let deadline = async {
-        cancel.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_HTTP_GRACE).await;
-    };
+    // HTTP/1.1 only, as before (axum's http2 feature is off): browsers, curl and Postman all
+    // speak it, and a load balancer in front can offer HTTP/2 to clients.
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Small JSON answers should not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let service =
+            TowerToHyperService::new(app.clone().map_request(
+                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+            ));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
     tokio::select! {
-        result = server => result?,
-        _ = deadline => tracing::warn!("open requests did not finish in time; closing them"),
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_HTTP_GRACE) => {
+            tracing::warn!("open requests did not finish in time; closing them");
+        }
     }
     Ok(())
 }
