@@ -236,6 +236,18 @@ async fn metrics_show_every_family_after_a_few_jobs() {
         let done = app.wait_done(&id).await;
         assert_eq!(done["status"], "completed", "{done}");
     }
+    // A pipeline stored by SQL that does not parse: failed, and counted as such.
+    let db = app.db().await;
+    let bad: uuid::Uuid = db
+        .query_one(
+            "insert into processed_images (original_data, pipeline) values ($1, '{\"steps\": 7}') returning id",
+            &[&jpeg(16, 16)],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    let failed = app.wait_done(&bad.to_string()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
     // One 404 by route template, never by raw path.
     let missing = uuid::Uuid::new_v4();
     app.http
@@ -280,6 +292,15 @@ async fn metrics_show_every_family_after_a_few_jobs() {
     .unwrap_or(0.0);
     // Other tests of this binary share the process-wide recorder: at least ours.
     assert!(completed >= 3.0, "completed jobs: {completed}\n{text}");
+    let invalid = metric_value(
+        &text,
+        r#"image_processor_jobs_total{outcome="failed",family="unknown"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(
+        invalid >= 1.0,
+        "the invalid stored pipeline was not counted:\n{text}"
+    );
     assert!(metric_value(&text, "image_processor_upload_bytes_total").unwrap_or(0.0) > 0.0);
     assert!(
         text.contains(r#"image_processor_queue_depth{status="pending"}"#),

@@ -21,6 +21,19 @@ enum Outcome {
     Failed(String),
 }
 
+/// What `jobs_total` and `job_processing_seconds` record once the write-back says how the job
+/// really ended: a result the fence refuses counts as `fenced`, not `completed`.
+struct Measured {
+    family: &'static str,
+    seconds: f64,
+}
+
+impl Measured {
+    fn record(&self, outcome: &str) {
+        crate::metrics::job_finished(outcome, self.family, self.seconds);
+    }
+}
+
 pub(super) async fn run(
     ctx: Arc<WorkerContext>,
     job: Job,
@@ -38,14 +51,14 @@ pub(super) async fn run(
             worker: &ctx.worker_id,
             attempt: job.attempt,
         };
-        let Some(outcome) = process_with_heartbeat(&ctx, &fence, job, &abandon).await else {
+        let Some((outcome, measured)) = process_with_heartbeat(&ctx, &fence, job, &abandon).await else {
             drop(permit);
             crate::metrics::threads_busy(-1);
             return;
         };
         drop(permit);
         crate::metrics::threads_busy(-1);
-        write_back(&ctx, &fence, outcome).await;
+        write_back(&ctx, &fence, outcome, &measured).await;
     }
     .instrument(span)
     .await
@@ -58,10 +71,17 @@ async fn process_with_heartbeat(
     fence: &Fence<'_>,
     job: Job,
     abandon: &CancellationToken,
-) -> Option<Outcome> {
+) -> Option<(Outcome, Measured)> {
     let pipeline = match job.pipeline.as_ref().map(Pipeline::from_json).transpose() {
         Ok(p) => p.unwrap_or_else(|| ctx.config.pipeline_or_default()),
-        Err(e) => return Some(Outcome::Failed(format!("invalid pipeline: {e}"))),
+        // Stored by SQL and never checked: no family to name, nothing processed.
+        Err(e) => {
+            let measured = Measured {
+                family: "unknown",
+                seconds: 0.0,
+            };
+            return Some((Outcome::Failed(format!("invalid pipeline: {e}")), measured));
+        }
     };
     let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
     let limits = ctx.config.limits();
@@ -103,14 +123,15 @@ async fn process_with_heartbeat(
             }
         }
     };
+    let measured = Measured {
+        family,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     if lost {
-        crate::metrics::job_finished("fenced", family, started.elapsed().as_secs_f64());
+        measured.record("fenced");
         return None;
     }
-    let done = matches!(result, Ok(Ok(Ok(_))));
-    let outcome = if done { "completed" } else { "failed" };
-    crate::metrics::job_finished(outcome, family, started.elapsed().as_secs_f64());
-    Some(match result {
+    let outcome = match result {
         Ok(Ok(Ok((probe, out)))) => Outcome::Done(probe, out),
         Ok(Ok(Err(e))) => Outcome::Failed(e.to_string()),
         Ok(Err(panic)) => {
@@ -125,12 +146,13 @@ async fn process_with_heartbeat(
             ))
         }
         Err(e) => Outcome::Failed(format!("the image could not be processed ({e})")),
-    })
+    };
+    Some((outcome, measured))
 }
 
 /// Writes the outcome, retrying while the database is unavailable. Past the lease another
 /// worker may own the row, and the fence makes any late write a no-op.
-async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome) {
+async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, measured: &Measured) {
     let deadline = tokio::time::Instant::now() + ctx.config.lease();
     let mut attempt = 0;
     loop {
@@ -157,12 +179,19 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome) {
         match result {
             Ok(true) => {
                 match &outcome {
-                    Outcome::Done(_, out) => tracing::info!(bytes = out.bytes.len(), "completed"),
-                    Outcome::Failed(message) => tracing::info!(error = %message, "failed"),
+                    Outcome::Done(_, out) => {
+                        measured.record("completed");
+                        tracing::info!(bytes = out.bytes.len(), "completed")
+                    }
+                    Outcome::Failed(message) => {
+                        measured.record("failed");
+                        tracing::info!(error = %message, "failed")
+                    }
                 }
                 return;
             }
             Ok(false) => {
+                measured.record("fenced");
                 tracing::warn!("fenced off: another claim holds this row now; result dropped");
                 return;
             }
@@ -173,6 +202,7 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome) {
                 tokio::time::sleep(wait).await;
             }
             Err(e) => {
+                measured.record("unwritten");
                 tracing::error!(error = %e, "writing the result failed; the lease will expire and the job be retried");
                 return;
             }
