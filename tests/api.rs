@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use image::{GenericImageView, ImageFormat};
 use reqwest::multipart::{Form, Part};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 fn file_part(bytes: Vec<u8>, name: &str, mime: &str) -> Part {
@@ -76,12 +76,7 @@ async fn upload_jpeg_then_download_returns_resized_jpeg() {
     assert_eq!(done["processed"]["height"], 600);
     assert_eq!(done["links"]["processed"], format!("/api/images/{id}/processed"));
 
-    let res = app
-        .http
-        .get(app.url(&format!("/api/images/{id}/processed")))
-        .send()
-        .await
-        .expect("download");
+    let res = app.get(&format!("/api/images/{id}/processed")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers().clone();
     assert_eq!(h["content-type"], "image/jpeg");
@@ -112,21 +107,11 @@ async fn upload_jpeg_then_download_returns_resized_jpeg() {
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
 
     // Thumbnail and original.
-    let res = app
-        .http
-        .get(app.url(&format!("/api/images/{id}/thumbnail")))
-        .send()
-        .await
-        .expect("thumb");
+    let res = app.get(&format!("/api/images/{id}/thumbnail")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let thumb = image::load_from_memory(&res.bytes().await.expect("bytes")).expect("thumbnail decodes");
     assert!(thumb.width() <= 256 && thumb.height() <= 256);
-    let res = app
-        .http
-        .get(app.url(&format!("/api/images/{id}/original")))
-        .send()
-        .await
-        .expect("original");
+    let res = app.get(&format!("/api/images/{id}/original")).await;
     assert!(res.headers()["content-disposition"]
         .to_str()
         .expect("ascii")
@@ -157,11 +142,8 @@ async fn upload_png_with_operations_keeps_png_and_fits_the_box() {
         (Some(300), Some(150))
     );
     let bytes = app
-        .http
-        .get(app.url(done["links"]["processed"].as_str().expect("link")))
-        .send()
+        .get(done["links"]["processed"].as_str().expect("link"))
         .await
-        .expect("download")
         .bytes()
         .await
         .expect("bytes");
@@ -217,22 +199,9 @@ async fn raw_body_upload_and_the_original_design_routes_work() {
     let legacy: Value = res.json().await.expect("json");
     let lid = legacy["id"].as_str().expect("id").to_owned();
     app.wait_done(&lid).await;
-    let status: Value = app
-        .http
-        .get(app.url(&format!("/status/{lid}")))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status: Value = app.get_json(&format!("/status/{lid}")).await;
     assert_eq!(status["status"], "completed");
-    let res = app
-        .http
-        .get(app.url(&format!("/download/{lid}")))
-        .send()
-        .await
-        .expect("download");
+    let res = app.get(&format!("/download/{lid}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "image/jpeg");
     image::load_from_memory(&res.bytes().await.expect("bytes")).expect("decodes");
@@ -405,7 +374,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
         "/api/images/%00/processed",
         "/download/../../etc/passwd",
     ] {
-        let res = app.http.get(app.url(path)).send().await.expect("get");
+        let res = app.get(path).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
         let body: Value = res.json().await.expect("json error");
         assert_error(&body, "not_found");
@@ -417,20 +386,12 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
         "before=xyz",
         "limit=-1",
     ] {
-        let res = app
-            .http
-            .get(app.url(&format!("/api/images?{query}")))
-            .send()
-            .await
-            .expect("list");
+        let res = app.get(&format!("/api/images?{query}")).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
     }
     let res = app
-        .http
-        .get(app.url("/api/images/00000000-0000-0000-0000-000000000000?wait=9999"))
-        .send()
-        .await
-        .expect("wait");
+        .get("/api/images/00000000-0000-0000-0000-000000000000?wait=9999")
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     // Nothing bad was stored, and the server still serves.
@@ -441,7 +402,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
         .expect("count")
         .get(0);
     assert_eq!(stored, 0);
-    let res = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    let res = app.get("/healthz").await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -456,12 +417,7 @@ async fn processed_download_is_409_until_completed_and_list_paginates() {
         assert_eq!(status, StatusCode::ACCEPTED);
         ids.push(body["id"].as_str().expect("id").to_owned());
     }
-    let res = app
-        .http
-        .get(app.url(&format!("/api/images/{}/processed", ids[0])))
-        .send()
-        .await
-        .expect("get");
+    let res = app.get(&format!("/api/images/{}/processed", ids[0])).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let body: Value = res.json().await.expect("json");
     assert_error(&body, "not_ready");
@@ -490,57 +446,23 @@ async fn processed_download_is_409_until_completed_and_list_paginates() {
     }
     ids.reverse();
     assert_eq!(seen, ids);
-    let pending: Value = app
-        .http
-        .get(app.url("/api/images?status=pending"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let pending: Value = app.get_json("/api/images?status=pending").await;
     assert_eq!(pending["images"].as_array().map(Vec::len), Some(5));
 
     // Retry is refused while pending; delete works; deleted is 404.
     let res = app
-        .http
-        .post(app.url(&format!("/api/images/{}/retry", ids[0])))
-        .send()
-        .await
-        .expect("retry");
+        .call(Method::POST, &format!("/api/images/{}/retry", ids[0]))
+        .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
-    let res = app
-        .http
-        .delete(app.url(&format!("/api/images/{}", ids[0])))
-        .send()
-        .await
-        .expect("delete");
+    let res = app.call(Method::DELETE, &format!("/api/images/{}", ids[0])).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = app
-        .http
-        .get(app.url(&format!("/api/images/{}", ids[0])))
-        .send()
-        .await
-        .expect("get");
+    let res = app.get(&format!("/api/images/{}", ids[0])).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = app
-        .http
-        .delete(app.url(&format!("/api/images/{}", ids[0])))
-        .send()
-        .await
-        .expect("delete again");
+    let res = app.call(Method::DELETE, &format!("/api/images/{}", ids[0])).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // Stats count them.
-    let stats: Value = app
-        .http
-        .get(app.url("/api/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats: Value = app.get_json("/api/stats").await;
     assert_eq!(stats["counts"]["pending"], 4);
     assert_eq!(stats["queue_depth"], 4);
 }
@@ -554,15 +476,7 @@ async fn wait_returns_as_soon_as_the_status_changes() {
     let started = std::time::Instant::now();
     let mut last = String::new();
     while last != "completed" {
-        let v: Value = app
-            .http
-            .get(app.url(&format!("/api/images/{id}?wait=30")))
-            .send()
-            .await
-            .expect("wait")
-            .json()
-            .await
-            .expect("json");
+        let v: Value = app.get_json(&format!("/api/images/{id}?wait=30")).await;
         last = v["status"].as_str().unwrap_or("").to_owned();
         assert!(
             started.elapsed().as_secs() < 30,
@@ -578,12 +492,7 @@ async fn retry_puts_a_finished_image_back_in_the_queue() {
     let (_, body, _) = upload(&app, form).await;
     let id = body["id"].as_str().expect("id").to_owned();
     app.wait_done(&id).await;
-    let res = app
-        .http
-        .post(app.url(&format!("/api/images/{id}/retry")))
-        .send()
-        .await
-        .expect("retry");
+    let res = app.call(Method::POST, &format!("/api/images/{id}/retry")).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let v: Value = res.json().await.expect("json");
     assert_eq!(v["status"], "pending");
@@ -591,22 +500,22 @@ async fn retry_puts_a_finished_image_back_in_the_queue() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["attempts"], 1);
     let res = app
-        .http
-        .post(app.url("/api/images/00000000-0000-0000-0000-000000000000/retry"))
-        .send()
-        .await
-        .expect("retry");
+        .call(
+            Method::POST,
+            "/api/images/00000000-0000-0000-0000-000000000000/retry",
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn probes_report_live_and_ready() {
     let app = spawn_app_with(image_processor::config::Role::Api, &[]).await;
-    let res = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    let res = app.get("/healthz").await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app.http.get(app.url("/readyz")).send().await.expect("readyz");
+    let res = app.get("/readyz").await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app.http.get(app.url("/no/such/route")).send().await.expect("404");
+    let res = app.get("/no/such/route").await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_error(&res.json().await.expect("json"), "not_found");
 }

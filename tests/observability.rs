@@ -48,12 +48,7 @@ async fn answered_by_fallback(res: reqwest::Response) -> bool {
 }
 
 async fn fetch_document(app: &TestApp) -> Value {
-    let res = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("GET /openapi.json");
+    let res = app.get("/openapi.json").await;
     assert_eq!(res.status(), StatusCode::OK);
     res.json().await.expect("the document is JSON")
 }
@@ -250,13 +245,9 @@ async fn metrics_show_every_family_after_a_few_jobs() {
     assert_eq!(failed["status"], "failed", "{failed}");
     // One 404 by route template, never by raw path.
     let missing = uuid::Uuid::new_v4();
-    app.http
-        .get(app.url(&format!("/api/images/{missing}")))
-        .send()
-        .await
-        .expect("get");
+    app.get(&format!("/api/images/{missing}")).await;
 
-    let res = app.http.get(app.url("/metrics")).send().await.expect("metrics");
+    let res = app.get("/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res
         .headers()
@@ -312,7 +303,7 @@ async fn metrics_show_every_family_after_a_few_jobs() {
 #[tokio::test]
 async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
     let app = spawn_app().await;
-    let res = app.http.get(app.url("/healthz")).send().await.expect("get");
+    let res = app.get("/healthz").await;
     let id = res
         .headers()
         .get("x-request-id")

@@ -139,6 +139,28 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Sends a bodiless request to `path` and returns the answer, whatever its status.
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.http
+            .request(method.clone(), self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.call(reqwest::Method::GET, path).await
+    }
+
+    /// `GET path` and its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path)
+            .await
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
     pub async fn db(&self) -> tokio_postgres::Client {
         db::connect(&self.db_url)
             .await
