@@ -83,6 +83,12 @@ def machine_busy_s() -> float:
     return (sum(f[:8]) - idle) / CLK
 
 
+def machine_iowait_s() -> float:
+    """CPU-seconds the whole machine sat idle waiting for the disk (all cores), since boot."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (f[4] if len(f) > 4 else 0) / CLK
+
+
 def proc_stat(pid: int):
     try:
         s = open(f"/proc/{pid}/stat").read()
@@ -494,7 +500,8 @@ class CpuMeter:
     def snap(self):
         ctx = self.ctx
         roles = pg_roles_cpu(ctx["pg_pid"])
-        s = {"wall": time.monotonic(), "machine": machine_busy_s(), "pg": sum(roles.values()),
+        s = {"wall": time.monotonic(), "machine": machine_busy_s(), "iowait": machine_iowait_s(),
+             "pg": sum(roles.values()),
              "pg_backends": roles["backends"], "pg_background": roles["background"] + roles["exited"],
              "driver": sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
                            for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))}
@@ -511,6 +518,8 @@ class CpuMeter:
         out["wall_s"] = rnd(wall, 2)
         out["other_s"] = rnd(max(0.0, d["machine"] - mine), 2)
         out["other_load"] = rnd(max(0.0, d["machine"] - mine) / wall if wall else 0, 2)
+        # Cores idle for want of the disk (fsync stalls): a phase high here was disk-bound.
+        out["iowait_load"] = rnd(d["iowait"] / wall if wall else 0, 2)
         return out
 
 
@@ -673,7 +682,8 @@ def run_e2e(ctx, target, kind, clients, duration):
             if target["kind"] == "ours" else None
     truncate(target["db_url"])
     log(f"  {target['kind']:4} {kind:6}: {s.get('per_s')} /s  ({s['completed']} done, {s['failed']} failed, "
-        f"p50 {s.get('complete_p50_ms')} ms, other load {s['cpu']['other_load']})")
+        f"p50 {s.get('complete_p50_ms')} ms, other load {s['cpu']['other_load']}, "
+        f"iowait {s['cpu'].get('iowait_load')})")
     return s
 
 
@@ -743,12 +753,15 @@ def run_queue(ctx, service, n):
     sql(service.db_url, "insert into processed_images (original_data, filename) select %s, %s "
                         "from generate_series(1, %s)", (ctx["corpus"]["tiny"][1], tag, n), fetch=False)
     end = time.time() + max(60, n / 100)
-    while time.time() < end:
-        left = sql(service.db_url, "select count(*) from processed_images where filename = %s "
-                                   "and status not in ('completed','failed')", (tag,))[0][0]
-        if left == 0:
-            break
-        time.sleep(0.05)
+    # One connection for the whole wait: a new one per poll cost PostgreSQL a backend start-up
+    # (several ms of CPU) twenty times a second, on the same two cores as the queue it measures.
+    with psycopg.connect(service.db_url, autocommit=True) as c:
+        while time.time() < end:
+            left = c.execute("select count(*) from processed_images where filename = %s "
+                             "and status not in ('completed','failed')", (tag,)).fetchone()[0]
+            if left == 0:
+                break
+            time.sleep(0.05)
     b = meter.snap()
     r = sql(service.db_url, """
         select count(*) filter (where status = 'completed'), count(*) filter (where status = 'failed'),
@@ -765,7 +778,7 @@ def run_queue(ctx, service, n):
            "cpu": CpuMeter.delta(a, b)}
     truncate(service.db_url)
     log(f"  queue: {out['jobs_per_s']} jobs/s ({done}/{n} completed, {failed} failed, "
-        f"other load {out['cpu']['other_load']})")
+        f"other load {out['cpu']['other_load']}, iowait {out['cpu'].get('iowait_load')})")
     return out
 
 
@@ -881,6 +894,8 @@ def median_summary(runs, keys):
     if per:
         out["cpu_ms_per_image"] = {k: rnd(med([p.get(k) for p in per]), 1) for k in per[0]}
     out["other_load"] = rnd(med([r["cpu"]["other_load"] for r in runs]), 2)
+    io = [r["cpu"].get("iowait_load") for r in runs if r["cpu"].get("iowait_load") is not None]
+    out["iowait_load"] = rnd(med(io), 2) if io else None
     out["runs"] = runs
     return out
 
@@ -1208,7 +1223,8 @@ def report_md(r, svg_name):
                  f"run took {r['duration_s']:.0f} s")
     lines.append("")
     lines.append("The machine is shared and noisy: *other load* below is the CPU (in cores) that processes "
-                 "outside this benchmark used during a phase. Figures are medians of "
+                 "outside this benchmark used during a phase, and *iowait* the cores left idle waiting for the "
+                 "disk (fsync stalls: a phase high there was disk-bound, not CPU-bound). Figures are medians of "
                  f"{s['repeats']} repeat(s); ratios are medians of back-to-back pairs.")
     lines += ["", f"![charts]({svg_name})", "", "## Targets (issue 9)", ""]
     rows = [[t["target"], fmt(t["value"]), t["goal"], {True: "met", False: "**not met**", None: "–"}[t["met"]]]
@@ -1252,12 +1268,12 @@ def report_md(r, svg_name):
             rows.append([f"{kind}, {who}", fmt(c.get("api")) if who == "ours" else "–",
                          fmt(c.get("workers")) if who == "ours" else fmt(c.get("seed")),
                          fmt(c.get("pg_backends")), fmt(c.get("pg_background")),
-                         fmt((app or 0) + (c.get("pg") or 0)), fmt(c.get("driver")), fmt(x.get("other_load"))])
+                         fmt((app or 0) + (c.get("pg") or 0)), fmt(c.get("driver")), fmt(x.get("other_load")) + " / " + fmt(x.get("iowait_load"))])
     if rows:
         lines += ["", "### Where the CPU goes (ms of CPU per completed image, medians)", "",
                   md_table(["phase", "API", "workers (seed: whole app)", "PostgreSQL backends",
                             "PostgreSQL background (WAL writer, checkpointer, autovacuum, exited)",
-                            "service total", "load driver", "other load (cores)"], rows)]
+                            "service total", "load driver", "other load / iowait (cores)"], rows)]
     for kind in ("photos", "small"):
         st = (h[kind]["ours"]["runs"][0].get("top_statements") if h[kind]["ours"]["runs"] else None)
         if st and "error" not in st[0]:
@@ -1282,7 +1298,7 @@ def report_md(r, svg_name):
               f"- **Queue overhead**: {qd['n']} 16×16 PNGs inserted by one SQL statement, default pipeline: "
               f"**{fmt(qd['jobs_per_s'])} jobs/s** insert-to-last-completion (median run of {qd.get('all_jobs_per_s')}) ({fmt(qd['drain_jobs_per_s'])} jobs/s "
               f"first-claim-to-last-completion; job p50 {fmt(qd['job_p50_ms'], ' ms')}; {qd['failed']} failed; "
-              f"other load {qd['cpu']['other_load']}).",
+              f"other load {qd['cpu']['other_load']}, iowait {qd['cpu'].get('iowait_load')}).",
               f"- **Upload ingest**: {ing['clients']} concurrent clients ({ing['client_procs']} processes), "
               f"{ing['file_bytes'] // 1000} KB JPEG, multipart, no workers running: **{fmt(ing['per_s'])} uploads/s** accepted "
               f"({fmt(ing['mb_per_s'])} MB/s; latency p50 {fmt(ing['p50_ms'], ' ms')}, p99 {fmt(ing['p99_ms'], ' ms')}; "
