@@ -1100,6 +1100,10 @@ def flat_metrics(r):
         if val is not None:
             m[name] = {"value": val, "higher_is_better": higher, "unit": unit}
 
+    # Not ours: bare libvips on the same photos. A drop here against a baseline means the machine,
+    # not the service, got slower (this VM class's host sometimes slows it several-fold).
+    put("machine_check_libvips_per_s", (r.get("reference", {}).get("libvips") or {}).get("single_thread_per_s"),
+        True, "photos/s")
     put("photos_per_s", h.get("photos", {}).get("ours", {}).get("per_s"), True, "images/s")
     put("small_per_s", h.get("small", {}).get("ours", {}).get("per_s"), True, "images/s")
     put("photos_vs_seed", h.get("photos", {}).get("ratio"), True, "x")
@@ -1321,7 +1325,9 @@ def report_md(r, svg_name):
     vr = r.get("reference", {}).get("libvips")
     if vr and "single_thread_per_s" in vr:
         lines.append(f"- **Bare libvips** (vipsthumbnail, no HTTP, no database, same photos): "
-                     f"{fmt(vr['single_thread_per_s'])} photos/s on one thread, {fmt(vr['all_cores_per_s'])} on all {NPROC} cores.")
+                     f"{fmt(vr['single_thread_per_s'])} photos/s on one thread, {fmt(vr['all_cores_per_s'])} on all {NPROC} cores. "
+                     "It doubles as a check of the machine itself: far below an earlier run's figure means the "
+                     "host slowed this VM, and every figure of this run is suspect.")
     if r.get("imaging_single_thread_per_s"):
         lines.append(f"- **Imaging core inside the service**: {fmt(r['imaging_single_thread_per_s'])} photos/s per core "
                      f"(worker CPU per photo) → ceiling {fmt(r['imaging_ceiling_per_s'])} photos/s on {NPROC} cores; the headline "
