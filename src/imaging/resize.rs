@@ -142,10 +142,14 @@ pub(super) fn resize_step(
 
 /// Resamples with a Lanczos3 kernel (premultiplying alpha so edges don't fringe).
 pub(super) fn resample(img: &DynamicImage, p: Plan) -> Result<DynamicImage, ImagingError> {
+    resample_with(img, p, FilterType::Lanczos3)
+}
+
+fn resample_with(img: &DynamicImage, p: Plan, filter: FilterType) -> Result<DynamicImage, ImagingError> {
     let mut dst = DynamicImage::new(p.dst.0, p.dst.1, img.color());
     let (x, y, w, h) = p.src;
     let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .resize_alg(ResizeAlg::Convolution(filter))
         .crop(x, y, w, h);
     Resizer::new()
         .resize(img, &mut dst, &options)
@@ -153,7 +157,9 @@ pub(super) fn resample(img: &DynamicImage, p: Plan) -> Result<DynamicImage, Imag
     Ok(dst)
 }
 
-/// Fits `img` inside `size×size` without enlarging it.
+/// Fits `img` inside `size×size` without enlarging it, for the preview. A Hamming kernel (one
+/// pixel of support) rather than Lanczos3 (three): at 256 px the difference does not show, and a
+/// whole 640×480 job went from 2.57 to 2.38 ms of CPU (the preview is made for every job).
 pub(super) fn fit_within(img: &DynamicImage, size: u32) -> Result<Option<DynamicImage>, ImagingError> {
     match plan(
         (img.width(), img.height()),
@@ -162,7 +168,7 @@ pub(super) fn fit_within(img: &DynamicImage, size: u32) -> Result<Option<Dynamic
         Fit::Contain,
         false,
     ) {
-        Some(p) => resample(img, p).map(Some),
+        Some(p) => resample_with(img, p, FilterType::Hamming).map(Some),
         None => Ok(None),
     }
 }
