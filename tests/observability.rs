@@ -396,3 +396,89 @@ async fn wait_for_listen_addr(proc: &Proc) -> String {
     assert!(found, "the server did not start:\n{}", proc.log_text());
     addr.unwrap_or_default()
 }
+
+/// A worker whose claim was taken over while it processed: its result is refused by the fence at
+/// write-back, and `/metrics` counts the job as `fenced`, not `completed`.
+#[tokio::test]
+async fn a_result_refused_by_the_fence_counts_as_fenced_not_completed() {
+    let db_url = fresh_database().await;
+    // The lease (30 s, renewed every 10 s) outlives the 3 s of processing, so no heartbeat can
+    // notice the takeover first: the fence at write-back is what refuses the result.
+    let worker = Proc::spawn(
+        "worker",
+        &db_url,
+        &[
+            ("WORKER_TEST_HOOKS", "1"),
+            ("WORKER_TEST_DELAY_MS", "3000"),
+            ("LEASE_SECS", "30"),
+        ],
+    );
+    let addr = wait_for_listen_addr(&worker).await;
+    let db = image_processor::db::connect(&db_url).await.expect("connect");
+    let id: uuid::Uuid = db
+        .query_one(
+            "insert into processed_images (original_data) values ($1) returning id",
+            &[&jpeg(64, 48)],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    let claimed = eventually(Duration::from_secs(20), || async {
+        let row = db
+            .query_one("select status from processed_images where id = $1", &[&id])
+            .await
+            .expect("status");
+        row.get::<_, String>(0) == "processing"
+    })
+    .await;
+    assert!(
+        claimed,
+        "the worker never claimed the job:\n{}",
+        worker.log_text()
+    );
+    // Another claim takes the row over: a new holder and a new fencing token.
+    db.execute(
+        "update processed_images set claimed_by = 'another-worker', attempts = attempts + 1 where id = $1",
+        &[&id],
+    )
+    .await
+    .expect("take over");
+
+    let http = reqwest::Client::new();
+    let fenced_series = r#"image_processor_jobs_total{outcome="fenced",family="resize"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (fenced, text) = loop {
+        let text = http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let fenced = metric_value(&text, fenced_series) == Some(1.0);
+        if fenced || std::time::Instant::now() > deadline {
+            break (fenced, text);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(fenced, "the refused result was not counted as fenced:\n{text}");
+    assert_eq!(
+        metric_value(
+            &text,
+            r#"image_processor_jobs_total{outcome="completed",family="resize"}"#
+        ),
+        None,
+        "the refused result was counted as completed:\n{text}"
+    );
+    let row = db
+        .query_one(
+            "select status, claimed_by, processed_data is null from processed_images where id = $1",
+            &[&id],
+        )
+        .await
+        .expect("row");
+    assert_eq!(row.get::<_, String>(0), "processing");
+    assert_eq!(row.get::<_, String>(1), "another-worker");
+    assert!(row.get::<_, bool>(2), "the stale result was written");
+}
