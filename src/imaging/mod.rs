@@ -44,6 +44,8 @@ pub struct Probe {
 /// The result of running a pipeline.
 #[derive(Debug, Clone)]
 pub struct Processed {
+    /// What the input's header said (the worker stores it for rows inserted by plain SQL).
+    pub input: Probe,
     pub bytes: Vec<u8>,
     pub format: Format,
     pub width: u32,
@@ -140,6 +142,7 @@ pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Pro
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
     let (thumbnail, thumbnail_format) = encode::thumbnail(&img)?;
     Ok(Processed {
+        input: probe,
         bytes,
         format,
         width: img.width(),

@@ -12,11 +12,11 @@ use super::WorkerContext;
 use crate::backoff;
 use crate::db::jobs::{self, Completion, Fence, Job};
 use crate::db::DbError;
-use crate::imaging::{self, Pipeline, Probe, Processed};
+use crate::imaging::{self, Pipeline, Processed};
 
 /// How processing ended, before it is written back.
 enum Outcome {
-    Done(Probe, Processed),
+    Done(Processed),
     /// Permanent: this input will never succeed with this pipeline.
     Failed(String),
 }
@@ -92,8 +92,7 @@ async fn process_with_heartbeat(
         // A panic in a decoder is a permanent failure of this job, never of the worker.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             test_hooks::before_processing(&bytes);
-            let probe = imaging::probe(&bytes, &limits)?;
-            imaging::process(&bytes, &pipeline, &limits).map(|out| (probe, out))
+            imaging::process(&bytes, &pipeline, &limits)
         }))
     });
     let lease = ctx.config.lease();
@@ -132,7 +131,7 @@ async fn process_with_heartbeat(
         return None;
     }
     let outcome = match result {
-        Ok(Ok(Ok((probe, out)))) => Outcome::Done(probe, out),
+        Ok(Ok(Ok(out))) => Outcome::Done(out),
         Ok(Ok(Err(e))) => Outcome::Failed(e.to_string()),
         Ok(Err(panic)) => {
             let what = panic
@@ -158,7 +157,7 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
     loop {
         let result = match ctx.pool.get().await {
             Ok(client) => match &outcome {
-                Outcome::Done(probe, out) => {
+                Outcome::Done(out) => {
                     let done = Completion {
                         data: &out.bytes,
                         content_type: out.format.content_type(),
@@ -166,9 +165,9 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                         height: out.height as i32,
                         thumbnail: &out.thumbnail,
                         thumbnail_content_type: out.thumbnail_format.content_type(),
-                        original_content_type: probe.format.content_type(),
-                        original_width: probe.width as i32,
-                        original_height: probe.height as i32,
+                        original_content_type: out.input.format.content_type(),
+                        original_width: out.input.width as i32,
+                        original_height: out.input.height as i32,
                     };
                     jobs::complete_if_still_owner(&client, fence, &done).await
                 }
@@ -179,7 +178,7 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
         match result {
             Ok(true) => {
                 match &outcome {
-                    Outcome::Done(_, out) => {
+                    Outcome::Done(out) => {
                         measured.record("completed");
                         tracing::info!(bytes = out.bytes.len(), "completed")
                     }
