@@ -32,14 +32,6 @@ async fn upload(app: &TestApp, form: Form) -> (StatusCode, Value, Option<String>
     (status, body, location)
 }
 
-fn assert_error(body: &Value, code: &str) {
-    assert_eq!(body["error"]["code"], code, "unexpected error body: {body}");
-    assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "no message: {body}"
-    );
-}
-
 #[tokio::test]
 async fn upload_jpeg_then_download_returns_resized_jpeg() {
     let app = spawn_app().await;
@@ -295,7 +287,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
     );
     let (status, body, _) = upload(&app, form).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_error(&body, "unsupported_media_type");
+    assert_error("api", &body, "unsupported_media_type");
 
     // Truncated image: header unreadable.
     let mut truncated = png(100, 100);
@@ -311,7 +303,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
     let form = Form::new().part("file", file_part(png(1200, 1000), "big.png", "image/png"));
     let (status, body, _) = upload(&app, form).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_error(&body, "image_too_large");
+    assert_error("api", &body, "image_too_large");
 
     // Over MAX_UPLOAD_BYTES: 413, multipart and raw.
     let noise: Vec<u8> = (0..300_000u32)
@@ -320,7 +312,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
     let form = Form::new().part("file", file_part(noise.clone(), "huge.jpg", "image/jpeg"));
     let (status, body, _) = upload(&app, form).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_error(&body, "payload_too_large");
+    assert_error("api", &body, "payload_too_large");
     let res = app
         .http
         .post(app.url("/api/images"))
@@ -345,7 +337,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
             .text(field, value);
         let (status, body, _) = upload(&app, form).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
-        assert_error(&body, "invalid_parameter");
+        assert_error("api", &body, "invalid_parameter");
         assert_eq!(body["error"]["param"], field, "{body}");
     }
     let form = Form::new()
@@ -377,7 +369,7 @@ async fn bad_uploads_get_their_status_code_and_json_error() {
         let res = app.get(path).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
         let body: Value = res.json().await.expect("json error");
-        assert_error(&body, "not_found");
+        assert_error("api", &body, "not_found");
     }
     for query in [
         "limit=0",
@@ -420,7 +412,7 @@ async fn processed_download_is_409_until_completed_and_list_paginates() {
     let res = app.get(&format!("/api/images/{}/processed", ids[0])).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let body: Value = res.json().await.expect("json");
-    assert_error(&body, "not_ready");
+    assert_error("api", &body, "not_ready");
     assert_eq!(body["error"]["status"], "pending");
 
     // Newest first, two per page, cursor until exhausted.
@@ -517,7 +509,7 @@ async fn probes_report_live_and_ready() {
     assert_eq!(res.status(), StatusCode::OK);
     let res = app.get("/no/such/route").await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert_error(&res.json().await.expect("json"), "not_found");
+    assert_error("api", &res.json().await.expect("json"), "not_found");
 }
 
 #[tokio::test]

@@ -99,8 +99,7 @@ async fn assert_unauthorized(res: reqwest::Response, what: &str) {
         "{what}: not JSON"
     );
     let body: Value = res.json().await.expect("error JSON");
-    assert_eq!(body["error"]["code"], "unauthorized", "{what}: {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_error(what, &body, "unauthorized");
 }
 
 async fn upload_one(app: &TestApp, token: &str) -> String {

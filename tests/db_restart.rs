@@ -77,7 +77,7 @@ async fn postgres_restarted_mid_run_loses_nothing_and_everyone_recovers() {
         .expect("upload during outage");
     assert_eq!(res.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "database_unavailable");
+    assert_error("upload during outage", &body, "database_unavailable");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "503 took {:?}",

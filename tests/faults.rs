@@ -330,7 +330,7 @@ async fn uploads_beyond_the_concurrency_limit_get_503_with_retry_after() {
     assert_eq!(res.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     let body: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "overloaded");
+    assert_error("second upload", &body, "overloaded");
     drop(tx);
     let _ = slow.await;
     // The slot is free again.

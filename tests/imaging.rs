@@ -711,23 +711,8 @@ fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     c.extend(data);
     let mut crc_input = kind.to_vec();
     crc_input.extend(data);
-    c.extend(crc32(&crc_input).to_be_bytes());
+    c.extend(crc32fast::hash(&crc_input).to_be_bytes());
     c
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]

@@ -375,3 +375,15 @@ pub async fn wait_completed(client: &tokio_postgres::Client, n: i64, timeout: Du
     })
     .await
 }
+
+/// The SPEC's error body: `{"error": {"code": <code>, "message": <a sentence>}}`.
+pub fn assert_error(context: &str, body: &serde_json::Value, code: &str) {
+    assert_eq!(
+        body["error"]["code"], code,
+        "{context}: unexpected error body: {body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{context}: no message: {body}"
+    );
+}
