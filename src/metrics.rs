@@ -12,9 +12,7 @@ use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::imaging::{Pipeline, Step};
-
-/// Every metric name starts with this.
-pub const PREFIX: &str = "image_processor_";
+use crate::states::{JobOutcome, JobStatus};
 
 const HTTP_REQUESTS: &str = "image_processor_http_requests_total";
 const HTTP_DURATION: &str = "image_processor_http_request_duration_seconds";
@@ -144,10 +142,9 @@ pub fn render() -> String {
     HANDLE.get().map(PrometheusHandle::render).unwrap_or_default()
 }
 
-/// A job ended: `outcome` is `completed`, `failed`, `retried`, `released` or `fenced`;
-/// `family` comes from [`family`]; `seconds` from claim to outcome.
-pub fn job_finished(outcome: &str, family: &str, seconds: f64) {
-    let labels = [("outcome", outcome.to_owned()), ("family", family.to_owned())];
+/// A job ended with `outcome`; `family` comes from [`family`]; `seconds` from claim to outcome.
+pub fn job_finished(outcome: JobOutcome, family: &'static str, seconds: f64) {
+    let labels = [("outcome", outcome.label()), ("family", family)];
     metrics::counter!(JOBS, &labels).increment(1);
     metrics::histogram!(JOB_SECONDS, &labels).record(seconds);
 }
@@ -156,7 +153,7 @@ pub fn job_finished(outcome: &str, family: &str, seconds: f64) {
 /// backoff, or failed once past `MAX_ATTEMPTS`. Counted as `outcome="retried"` with
 /// `family="unknown"` (the sweep does not read pipelines); no processing time is recorded.
 pub fn jobs_reaped(rows: u64) {
-    metrics::counter!(JOBS, "outcome" => "retried", "family" => "unknown").increment(rows);
+    metrics::counter!(JOBS, "outcome" => JobOutcome::Retried.label(), "family" => "unknown").increment(rows);
 }
 
 /// A job was claimed `seconds` after it became runnable.
@@ -194,8 +191,8 @@ pub fn upload_accepted(files: usize, bytes: usize) {
 }
 
 /// The queue as last read from the database.
-pub fn queue_depth(status: &str, rows: i64) {
-    metrics::gauge!(QUEUE_DEPTH, "status" => status.to_owned()).set(rows as f64);
+pub fn queue_depth(status: JobStatus, rows: i64) {
+    metrics::gauge!(QUEUE_DEPTH, "status" => status.as_str()).set(rows as f64);
 }
 
 /// The planner's row estimate for the whole table.
@@ -243,7 +240,7 @@ mod tests {
     fn install_is_idempotent_and_renders_what_was_recorded() {
         install().expect("first install");
         install().expect("second install");
-        job_finished("completed", "resize", 0.2);
+        job_finished(JobOutcome::Completed, "resize", 0.2);
         pickup_latency(0.01);
         threads_busy(1);
         threads_busy(-1);

@@ -117,9 +117,16 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
         "stale lease renewed"
     );
     assert!(
-        !jobs::fail_if_still_owner(&db, &old_fence, "late")
-            .await
-            .expect("fail"),
+        !jobs::fail_if_still_owner(
+            &db,
+            &old_fence,
+            &jobs::Failure {
+                code: "corrupt_image",
+                message: "late".into(),
+            }
+        )
+        .await
+        .expect("fail"),
         "stale fail applied"
     );
     let done = jobs::Completion {

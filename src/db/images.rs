@@ -7,14 +7,14 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::DbError;
+use crate::states::JobStatus;
 
 /// The metadata columns (never the blobs), in the order [`ImageRecord::from_row`] reads them.
 macro_rules! record_columns {
     () => {
-        "id, status, filename, error, attempts, uploaded_at, started_at, processed_at, pipeline, \
-         original_content_type, original_bytes, original_width, original_height, \
-         processed_content_type, processed_bytes, processed_width, processed_height, \
-         thumbnail_data is not null as has_thumbnail"
+        "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
+         pipeline, original_content_type, original_bytes, original_width, original_height, \
+         processed_content_type, processed_bytes, processed_width, processed_height"
     };
 }
 
@@ -22,9 +22,11 @@ macro_rules! record_columns {
 #[derive(Debug, Clone)]
 pub struct ImageRecord {
     pub id: Uuid,
-    pub status: String,
+    pub status: JobStatus,
     pub filename: Option<String>,
     pub error: Option<String>,
+    /// The stable code of `error` (`corrupt_image`, `worker_lost`, ...).
+    pub error_code: Option<String>,
     pub attempts: i32,
     pub uploaded_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -32,7 +34,6 @@ pub struct ImageRecord {
     pub pipeline: Option<serde_json::Value>,
     pub original: Media,
     pub processed: Media,
-    pub has_thumbnail: bool,
 }
 
 /// Type, size and dimensions of one side (original or processed); fields are `None` until known.
@@ -51,24 +52,24 @@ impl ImageRecord {
             status: row.try_get(1)?,
             filename: row.try_get(2)?,
             error: row.try_get(3)?,
-            attempts: row.try_get(4)?,
-            uploaded_at: row.try_get(5)?,
-            started_at: row.try_get(6)?,
-            processed_at: row.try_get(7)?,
-            pipeline: row.try_get(8)?,
+            error_code: row.try_get(4)?,
+            attempts: row.try_get(5)?,
+            uploaded_at: row.try_get(6)?,
+            started_at: row.try_get(7)?,
+            processed_at: row.try_get(8)?,
+            pipeline: row.try_get(9)?,
             original: Media {
-                content_type: row.try_get(9)?,
-                bytes: row.try_get(10)?,
-                width: row.try_get(11)?,
-                height: row.try_get(12)?,
+                content_type: row.try_get(10)?,
+                bytes: row.try_get(11)?,
+                width: row.try_get(12)?,
+                height: row.try_get(13)?,
             },
             processed: Media {
-                content_type: row.try_get(13)?,
-                bytes: row.try_get(14)?,
-                width: row.try_get(15)?,
-                height: row.try_get(16)?,
+                content_type: row.try_get(14)?,
+                bytes: row.try_get(15)?,
+                width: row.try_get(16)?,
+                height: row.try_get(17)?,
             },
-            has_thumbnail: row.try_get(17)?,
         })
     }
 }
@@ -158,7 +159,7 @@ pub const LIST_IMAGES: &str = concat!(
 /// Newest first; `before` is the `(uploaded_at, id)` of the last row of the previous page.
 pub async fn list_images(
     db: &impl GenericClient,
-    status: Option<&str>,
+    status: Option<JobStatus>,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ImageRecord>, DbError> {
@@ -179,7 +180,7 @@ pub enum Blob {
 /// A blob with what the download headers need.
 #[derive(Debug)]
 pub struct BlobRow {
-    pub status: String,
+    pub status: JobStatus,
     pub data: Option<Vec<u8>>,
     pub content_type: Option<String>,
     pub filename: Option<String>,
@@ -214,7 +215,8 @@ pub async fn get_blob(db: &impl GenericClient, id: Uuid, which: Blob) -> Result<
 }
 
 pub const RETRY_IMAGE: &str = concat!(
-    "update processed_images set status = 'pending', attempts = 0, error = null, run_after = now(), \
+    "update processed_images set status = 'pending', attempts = 0, error = null, error_code = null, \
+     run_after = now(), \
      claimed_by = null, lease_expires_at = null, started_at = null, processed_at = null, \
      processed_data = null, processed_content_type = null, processed_width = null, \
      processed_height = null, thumbnail_data = null, thumbnail_content_type = null \
@@ -244,7 +246,7 @@ pub const COMPLETED_LAST_MINUTE: &str = "select count(*) from processed_images \
      where status = 'completed' and processed_at > now() - interval '1 minute'";
 
 /// Counts per status, and jobs completed in the last minute.
-pub async fn stats(db: &impl GenericClient) -> Result<(Vec<(String, i64)>, i64), DbError> {
+pub async fn stats(db: &impl GenericClient) -> Result<(Vec<(JobStatus, i64)>, i64), DbError> {
     let stmt = db.prepare_cached(COUNT_BY_STATUS).await?;
     let counts = db
         .query(&stmt, &[])

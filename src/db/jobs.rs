@@ -42,7 +42,8 @@ with picked as (
 )
 update processed_images p
 set status = 'processing', claimed_by = $1, attempts = p.attempts + 1,
-    lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null
+    lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
+    error_code = null
 from picked where p.id = picked.id
 returning p.id, p.attempts, p.original_data, p.pipeline, greatest(p.uploaded_at, p.run_after), now()";
 
@@ -110,7 +111,7 @@ update processed_images set status = 'completed', processed_at = now(), processe
     processed_content_type = $5, processed_width = $6, processed_height = $7,
     thumbnail_data = $8, thumbnail_content_type = $9,
     original_content_type = $10, original_width = $11, original_height = $12,
-    claimed_by = null, lease_expires_at = null, error = null
+    claimed_by = null, lease_expires_at = null, error = null, error_code = null
 where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
 
 /// Stores the result if this worker still holds the claim; `false` when fenced off.
@@ -142,41 +143,27 @@ pub async fn complete_if_still_owner(
     Ok(n == 1)
 }
 
+/// Why a job failed: a stable code for machines and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `corrupt_image`, `image_too_large`, `invalid_pipeline`, `processing_crashed`, ...
+    pub code: &'static str,
+    pub message: String,
+}
+
 pub const FAIL_JOB: &str = "\
-update processed_images set status = 'failed', processed_at = now(), error = $4,
+update processed_images set status = 'failed', processed_at = now(), error = $4, error_code = $5,
     claimed_by = null, lease_expires_at = null
 where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
 
-/// Ends the job `failed` with a human message, if this worker still holds the claim.
+/// Ends the job `failed` with a human message and its stable code, if this worker still
+/// holds the claim.
 pub async fn fail_if_still_owner(
     db: &impl GenericClient,
     fence: &Fence<'_>,
-    error: &str,
+    failure: &Failure,
 ) -> Result<bool, DbError> {
     let stmt = db.prepare_cached(FAIL_JOB).await?;
-    let n = db
-        .execute(&stmt, &[&fence.id, &fence.worker, &fence.attempt, &error])
-        .await?;
-    Ok(n == 1)
-}
-
-pub const RETRY_LATER: &str = "\
-update processed_images set
-    status = case when attempts >= $5 then 'failed' else 'pending' end,
-    processed_at = case when attempts >= $5 then now() end,
-    error = $4, claimed_by = null, lease_expires_at = null,
-    run_after = now() + make_interval(secs => $6)
-where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
-
-/// A transient failure: back to pending after `delay`, or `failed` once attempts are used up.
-pub async fn retry_later(
-    db: &impl GenericClient,
-    fence: &Fence<'_>,
-    error: &str,
-    max_attempts: i32,
-    delay: Duration,
-) -> Result<bool, DbError> {
-    let stmt = db.prepare_cached(RETRY_LATER).await?;
     let n = db
         .execute(
             &stmt,
@@ -184,9 +171,8 @@ pub async fn retry_later(
                 &fence.id,
                 &fence.worker,
                 &fence.attempt,
-                &error,
-                &max_attempts,
-                &delay.as_secs_f64(),
+                &failure.message,
+                &failure.code,
             ],
         )
         .await?;
@@ -212,6 +198,7 @@ update processed_images set
     status = case when attempts >= $1 then 'failed' else 'pending' end,
     processed_at = case when attempts >= $1 then now() end,
     error = 'worker lost mid-job (lease expired after ' || attempts || ' attempt(s))',
+    error_code = 'worker_lost',
     claimed_by = null, lease_expires_at = null,
     -- exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 5 minutes
     run_after = now() + make_interval(secs => least(power(2, attempts - 1), 300) * (0.5 + random() / 2))
@@ -231,7 +218,6 @@ pub const ALL_STATEMENTS: &[&str] = &[
     RENEW_LEASE,
     COMPLETE_JOB,
     FAIL_JOB,
-    RETRY_LATER,
     RELEASE_JOB,
     REAP_EXPIRED,
     super::images::INSERT_IMAGE,

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "notify_after_commit",
         include_str!("../../sql/0003_notify_after_commit.sql"),
     ),
+    (4, "error_code", include_str!("../../sql/0004_error_code.sql")),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.
@@ -93,4 +94,43 @@ pub async fn current_version(client: &impl tokio_postgres::GenericClient) -> Res
         .query_one("select coalesce(max(version), 0) from schema_migrations", &[])
         .await?
         .get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file added to `sql/` but not to [`MIGRATIONS`] (or the other way round) would never
+    /// be applied; the list must be exactly the directory, in order, each file's own text.
+    #[test]
+    fn the_embedded_list_is_exactly_the_sql_directory() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+            .expect("read sql/")
+            .map(|e| e.expect("sql/ entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .map(|p| {
+                let name = p.file_stem().expect("stem").to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).expect("read migration"))
+            })
+            .collect();
+        files.sort();
+        let embedded: Vec<(String, String)> = MIGRATIONS
+            .iter()
+            .map(|(v, name, sql)| (format!("{v:04}_{name}"), (*sql).to_owned()))
+            .collect();
+        assert_eq!(
+            embedded.iter().map(|e| &e.0).collect::<Vec<_>>(),
+            files.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "sql/ and MIGRATIONS list different files"
+        );
+        assert_eq!(embedded, files, "an embedded migration differs from its file");
+        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                *version as usize,
+                i + 1,
+                "versions must be 1, 2, 3, ... without gaps"
+            );
+        }
+    }
 }

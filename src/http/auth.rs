@@ -5,7 +5,10 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{ApiError, AppState};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::state::AppState;
 
 /// Rejects requests without a valid token when tokens are configured. `/api/events` may carry
 /// the token as `?access_token=`, since browsers' EventSource cannot set headers.
@@ -47,12 +50,10 @@ fn url_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Compares without an early exit, so timing does not reveal how much of a token matched.
+/// Compares without an early exit, so timing does not reveal how much of a token matched
+/// (only whether the lengths differ).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

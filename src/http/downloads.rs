@@ -1,31 +1,35 @@
 //! Downloads of the original, the processed result and the thumbnail, with the headers SPEC
 //! lists (type, length, ETag, nosniff, attachment with a safe filename).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::dto::Binary;
+use super::error::ApiError;
 use super::error::ErrorBody;
-use super::images::parse_id;
-use super::openapi::Binary;
-use super::{ApiError, AppState};
+use super::extract::ImageId;
+use super::legacy;
+use super::state::AppState;
 use crate::db::images::{self, Blob};
 use crate::imaging::Format;
+use crate::states::JobStatus;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(processed))
         .routes(routes!(original))
         .routes(routes!(thumbnail))
-        .routes(routes!(legacy_download))
+        .routes(legacy::alias("/download/{id}", routes!(processed)))
 }
 
 /// Documents one download route; every one answers alike.
 macro_rules! download_path {
-    ($method:ident, $path:tt, $tag:tt, $what:tt) => {
-        #[utoipa::path(get, path = $path, tag = $tag,
+    ($method:ident, $blob:expr, $path:tt, $what:tt) => {
+        #[utoipa::path(get, path = $path, tag = "downloads",
             params(
                 ("id" = String, Path, description = "image id (UUID)"),
                 ("If-None-Match" = Option<String>, Header, description = "an `ETag` from an earlier download"),
@@ -46,50 +50,39 @@ macro_rules! download_path {
             ))]
         async fn $method(
             state: State<AppState>,
-            id: Path<String>,
+            id: ImageId,
             headers: HeaderMap,
         ) -> Result<Response, ApiError> {
-            download(state, id, headers, download_path!(@blob $method)).await
+            download(state, id, headers, $blob).await
         }
     };
-    (@blob processed) => { Blob::Processed };
-    (@blob legacy_download) => { Blob::Processed };
-    (@blob original) => { Blob::Original };
-    (@blob thumbnail) => { Blob::Thumbnail };
 }
 
 download_path!(
     processed,
+    Blob::Processed,
     "/api/images/{id}/processed",
-    "downloads",
     "the processed image"
 );
 download_path!(
     original,
+    Blob::Original,
     "/api/images/{id}/original",
-    "downloads",
     "the uploaded bytes"
 );
 download_path!(
     thumbnail,
+    Blob::Thumbnail,
     "/api/images/{id}/thumbnail",
-    "downloads",
     "a small preview"
-);
-download_path!(
-    legacy_download,
-    "/download/{id}",
-    "legacy",
-    "the processed image, as `GET /api/images/{id}/processed`"
 );
 
 async fn download(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ImageId(id): ImageId,
     headers: HeaderMap,
     which: Blob,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let client = state.pool.get().await?;
     let row = images::get_blob(&client, id, which)
         .await?
@@ -97,7 +90,7 @@ async fn download(
     drop(client);
     let data = match (which, row.data) {
         (Blob::Original, Some(data)) => data,
-        (_, Some(data)) if row.status == "completed" => data,
+        (_, Some(data)) if row.status == JobStatus::Completed => data,
         _ => return Err(ApiError::NotReady { status: row.status }),
     };
     // Rows inserted by SQL have no stored type until processed: sniff it.
@@ -171,6 +164,10 @@ fn download_name(filename: Option<&str>, which: Blob, format: Option<Format>) ->
     }
 }
 
+/// What RFC 5987 `filename*` escapes: everything but letters, digits and `-_.` (a subset of
+/// its `attr-char`, so the value needs no quoting).
+const RFC5987_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
 /// `attachment` with an ASCII fallback and an RFC 5987 UTF-8 name, so no uploaded name can
 /// inject a header (CR/LF), break the quoting, or carry a path.
 fn content_disposition(name: &str) -> String {
@@ -184,16 +181,7 @@ fn content_disposition(name: &str) -> String {
             }
         })
         .collect();
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = utf8_percent_encode(name, RFC5987_ESCAPED);
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 

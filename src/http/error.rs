@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::imaging::{ImagingError, PipelineError};
+use crate::states::JobStatus;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,7 +34,7 @@ pub struct ErrorDetail {
     pub param: Option<String>,
     /// The image's current status, on `409`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +50,9 @@ pub enum ApiError {
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("the image is {status}, not completed")]
-    NotReady { status: String },
+    NotReady { status: JobStatus },
     #[error("{message}")]
-    Conflict { message: String, status: String },
+    Conflict { message: String, status: JobStatus },
     #[error("file is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("request body is larger than the limit of {limit} bytes for this route")]
@@ -123,9 +124,7 @@ impl IntoResponse for ApiError {
         };
         match &self {
             ApiError::BadParameter { param, .. } => error.param = Some(param.clone()),
-            ApiError::NotReady { status } | ApiError::Conflict { status, .. } => {
-                error.status = Some(status.clone())
-            }
+            ApiError::NotReady { status } | ApiError::Conflict { status, .. } => error.status = Some(*status),
             _ => {}
         }
         let mut response = (status, Json(ErrorBody { error })).into_response();

@@ -18,8 +18,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::dto::SseEvent;
 use super::error::ErrorBody;
-use super::AppState;
+use super::state::AppState;
 use crate::db::listener::{self, ListenEvent};
 
 /// The channel the status trigger notifies, with payload `<uuid>:<status>`.
@@ -106,7 +107,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "Server-Sent Events: `event: image` with `{\"id\", \"status\"}` per \
                                       change, `event: resync` when changes may have been missed",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = SseEvent),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
     ))]
 async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

@@ -5,12 +5,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::Probe;
-use super::AppState;
+use super::dto::HealthAnswer;
+use super::state::AppState;
 use crate::db::migrate;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,42 +21,61 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Live: the process answers. Never touches the database, so a database outage does not get
 /// every pod restarted.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "the process answers", body = Probe)))]
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+    responses((status = 200, description = "the process answers", body = HealthAnswer)))]
+async fn healthz() -> Json<HealthAnswer> {
+    Json(HealthAnswer {
+        status: "ok",
+        ..HealthAnswer::default()
+    })
 }
 
 /// Ready: the database answers within a bound and its schema is current.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "database reachable, schema current", body = Probe),
-        (status = 503, description = "database unreachable, slow, or schema outdated", body = Probe),
+        (status = 200, description = "database reachable, schema current", body = HealthAnswer),
+        (status = 503, description = "database unreachable, slow, or schema outdated", body = HealthAnswer),
     ))]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthAnswer>) {
     let check = async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;
         migrate::current_version(&**client)
             .await
             .map_err(|e| e.to_string())
     };
-    match tokio::time::timeout(Duration::from_secs(3), check).await {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    let (code, answer) = match tokio::time::timeout(Duration::from_secs(3), check).await {
         Ok(Ok(v)) if v >= migrate::latest_version() => (
             StatusCode::OK,
-            Json(json!({ "status": "ready", "schema_version": v })),
+            HealthAnswer {
+                status: "ready",
+                schema_version: Some(v),
+                ..HealthAnswer::default()
+            },
         ),
         Ok(Ok(v)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({ "status": "schema_outdated", "schema_version": v, "expected": migrate::latest_version() }),
-            ),
+            unavailable,
+            HealthAnswer {
+                status: "schema_outdated",
+                schema_version: Some(v),
+                expected: Some(migrate::latest_version()),
+                ..HealthAnswer::default()
+            },
         ),
         Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "database_unavailable", "detail": e })),
+            unavailable,
+            HealthAnswer {
+                status: "database_unavailable",
+                detail: Some(e),
+                ..HealthAnswer::default()
+            },
         ),
         Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "database_timeout" })),
+            unavailable,
+            HealthAnswer {
+                status: "database_timeout",
+                ..HealthAnswer::default()
+            },
         ),
-    }
+    };
+    (code, Json(answer))
 }

@@ -8,11 +8,12 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{header, Method, Uri};
+use axum::http::{Method, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{ApiError, MAX_WAIT};
+use super::error::ApiError;
+use super::extract::{content_length, MAX_WAIT};
 
 /// Longest path plus query string.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -43,11 +44,7 @@ pub async fn enforce(request: Request, next: Next) -> Result<Response, ApiError>
     }
     let upload = is_upload(request.method(), request.uri().path());
     if !upload {
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = content_length(request.headers());
         if declared.is_some_and(|n| n > MAX_SMALL_BODY_BYTES) {
             return Err(ApiError::BodyTooLarge {
                 limit: MAX_SMALL_BODY_BYTES,

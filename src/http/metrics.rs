@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::state::AppState;
+use crate::states::JobStatus;
 
 /// Queue depth is read from the database at most this often, however many scrapers there are.
 const QUEUE_REFRESH: Duration = Duration::from_secs(5);
@@ -68,8 +69,8 @@ async fn refresh_queue_depth(state: &AppState) {
     };
     match tokio::time::timeout(Duration::from_secs(2), read).await {
         Ok(Ok((pending, processing, estimate))) => {
-            crate::metrics::queue_depth("pending", pending);
-            crate::metrics::queue_depth("processing", processing);
+            crate::metrics::queue_depth(JobStatus::Pending, pending);
+            crate::metrics::queue_depth(JobStatus::Processing, processing);
             if let Some(rows) = estimate {
                 crate::metrics::estimated_rows(rows);
             }

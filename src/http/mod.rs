@@ -3,71 +3,47 @@
 //! from its handler's `#[utoipa::path]` (see `openapi`), so `/openapi.json` lists exactly what
 //! the router serves.
 
+//!
+//! Layout: `state` (what handlers reach), `error` (the one error type), `dto` (every wire
+//! type), `extract` (path, query and header values parsed once), one file per resource
+//! (`images`, `upload/`, `downloads`, `events`, `health`, `metrics`, `ui`) each with its own
+//! `router()`, `legacy` (the original design's routes as aliases), `auth` and `limits` (the
+//! middleware), and `openapi` (assembles the document).
+
 mod auth;
 mod downloads;
+mod dto;
 pub mod error;
 pub mod events;
+mod extract;
 mod health;
 mod images;
+mod legacy;
 mod limits;
 mod metrics;
-pub mod openapi;
+mod openapi;
+mod state;
 mod ui;
 mod upload;
 
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
-use axum::Router;
-use deadpool_postgres::Pool;
-use tokio::sync::Semaphore;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi as Document;
 use utoipa_axum::router::OpenApiRouter;
-
-use crate::config::Config;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// Connection pool (bounded waits: a dead database answers `503` quickly).
-    pub pool: Pool,
-    /// Settings.
-    pub config: Arc<Config>,
-    /// Status changes from every replica, fed by this process's LISTEN connection.
-    pub events: events::Hub,
-    /// Uploads being read at once; bounds upload memory.
-    pub upload_slots: Arc<Semaphore>,
-    /// Accepted bearer tokens; empty when auth is off.
-    pub tokens: Arc<Vec<String>>,
-    /// Fires on shutdown, so long-lived responses (SSE, long-polls) end and let it finish.
-    pub shutdown: CancellationToken,
-}
-
-impl AppState {
-    pub fn new(
-        pool: Pool,
-        config: Arc<Config>,
-        events: events::Hub,
-        shutdown: CancellationToken,
-    ) -> AppState {
-        AppState {
-            shutdown,
-            pool,
-            upload_slots: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
-            tokens: Arc::new(config.tokens()),
-            config,
-            events,
-        }
-    }
-}
+pub use state::AppState;
 
 /// Every route, in two groups: behind the bearer token (`API_TOKEN`), and open (probes,
 /// metrics, this API's document, the UI). The router and the OpenAPI document are both built
@@ -81,9 +57,25 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let open = OpenApiRouter::new()
         .merge(health::router())
         .merge(metrics::router())
-        .merge(openapi::router())
+        .routes(routes!(openapi_json))
         .merge(ui::router());
     (protected, open)
+}
+
+/// The OpenAPI document, built once from the same route groups the router is built from.
+pub fn document() -> &'static Document {
+    static DOC: OnceLock<Document> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let (protected, open) = route_groups();
+        openapi::assemble(protected.into_openapi(), open.into_openapi())
+    })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    Json(document()).into_response()
 }
 
 /// The whole application: API, legacy routes, UI, probes.
@@ -215,6 +207,3 @@ pub async fn serve(
 
 /// How long open HTTP requests get to finish after shutdown starts.
 const SHUTDOWN_HTTP_GRACE: Duration = Duration::from_secs(10);
-
-/// Longest `?wait=` a client may ask for.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);

@@ -1,13 +1,14 @@
 //! The web UI: files from `ui/`, embedded in the binary at build time, under a strict CSP.
 
-use axum::extract::Path;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::AssetPath;
+use super::state::AppState;
 
 #[derive(RustEmbed)]
 #[folder = "ui/"]
@@ -34,15 +35,15 @@ async fn index() -> Response {
     params(("path" = String, Path, description = "a file of the UI")),
     responses(
         (status = 200, description = "the file", content_type = "*/*", body = String),
-        (status = 404, description = "no such file", content_type = "text/plain", body = String),
+        (status = 404, description = "no such file", body = ErrorBody),
     ))]
-async fn asset(Path(path): Path<String>) -> Response {
+async fn asset(AssetPath(path): AssetPath) -> Response {
     serve(&path)
 }
 
 fn serve(path: &str) -> Response {
     let Some(file) = Assets::get(path) else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
+        return ApiError::RouteNotFound.into_response();
     };
     let mime = file.metadata.mimetype().to_owned();
     let mut response = file.data.into_owned().into_response();

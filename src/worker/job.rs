@@ -1,6 +1,5 @@
 //! One claimed job: process on a blocking thread, renew the lease meanwhile, write back fenced.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +9,16 @@ use tracing::Instrument;
 
 use super::WorkerContext;
 use crate::backoff;
-use crate::db::jobs::{self, Completion, Fence, Job};
+use crate::db::jobs::{self, Completion, Failure, Fence, Job};
 use crate::db::DbError;
 use crate::imaging::{self, Pipeline, Processed};
+use crate::states::JobOutcome;
 
 /// How processing ended, before it is written back.
 enum Outcome {
     Done(Processed),
     /// Permanent: this input will never succeed with this pipeline.
-    Failed(String),
+    Failed(Failure),
 }
 
 /// What `jobs_total` and `job_processing_seconds` record once the write-back says how the job
@@ -29,7 +29,7 @@ struct Measured {
 }
 
 impl Measured {
-    fn record(&self, outcome: &str) {
+    fn record(&self, outcome: JobOutcome) {
         crate::metrics::job_finished(outcome, self.family, self.seconds);
     }
 }
@@ -80,7 +80,11 @@ async fn process_with_heartbeat(
                 family: "unknown",
                 seconds: 0.0,
             };
-            return Some((Outcome::Failed(format!("invalid pipeline: {e}")), measured));
+            let failure = Failure {
+                code: "invalid_pipeline",
+                message: format!("invalid pipeline: {e}"),
+            };
+            return Some((Outcome::Failed(failure), measured));
         }
     };
     let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
@@ -89,11 +93,10 @@ async fn process_with_heartbeat(
     let mut work = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let bytes = job.original;
-        // A panic in a decoder is a permanent failure of this job, never of the worker.
-        std::panic::catch_unwind(AssertUnwindSafe(|| {
-            test_hooks::before_processing(&bytes);
-            imaging::process(&bytes, &pipeline, &limits)
-        }))
+        // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
+        // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
+        test_hooks::before_processing(&bytes);
+        imaging::process(&bytes, &pipeline, &limits)
     });
     let lease = ctx.config.lease();
     let every = lease / 3;
@@ -116,7 +119,7 @@ async fn process_with_heartbeat(
                 }
             }
             _ = abandon.cancelled() => {
-                crate::metrics::job_finished("released", family, started.elapsed().as_secs_f64());
+                crate::metrics::job_finished(JobOutcome::Released, family, started.elapsed().as_secs_f64());
                 release(ctx, fence).await;
                 return None;
             }
@@ -127,24 +130,32 @@ async fn process_with_heartbeat(
         seconds: started.elapsed().as_secs_f64(),
     };
     if lost {
-        measured.record("fenced");
+        measured.record(JobOutcome::Fenced);
         return None;
     }
     let outcome = match result {
-        Ok(Ok(Ok(out))) => Outcome::Done(out),
-        Ok(Ok(Err(e))) => Outcome::Failed(e.to_string()),
-        Ok(Err(panic)) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(panic = %what, "image processing panicked");
-            Outcome::Failed(format!(
-                "the image could not be processed (decoder crashed: {what})"
-            ))
+        Ok(Ok(out)) => Outcome::Done(out),
+        Ok(Err(e)) => Outcome::Failed(Failure {
+            code: e.code(),
+            message: e.to_string(),
+        }),
+        Err(e) => {
+            let what = if e.is_panic() {
+                let panic = e.into_panic();
+                panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into())
+            } else {
+                e.to_string()
+            };
+            tracing::error!(panic = %what, "image processing crashed");
+            Outcome::Failed(Failure {
+                code: "processing_crashed",
+                message: format!("the image could not be processed (processing crashed: {what})"),
+            })
         }
-        Err(e) => Outcome::Failed(format!("the image could not be processed ({e})")),
     };
     Some((outcome, measured))
 }
@@ -171,7 +182,7 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                     };
                     jobs::complete_if_still_owner(&client, fence, &done).await
                 }
-                Outcome::Failed(message) => jobs::fail_if_still_owner(&client, fence, message).await,
+                Outcome::Failed(failure) => jobs::fail_if_still_owner(&client, fence, failure).await,
             },
             Err(e) => Err(DbError::from(e)),
         };
@@ -179,18 +190,18 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
             Ok(true) => {
                 match &outcome {
                     Outcome::Done(out) => {
-                        measured.record("completed");
+                        measured.record(JobOutcome::Completed);
                         tracing::info!(bytes = out.bytes.len(), "completed")
                     }
-                    Outcome::Failed(message) => {
-                        measured.record("failed");
-                        tracing::info!(error = %message, "failed")
+                    Outcome::Failed(failure) => {
+                        measured.record(JobOutcome::Failed);
+                        tracing::info!(code = failure.code, error = %failure.message, "failed")
                     }
                 }
                 return;
             }
             Ok(false) => {
-                measured.record("fenced");
+                measured.record(JobOutcome::Fenced);
                 tracing::warn!("fenced off: another claim holds this row now; result dropped");
                 return;
             }
@@ -201,7 +212,7 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                 tokio::time::sleep(wait).await;
             }
             Err(e) => {
-                measured.record("unwritten");
+                measured.record(JobOutcome::Unwritten);
                 tracing::error!(error = %e, "writing the result failed; the lease will expire and the job be retried");
                 return;
             }

@@ -1,0 +1,433 @@
+//! The HTTP wire types: every JSON body the API sends, and the schemas that exist only to
+//! document requests (form fields, raw bodies). Handlers build these; `openapi` lists them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::db::images::{ImageRecord, Media};
+use crate::states::JobStatus;
+
+/// The image object of SPEC §HTTP API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageObject {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub filename: Option<String>,
+    /// Why it failed, for people; `null` unless `failed`.
+    pub error: Option<String>,
+    /// Why it failed, for machines: `corrupt_image`, `image_too_large`, `unsupported_media_type`,
+    /// `invalid_pipeline`, `encode_failed`, `processing_crashed` or `worker_lost`.
+    pub error_code: Option<String>,
+    pub attempts: i32,
+    pub uploaded_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub processed_at: Option<DateTime<Utc>>,
+    /// The pipeline in its JSON form; `null` means `DEFAULT_PIPELINE`.
+    #[schema(value_type = Option<Object>)]
+    pub pipeline: Option<serde_json::Value>,
+    pub original: MediaObject,
+    pub processed: Option<MediaObject>,
+    pub links: Links,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaObject {
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub self_: String,
+    pub original: String,
+    pub processed: String,
+    pub thumbnail: String,
+}
+
+impl From<Media> for MediaObject {
+    fn from(m: Media) -> Self {
+        MediaObject {
+            content_type: m.content_type,
+            bytes: m.bytes,
+            width: m.width,
+            height: m.height,
+        }
+    }
+}
+
+impl ImageObject {
+    /// The image's URL, for `Location` headers.
+    pub fn location(id: Uuid) -> String {
+        format!("/api/images/{id}")
+    }
+}
+
+impl From<ImageRecord> for ImageObject {
+    fn from(r: ImageRecord) -> Self {
+        let base = ImageObject::location(r.id);
+        ImageObject {
+            id: r.id,
+            processed: (r.status == JobStatus::Completed).then(|| r.processed.into()),
+            status: r.status,
+            filename: r.filename,
+            error: r.error,
+            error_code: r.error_code,
+            attempts: r.attempts,
+            uploaded_at: r.uploaded_at,
+            started_at: r.started_at,
+            processed_at: r.processed_at,
+            pipeline: r.pipeline,
+            original: r.original.into(),
+            links: Links {
+                original: format!("{base}/original"),
+                processed: format!("{base}/processed"),
+                thumbnail: format!("{base}/thumbnail"),
+                self_: base,
+            },
+        }
+    }
+}
+
+/// Raw bytes of an image.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(#[allow(dead_code)] Vec<u8>);
+
+/// A page of images, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageList {
+    pub images: Vec<ImageObject>,
+    /// Pass as `?before=` for the next page; `null` on the last page.
+    #[schema(value_type = Option<String>)]
+    pub next: Option<Cursor>,
+}
+
+/// The answer to an upload of several files.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageBatch {
+    pub images: Vec<ImageObject>,
+}
+
+/// The answer to an upload: the image object for one file, `{"images": [...]}` for several.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UploadAnswer {
+    One(Box<ImageObject>),
+    Several(ImageBatch),
+}
+
+/// Counts per status and recent throughput.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub counts: StatusCounts,
+    /// `pending` + `processing`.
+    pub queue_depth: i64,
+    /// Images completed in the last 60 s.
+    pub completed_last_minute: i64,
+    pub max_upload_bytes: u64,
+    pub max_pixels: u64,
+}
+
+/// Rows per status.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct StatusCounts {
+    pub pending: i64,
+    pub processing: i64,
+    pub completed: i64,
+    pub failed: i64,
+}
+
+impl StatusCounts {
+    /// Counts from `(status, rows)` pairs; a status with no rows counts 0.
+    pub fn from_rows(rows: impl IntoIterator<Item = (JobStatus, i64)>) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for (status, n) in rows {
+            let slot = match status {
+                JobStatus::Pending => &mut counts.pending,
+                JobStatus::Processing => &mut counts.processing,
+                JobStatus::Completed => &mut counts.completed,
+                JobStatus::Failed => &mut counts.failed,
+            };
+            *slot = n;
+        }
+        counts
+    }
+
+    /// Rows still in the queue.
+    pub fn queue_depth(&self) -> i64 {
+        self.pending + self.processing
+    }
+}
+
+/// A liveness or readiness answer.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct HealthAnswer {
+    /// `ok`, `ready`, `schema_outdated`, `database_unavailable` or `database_timeout`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Output format.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatParam {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Bmp,
+    Tiff,
+    Avif,
+}
+
+/// How `width`/`height` fit the image.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FitParam {
+    /// Keep the aspect ratio inside the box.
+    Contain,
+    /// Fill the box and centre-crop.
+    Cover,
+    /// Stretch to the box.
+    Fill,
+}
+
+/// Mirror axis.
+#[derive(Deserialize, ToSchema)]
+pub enum FlipParam {
+    #[serde(rename = "h")]
+    H,
+    #[serde(rename = "v")]
+    V,
+}
+
+/// The flat operation fields, as query parameters or multipart fields, applied in this order.
+/// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format).
+#[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Operations {
+    /// Apply the EXIF orientation and strip metadata (default true).
+    auto_orient: Option<bool>,
+    /// `x,y,w,h` in pixels (decimal, no signs or spaces; `w` and `h` at least 1); must lie
+    /// inside the image.
+    #[schema(pattern = r"^(0|[1-9][0-9]{0,8}),(0|[1-9][0-9]{0,8}),[1-9][0-9]{0,8},[1-9][0-9]{0,8}$")]
+    #[param(pattern = r"^(0|[1-9][0-9]{0,8}),(0|[1-9][0-9]{0,8}),[1-9][0-9]{0,8},[1-9][0-9]{0,8}$")]
+    crop: Option<String>,
+    /// Clockwise degrees: 90, 180 or 270.
+    #[schema(minimum = 90, maximum = 270, multiple_of = 90)]
+    #[param(minimum = 90, maximum = 270, multiple_of = 90)]
+    rotate: Option<u16>,
+    #[param(inline)]
+    flip: Option<FlipParam>,
+    /// Box width in pixels.
+    #[schema(minimum = 1, maximum = 20000)]
+    #[param(minimum = 1, maximum = 20000)]
+    width: Option<u32>,
+    /// Box height in pixels.
+    #[schema(minimum = 1, maximum = 20000)]
+    #[param(minimum = 1, maximum = 20000)]
+    height: Option<u32>,
+    #[param(inline)]
+    fit: Option<FitParam>,
+    /// Allow a result larger than the input (default false).
+    upscale: Option<bool>,
+    /// Drop colour.
+    grayscale: Option<bool>,
+    /// −100 (black) … 100 (white).
+    #[schema(minimum = -100, maximum = 100)]
+    #[param(minimum = -100, maximum = 100)]
+    brightness: Option<i32>,
+    /// −100 (flat grey) … 100.
+    #[schema(minimum = -100, maximum = 100)]
+    #[param(minimum = -100, maximum = 100)]
+    contrast: Option<i32>,
+    /// Gaussian blur sigma in pixels.
+    #[schema(minimum = 0.1, maximum = 100)]
+    #[param(minimum = 0.1, maximum = 100)]
+    blur: Option<f32>,
+    /// Unsharp-mask strength.
+    #[schema(minimum = 0.1, maximum = 10)]
+    #[param(minimum = 0.1, maximum = 10)]
+    sharpen: Option<f32>,
+    #[param(inline)]
+    format: Option<FormatParam>,
+    /// Encoder quality for JPEG, WebP and AVIF.
+    #[schema(minimum = 1, maximum = 100)]
+    #[param(minimum = 1, maximum = 100)]
+    quality: Option<u8>,
+}
+
+/// A multipart upload: one or more `file` parts, plus either operation fields or `pipeline`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The image(s); repeat the part for several (at most 20).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+    /// The JSON pipeline form, e.g. `{"steps": [{"op": "resize", "width": 800}], "format": "webp"}`;
+    /// instead of the operation fields.
+    pipeline: Option<String>,
+    #[serde(flatten)]
+    operations: Operations,
+}
+
+/// One Server-Sent Event of `GET /api/events`, as a client's EventSource sees it (a schema for
+/// the document only: the stream itself is `text/event-stream` lines).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// `image` for a status change, `resync` when changes may have been missed (refetch).
+    #[schema(pattern = "^(image|resync)$")]
+    event: String,
+    /// Per-process sequence number (on `image` events).
+    id: Option<String>,
+    /// JSON text: `{"id": "<uuid>", "status": "<status or deleted>"}` for `image`, `{}` or
+    /// `{"missed": n}` for `resync`.
+    data: String,
+}
+
+/// A keyset cursor for `GET /api/images`: the last row's upload time (µs) and id. Opaque to
+/// clients, who only pass back the `next` they were given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub uploaded_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl From<&ImageRecord> for Cursor {
+    fn from(r: &ImageRecord) -> Self {
+        Cursor {
+            uploaded_at: r.uploaded_at,
+            id: r.id,
+        }
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.uploaded_at.timestamp_micros(), self.id.simple())
+    }
+}
+
+impl Serialize for Cursor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Text that is not a cursor this server made.
+#[derive(Debug)]
+pub struct NotACursor;
+
+impl FromStr for Cursor {
+    type Err = NotACursor;
+
+    /// Exactly what [`Cursor::CURSOR_PATTERN`] documents: up to 16 decimal digits of
+    /// microseconds (until the year 2286), `_`, and the id as 32 lowercase hex digits.
+    fn from_str(c: &str) -> Result<Self, Self::Err> {
+        let (micros, id) = c.split_once('_').ok_or(NotACursor)?;
+        let digits = |s: &str, max: usize, ok: fn(&u8) -> bool| {
+            !s.is_empty() && s.len() <= max && s.as_bytes().iter().all(ok)
+        };
+        if !digits(micros, 16, u8::is_ascii_digit)
+            || id.len() != 32
+            || !digits(id, 32, |b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        {
+            return Err(NotACursor);
+        }
+        Ok(Cursor {
+            uploaded_at: micros
+                .parse()
+                .ok()
+                .and_then(DateTime::from_timestamp_micros)
+                .ok_or(NotACursor)?,
+            id: Uuid::parse_str(id).map_err(|_| NotACursor)?,
+        })
+    }
+}
+
+impl Cursor {
+    /// The cursor's grammar, as documented for `?before=`.
+    pub const CURSOR_PATTERN: &'static str = "^[0-9]{1,16}_[0-9a-f]{32}$";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imaging::{BLUR_RANGE, FIELD_NAMES, MAX_DIMENSION, SHARPEN_RANGE};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::PartialSchema;
+
+    fn operation_properties() -> std::collections::BTreeMap<String, RefOr<Schema>> {
+        match Operations::schema() {
+            RefOr::T(Schema::Object(o)) => o.properties,
+            _ => panic!("Operations is not an object schema"),
+        }
+    }
+
+    #[test]
+    fn operation_fields_match_the_pipeline_parser() {
+        let documented: Vec<String> = operation_properties().into_keys().collect();
+        let mut parsed: Vec<String> = FIELD_NAMES.iter().map(|s| s.to_string()).collect();
+        parsed.sort_unstable();
+        assert_eq!(documented, parsed);
+    }
+
+    /// The bounds in the attributes above are literals (attributes cannot name constants):
+    /// they must say what the parser enforces.
+    #[test]
+    fn documented_bounds_are_the_parsers_bounds() {
+        let props = operation_properties();
+        let bounds = |name: &str| -> (Option<f64>, Option<f64>) {
+            let json = serde_json::to_value(&props[name]).expect("schema as JSON");
+            (json["minimum"].as_f64(), json["maximum"].as_f64())
+        };
+        assert_eq!(bounds("width"), (Some(1.0), Some(f64::from(MAX_DIMENSION))));
+        assert_eq!(bounds("height"), (Some(1.0), Some(f64::from(MAX_DIMENSION))));
+        let close = |(lo, hi): (Option<f64>, Option<f64>), (elo, ehi): (f32, f32)| {
+            lo.is_some_and(|v| (v - f64::from(elo)).abs() < 1e-6)
+                && hi.is_some_and(|v| (v - f64::from(ehi)).abs() < 1e-6)
+        };
+        assert!(close(bounds("blur"), BLUR_RANGE), "{:?}", bounds("blur"));
+        assert!(close(bounds("sharpen"), SHARPEN_RANGE), "{:?}", bounds("sharpen"));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let c = Cursor {
+            uploaded_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time"),
+            id: Uuid::from_u128(0x1234),
+        };
+        assert_eq!(c.to_string().parse::<Cursor>().ok(), Some(c));
+        for bad in [
+            "",
+            "_",
+            "1_",
+            "x_00000000000000000000000000001234",
+            "1_zz",
+            "99999999999999999999_0",
+        ] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_fill_every_status_and_sum_the_queue() {
+        let c = StatusCounts::from_rows([(JobStatus::Pending, 2), (JobStatus::Processing, 3)]);
+        assert_eq!((c.completed, c.failed, c.queue_depth()), (0, 0, 5));
+    }
+}

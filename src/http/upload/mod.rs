@@ -1,0 +1,176 @@
+//! Uploads: the body is read by the [`UploadBody`](body::UploadBody) extractor; here every
+//! file is sniffed from its bytes and checked against `MAX_PIXELS` from its header, the
+//! pipeline parsed, and all of it stored in one transaction, before anything is queued.
+
+mod body;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{Binary, ImageBatch, ImageObject, Operations, UploadAnswer, UploadForm};
+use super::error::ApiError;
+use super::error::ErrorBody;
+use super::legacy;
+use super::state::AppState;
+use crate::db::images::{self, NewImage};
+use crate::db::DbError;
+use crate::imaging::{self, ImagingError, Pipeline, Probe};
+use body::{Upload, UploadBody};
+
+pub use body::MAX_FILES;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(legacy::alias("/upload", routes!(upload)))
+}
+
+/// `POST /api/images` and the original design's `POST /upload`.
+#[utoipa::path(post, path = "/api/images", tag = "images",
+    params(Operations, ("filename" = Option<String>, Query, description = "the stored name of a raw-body upload")),
+    request_body(description = "multipart with one or more `file` parts (operation fields or `pipeline` \
+                                alongside), or the raw image bytes",
+        content(
+            (UploadForm = "multipart/form-data"),
+            (Binary = "image/*"),
+            (Binary = "application/octet-stream"),
+        )),
+    responses(
+        (status = 202, description = "stored and queued: the image object for one file, `{\"images\": [...]}` for several",
+            headers(("Location" = String, description = "the (first) image's URL")),
+            body = UploadAnswer),
+        (status = 400, description = "bad operation field, pipeline or form; `param` names it", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
+        (status = 415, description = "not an image we read (sniffed from the bytes)", body = ErrorBody),
+        (status = 422, description = "readable but refused (over `MAX_PIXELS`, corrupt header)", body = ErrorBody),
+        (status = 503, description = "database unavailable or too many uploads at once (`Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn upload(State(state): State<AppState>, body: UploadBody) -> Result<Response, ApiError> {
+    // `_slot` is held until the answer is built: the upload's memory stays counted.
+    let UploadBody {
+        files,
+        fields,
+        slot: _slot,
+    } = body;
+    let pipeline = parse_pipeline(&fields)?;
+    let probes = probe_all(&state, &files).await?;
+    let records = store(&state, &files, &probes, pipeline.as_ref()).await?;
+    tracing::info!(files = records.len(), "accepted upload");
+    crate::metrics::upload_accepted(files.len(), files.iter().map(|f| f.data.len()).sum());
+    Ok(answer(records))
+}
+
+/// Inserts every file as a pending job in one transaction, then wakes the workers.
+async fn store(
+    state: &AppState,
+    files: &[Upload],
+    probes: &[Probe],
+    pipeline: Option<&Pipeline>,
+) -> Result<Vec<images::ImageRecord>, ApiError> {
+    let pipeline_json = pipeline
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    let mut records = Vec::with_capacity(files.len());
+    for (file, probe) in files.iter().zip(probes) {
+        let new = NewImage {
+            data: &file.data,
+            filename: file.filename.as_deref(),
+            pipeline: pipeline_json.as_ref(),
+            content_type: probe.format.content_type(),
+            width: probe.width as i32,
+            height: probe.height as i32,
+        };
+        records.push(images::insert_image(&tx, &new).await?);
+    }
+    tx.commit().await.map_err(DbError::from)?;
+    // The rows are stored: a failed notification only delays them until the workers' sweep.
+    if let Err(e) = images::notify_inserted(&client, &records).await {
+        tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
+    }
+    Ok(records)
+}
+
+/// `202` with the image object for one file, `{"images": [...]}` for several.
+fn answer(mut records: Vec<images::ImageRecord>) -> Response {
+    let location = records
+        .first()
+        .map(|r| ImageObject::location(r.id))
+        .unwrap_or_default();
+    let body = if records.len() == 1 {
+        UploadAnswer::One(Box::new(ImageObject::from(records.remove(0))))
+    } else {
+        UploadAnswer::Several(ImageBatch {
+            images: records.into_iter().map(ImageObject::from).collect(),
+        })
+    };
+    (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
+}
+
+/// A `pipeline` JSON field, or flat operation fields, or neither (the worker's default).
+fn parse_pipeline(fields: &[(String, String)]) -> Result<Option<Pipeline>, ApiError> {
+    let json = fields.iter().find(|(k, _)| k == "pipeline");
+    if let Some((_, text)) = json {
+        if fields.len() > 1 {
+            return Err(ApiError::bad(
+                "pipeline",
+                "send either a `pipeline` JSON field or operation fields, not both",
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad("pipeline", format!("not valid JSON: {e}")))?;
+        return Ok(Some(Pipeline::from_json(&value)?));
+    }
+    Ok(Pipeline::from_fields(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
+
+/// Sniffs and header-checks every file on a blocking thread (TIFF and GIF headers can take
+/// a scan); the first bad file refuses the whole request, so nothing is half-stored.
+async fn probe_all(state: &AppState, files: &[Upload]) -> Result<Vec<Probe>, ApiError> {
+    let limits = state.config.limits();
+    let datas: Vec<Bytes> = files.iter().map(|f| f.data.clone()).collect();
+    let names: Vec<Option<String>> = files.iter().map(|f| f.filename.clone()).collect();
+    // `imaging::probe` turns decoder panics into errors; should anything else on the thread
+    // panic, the upload is refused as unreadable rather than answered `500`.
+    let results = tokio::task::spawn_blocking(move || {
+        datas
+            .iter()
+            .map(|d| imaging::probe(d, &limits))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|_| ApiError::from(ImagingError::Corrupt("the header could not be parsed".into())))?;
+    let several = files.len() > 1;
+    results
+        .into_iter()
+        .zip(names)
+        .map(|(r, name)| {
+            r.map_err(|e| {
+                let e = ApiError::from(e);
+                match (several, name) {
+                    (true, Some(name)) => prefix_error(e, &name),
+                    _ => e,
+                }
+            })
+        })
+        .collect()
+}
+
+fn prefix_error(e: ApiError, name: &str) -> ApiError {
+    match e {
+        ApiError::UnsupportedMedia(m) => ApiError::UnsupportedMedia(format!("{name}: {m}")),
+        ApiError::Unprocessable { code, message } => ApiError::Unprocessable {
+            code,
+            message: format!("{name}: {message}"),
+        },
+        other => other,
+    }
+}
