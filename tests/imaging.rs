@@ -328,6 +328,11 @@ fn bad_values_name_the_parameter_and_its_range() {
         ("fit=stretch&width=5", "fit", "contain, cover or fill"),
         ("crop=1,2,3", "crop", "x,y,w,h"),
         ("crop=1,2,0,4", "crop", "at least 1"),
+        // Exactly the documented grammar: no spaces, signs, leading zeros or 10-digit values.
+        ("crop=1, 2,3,4", "crop", "x,y,w,h"),
+        ("crop=+1,2,3,4", "crop", "x,y,w,h"),
+        ("crop=01,2,3,4", "crop", "x,y,w,h"),
+        ("crop=1,2,3,1234567890", "crop", "x,y,w,h"),
         ("brightness=101", "brightness", "-100 and 100"),
         ("contrast=-200", "contrast", "-100 and 100"),
         ("blur=0", "blur", "0.1 and 100"),

@@ -418,9 +418,16 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, PipelineError> {
     }
 }
 
+/// `x,y,w,h` exactly as the OpenAPI document's pattern says: plain decimal (no sign, spaces or
+/// leading zeros), at most 9 digits each.
 fn parse_crop(value: &str) -> Result<Step, PipelineError> {
-    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
-    let nums: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
+    let number = |p: &str| -> Option<u32> {
+        let canonical = p == "0" || (!p.starts_with('0') && (1..=9).contains(&p.len()));
+        (canonical && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let nums: Option<Vec<u32>> = value.split(',').map(number).collect();
     match nums.as_deref() {
         Some(&[x, y, width, height]) => Ok(Step::Crop { x, y, width, height }),
         _ => Err(PipelineError::new(
