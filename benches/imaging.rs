@@ -16,50 +16,17 @@ use std::time::Instant;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use image_processor::imaging::{self, Limits, Pipeline};
+
+#[path = "support/photo.rs"]
+mod photo;
+use photo::{encode_jpeg, photo};
 
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
     jpeg_optimize_coding: false,
 };
-
-/// A deterministic "photo": smooth gradients, texture, hard edges and sensor-like noise, so the
-/// entropy-coded size per pixel is close to a real camera JPEG's (≈2.5 bits/pixel at q90).
-fn photo(w: u32, h: u32) -> RgbImage {
-    let mut seed = 0x1234_5678u32;
-    RgbImage::from_fn(w, h, |x, y| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-        let base = [
-            120.0 + 80.0 * (fx * 6.0 + fy * 3.0).sin() + 30.0 * (fx * 37.0).sin() * (fy * 23.0).cos(),
-            110.0 + 70.0 * (fy * 5.0 - fx * 2.0).cos() + 25.0 * (fx * 51.0 + fy * 13.0).sin(),
-            100.0 + 60.0 * (fx * 28.0 * fy).sin() + 20.0 * ((fx - 0.5) * (fy - 0.5) * 300.0).sin(),
-        ];
-        let edge = if ((x / 97) + (y / 131)) % 5 == 0 {
-            40.0
-        } else {
-            0.0
-        };
-        let noise = (seed % 25) as f32 - 12.0;
-        image::Rgb(base.map(|b| (b + edge + noise).clamp(0.0, 255.0) as u8))
-    })
-}
-
-fn encode_jpeg(img: &RgbImage, progressive: bool) -> Vec<u8> {
-    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
-    c.set_fastest_defaults();
-    c.set_size(img.width() as usize, img.height() as usize);
-    c.set_quality(90.0);
-    if progressive {
-        c.set_progressive_mode();
-    }
-    let mut s = c.start_compress(Vec::new()).expect("compress starts");
-    s.write_scanlines(img.as_raw()).expect("scanlines");
-    s.finish().expect("compress finishes")
-}
 
 /// The path a straightforward service takes with the `image` crate alone.
 fn plain_w1(bytes: &[u8]) -> Vec<u8> {
@@ -187,7 +154,7 @@ fn main() {
     let mut totals = [0.0f64; 3];
     let both = |(cpu, wall): (f64, f64)| format!("{cpu:.1} ({wall:.1})");
     for (name, w, h, progressive, n) in corpus {
-        let bytes = encode_jpeg(&photo(w, h), progressive);
+        let bytes = encode_jpeg(&photo(w, h, 0), 90.0, progressive);
         let file = dir.join(format!("{w}x{h}{}.jpg", if progressive { "p" } else { "" }));
         std::fs::write(&file, &bytes).expect("write corpus file");
         let fast = median_ms(iters(n), || drop(fast_w1(&bytes)));
@@ -220,7 +187,7 @@ fn main() {
 
     println!();
     println!("Operation families on a 2 MP JPEG input, after fit 800x800 unless noted (CPU ms/image, wall in brackets):");
-    let two_mp = encode_jpeg(&photo(1600, 1200), false);
+    let two_mp = encode_jpeg(&photo(1600, 1200, 0), 90.0, false);
     let families = [
         ("decode+fit+encode only", "width=800&height=800"),
         (

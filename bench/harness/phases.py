@@ -1,0 +1,193 @@
+"""One function per measured phase; each settles the database, measures, returns its summary
+and leaves the table empty for the next."""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+import aiohttp
+import psycopg
+
+from . import NPROC, log
+from .corpus import FIELDS, multipart
+from .db import db_rows, reset_statements, settle, sql, top_statements, truncate
+from .load import ingest_client, wait_ours, closed_loop
+from .procstat import CpuMeter, vm_hwm_mb
+from .stats import pct, rnd, summarize
+
+
+def run_e2e(ctx, target, kind, clients, duration):
+    items = ctx["corpus"][kind]
+    settle(target["db_url"])
+    meter = CpuMeter(ctx)
+    stmts = reset_statements(target["db_url"]) if ctx.get("statements") else None
+    a = meter.snap()
+    results, errors = asyncio.run(closed_loop(target, items, clients, duration))
+    b = meter.snap()
+    ids = [r[0] for r in results]
+    rows = db_rows(target["db_url"], ids, has_started=target["kind"] == "ours") if ids else []
+    s = summarize(rows, [r[1] for r in results])
+    s["cpu"] = CpuMeter.delta(a, b)
+    s["api_hwm_mb_after"] = rnd(vm_hwm_mb(ctx["service"].api.pid), 1)
+    svc = s["cpu"]["pg"] + (s["cpu"]["seed"] if target["kind"] == "seed" else s["cpu"]["api"] + s["cpu"]["workers"])
+    s["service_cpu_s"] = rnd(svc, 2)
+    if s.get("completed") and svc:
+        s["per_cpu_s"] = rnd(s["completed"] / svc, 2)
+        parts = ("pg", "pg_backends", "pg_background", "driver") + (("seed",) if target["kind"] == "seed" else ("api", "workers"))
+        s["cpu_ms_per_image"] = {k: rnd(1000 * s["cpu"][k] / s["completed"], 1) for k in parts}
+    if stmts is not None:
+        s["top_statements"] = top_statements(target["db_url"], stmts)
+    if errors:
+        s["errors"] = errors[:5]
+    if s.get("failed"):
+        s["fail_sample"] = sql(target["db_url"], "select error from processed_images where status='failed' limit 3") \
+            if target["kind"] == "ours" else None
+    truncate(target["db_url"])
+    log(f"  {target['kind']:4} {kind:6}: {s.get('per_s')} /s  ({s['completed']} done, {s['failed']} failed, "
+        f"p50 {s.get('complete_p50_ms')} ms, other load {s['cpu']['other_load']}, "
+        f"iowait {s['cpu'].get('iowait_load')})")
+    return s
+
+
+def run_pickup(ctx, service, n, gap):
+    """One upload at a time with idle workers: the pure wake-up + claim path."""
+    settle(service.db_url, 1.0)
+    target = {"kind": "ours", "base": service.base, "db_url": service.db_url}
+    name, data = ctx["corpus"]["tiny"]
+    body, ctype = multipart(name, data, FIELDS)
+
+    async def go():
+        ids = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(n):
+                async with session.post(service.base + "/api/images", data=body, headers={"Content-Type": ctype}) as r:
+                    js = await r.json()
+                    if r.status != 202:
+                        raise RuntimeError(f"upload {r.status}: {js}")
+                await wait_ours(session, service.base, js["id"])
+                ids.append(js["id"])
+                await asyncio.sleep(gap)
+        return ids
+
+    ids = asyncio.run(go())
+    rows = db_rows(target["db_url"], ids)
+    firsts = [r for r in rows if r[3] == 1 and r[1] is not None]
+    wait = [(r[1] - r[0]) * 1000 for r in firsts]
+    comp = [(r[2] - r[0]) * 1000 for r in rows if r[2] is not None]
+    out = {"n": len(firsts)}
+    for p in (50, 95, 99):
+        out[f"p{p}_ms"] = rnd(pct(wait, p), 2)
+    out["max_ms"] = rnd(max(wait), 2) if wait else None
+    out["complete_p50_ms"] = rnd(pct(comp, 50), 2)
+    truncate(target["db_url"])
+    log(f"  pickup: p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, p99 {out['p99_ms']} ms (n={out['n']})")
+    return out
+
+
+def run_queue(ctx, service, n):
+    """Queue overhead: n tiny PNGs inserted by SQL in one statement, default pipeline."""
+    tag = f"queue-{uuid.uuid4().hex[:8]}"
+    settle(service.db_url)
+    meter = CpuMeter(ctx)
+    a = meter.snap()
+    sql(service.db_url, "insert into processed_images (original_data, filename) select %s, %s "
+                        "from generate_series(1, %s)", (ctx["corpus"]["tiny"][1], tag, n), fetch=False)
+    end = time.time() + max(60, n / 100)
+    # One connection for the whole wait: a new one per poll cost PostgreSQL a backend start-up
+    # (several ms of CPU) twenty times a second, on the same two cores as the queue it measures.
+    with psycopg.connect(service.db_url, autocommit=True) as c:
+        while time.time() < end:
+            left = c.execute("select count(*) from processed_images where filename = %s "
+                             "and status not in ('completed','failed')", (tag,)).fetchone()[0]
+            if left == 0:
+                break
+            time.sleep(0.05)
+    b = meter.snap()
+    r = sql(service.db_url, """
+        select count(*) filter (where status = 'completed'), count(*) filter (where status = 'failed'),
+               count(*) filter (where status not in ('completed','failed')),
+               extract(epoch from max(processed_at) - min(uploaded_at))::float8,
+               extract(epoch from max(processed_at) - min(started_at))::float8,
+               (percentile_cont(0.5) within group (order by extract(epoch from processed_at - started_at)))::float8
+        from processed_images where filename = %s""", (tag,))[0]
+    done, failed, left, span, drain, svc = r
+    out = {"n": n, "completed": done, "failed": failed, "unfinished": left,
+           "jobs_per_s": rnd(done / span, 1) if span else None,
+           "drain_jobs_per_s": rnd(done / drain, 1) if drain else None,
+           "job_p50_ms": rnd(svc * 1000 if svc is not None else None, 2),
+           "cpu": CpuMeter.delta(a, b)}
+    truncate(service.db_url)
+    log(f"  queue: {out['jobs_per_s']} jobs/s ({done}/{n} completed, {failed} failed, "
+        f"other load {out['cpu']['other_load']}, iowait {out['cpu'].get('iowait_load')})")
+    return out
+
+
+def run_ingest(ctx, service, clients, procs, duration):
+    """Uploads accepted per second with `clients` concurrent clients (no workers running)."""
+    name, data = ctx["corpus"]["ingest"]
+    body, ctype = multipart(name, data, FIELDS)
+    settle(service.db_url)
+    meter = CpuMeter(ctx)
+    a = meter.snap()
+    start_at = time.time() + 1.0
+    stop_at = start_at + duration
+    mpc = mp.get_context("fork")
+    q = mpc.Queue()
+    per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    ps = [mpc.Process(target=ingest_client, args=(service.base, body, ctype, c, start_at, stop_at, q)) for c in per if c]
+    for p in ps:
+        p.start()
+    res = [q.get(timeout=duration + 120) for _ in ps]
+    for p in ps:
+        p.join(30)
+    b = meter.snap()
+    acc = sum(r[0] for r in res)
+    busy = sum(r[1] for r in res)
+    nother = sum(r[3] for r in res)
+    lat = [x * 1000 for r in res for x in r[4]]
+    client_cpu = sum(r[5] for r in res)
+    dbn = sql(service.db_url, "select count(*), extract(epoch from max(uploaded_at) - min(uploaded_at))::float8 "
+                              "from processed_images")[0]
+    out = {"clients": clients, "client_procs": len(ps), "file_bytes": len(data), "duration_s": duration,
+           "accepted": acc, "per_s": rnd(acc / duration, 1), "busy_503": busy, "other_errors": nother,
+           "error_sample": [x for r in res for x in r[2]][:5],
+           "p50_ms": rnd(pct(lat, 50), 1), "p99_ms": rnd(pct(lat, 99), 1),
+           "rows_in_db": dbn[0], "mb_per_s": rnd(acc * len(data) / duration / 1e6, 1),
+           "client_cpu_s": rnd(client_cpu, 2), "cpu": CpuMeter.delta(a, b),
+           "api_hwm_mb_after": rnd(vm_hwm_mb(service.api.pid), 1)}
+    truncate(service.db_url)
+    log(f"  ingest: {out['per_s']} uploads/s accepted ({busy} x 503, {nother} other errors; "
+        f"p50 {out['p50_ms']} ms; client CPU {out['client_cpu_s']} s of {duration} s)")
+    return out
+
+
+def run_vips_reference(photo_paths, passes):
+    """Bare libvips (vipsthumbnail: shrink-on-load, fit 800x800, JPEG q85): no HTTP, no DB."""
+    exe = shutil.which("vipsthumbnail")
+    if not exe:
+        return None
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-vips.") as d:
+        files = [str(p) for p in photo_paths] * passes
+        argv = [exe, "--size", "800x800", "-o", f"{d}/%s-out.jpg[Q=85]"] + files
+        env = dict(os.environ, VIPS_CONCURRENCY="1")
+        subprocess.run(argv[:5] + files[:2], env=env, capture_output=True)  # warm the page cache
+        t = time.monotonic()
+        r = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if r.returncode:
+            return {"error": r.stderr[-300:]}
+        single = len(files) / (time.monotonic() - t)
+        t = time.monotonic()
+        ps = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(NPROC)]
+        for p in ps:
+            p.wait()
+        allc = NPROC * len(files) / (time.monotonic() - t)
+    out = {"single_thread_per_s": rnd(single, 2), "all_cores_per_s": rnd(allc, 2)}
+    log(f"  libvips reference: {out['single_thread_per_s']} photos/s on one thread, {out['all_cores_per_s']} on {NPROC}")
+    return out
