@@ -101,6 +101,24 @@ impl From<ImageRecord> for ImageObject {
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(#[allow(dead_code)] Vec<u8>);
 
+/// The raw bytes of a one-file upload; an empty body is refused. (Written by hand: the derive
+/// cannot put `minLength` on a binary string.)
+pub struct UploadBytes;
+
+impl utoipa::PartialSchema for UploadBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .min_length(Some(1))
+            .description(Some("the image bytes (not empty)"))
+            .into()
+    }
+}
+
+impl ToSchema for UploadBytes {}
+
 /// A page of images, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImageList {
@@ -215,7 +233,9 @@ pub enum FlipParam {
 }
 
 /// The flat operation fields, as query parameters or multipart fields, applied in this order.
-/// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format).
+/// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit` and
+/// `upscale` need `width` or `height`; a `pipeline` part excludes every field here. Unknown
+/// fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -271,18 +291,55 @@ pub struct Operations {
     quality: Option<u8>,
 }
 
-/// A multipart upload: one or more `file` parts, plus either operation fields or `pipeline`.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct UploadForm {
-    /// The image(s); repeat the part for several (at most 20).
-    #[schema(value_type = Vec<String>, format = Binary)]
-    file: Vec<Vec<u8>>,
-    /// The JSON pipeline form, e.g. `{"steps": [{"op": "resize", "width": 800}], "format": "webp"}`;
-    /// instead of the operation fields.
-    pipeline: Option<String>,
-    #[serde(flatten)]
-    operations: Operations,
+/// Most files one upload request may carry.
+pub const MAX_FILES: usize = 20;
+
+/// A multipart upload: one or more `file` parts (at most 20), plus either the operation fields
+/// or a `pipeline` part, and nothing else. Written by hand from [`Operations`]'s own schema: the
+/// derive cannot close a flattened object or bound the number of `file` parts.
+pub struct UploadForm;
+
+impl utoipa::PartialSchema for UploadForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        use utoipa::openapi::{RefOr, Schema};
+        let mut form = match Operations::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            // Operations is a plain struct: always an object schema (a unit test checks it).
+            _ => ObjectBuilder::new().build(),
+        };
+        let file = ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+            )
+            .min_items(Some(1))
+            .max_items(Some(MAX_FILES))
+            .description(Some("the image(s); repeat the part for several"));
+        let pipeline = ObjectBuilder::new().schema_type(Type::String).description(Some(
+            "the JSON pipeline form, e.g. `{\"steps\": [{\"op\": \"resize\", \"width\": 800}], \
+             \"format\": \"webp\"}`; instead of the operation fields",
+        ));
+        form.properties.insert("file".into(), file.into());
+        form.properties.insert("pipeline".into(), pipeline.into());
+        form.required = vec!["file".into()];
+        form.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        form.description = Some(
+            "one or more `file` parts, plus either operation fields or `pipeline`; unknown fields are refused"
+                .into(),
+        );
+        RefOr::T(Schema::Object(form))
+    }
+}
+
+impl ToSchema for UploadForm {
+    /// The enums the operation fields refer to (`FitParam`, ...), so their `$ref`s resolve.
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <Operations as ToSchema>::schemas(schemas);
+    }
 }
 
 /// One Server-Sent Event of `GET /api/events`, as a client's EventSource sees it (a schema for
@@ -336,7 +393,7 @@ pub struct NotACursor;
 impl FromStr for Cursor {
     type Err = NotACursor;
 
-    /// Exactly what [`Cursor::CURSOR_PATTERN`] documents: up to 16 decimal digits of
+    /// Exactly what the `before` parameter's documented pattern says: up to 16 decimal digits of
     /// microseconds (until the year 2286), `_`, and the id as 32 lowercase hex digits.
     fn from_str(c: &str) -> Result<Self, Self::Err> {
         let (micros, id) = c.split_once('_').ok_or(NotACursor)?;
@@ -360,11 +417,6 @@ impl FromStr for Cursor {
     }
 }
 
-impl Cursor {
-    /// The cursor's grammar, as documented for `?before=`.
-    pub const CURSOR_PATTERN: &'static str = "^[0-9]{1,16}_[0-9a-f]{32}$";
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +429,15 @@ mod tests {
             RefOr::T(Schema::Object(o)) => o.properties,
             _ => panic!("Operations is not an object schema"),
         }
+    }
+
+    #[test]
+    fn the_upload_form_is_closed_and_needs_a_file() {
+        let json = serde_json::to_value(UploadForm::schema()).expect("schema as JSON");
+        assert_eq!(json["additionalProperties"], serde_json::Value::Bool(false));
+        assert_eq!(json["required"], serde_json::json!(["file"]));
+        assert_eq!(json["properties"]["file"]["minItems"], 1);
+        assert!(json["properties"]["crop"].is_object(), "{json}");
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn router(state: AppState) -> Router {
         state
             .config
             .max_upload_bytes
-            .saturating_mul(upload::MAX_FILES as u64),
+            .saturating_mul(dto::MAX_FILES as u64),
     )
     .unwrap_or(usize::MAX)
     .saturating_add(1 << 20);

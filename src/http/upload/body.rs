@@ -9,12 +9,11 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::http::dto::MAX_FILES;
 use crate::http::error::ApiError;
 use crate::http::extract::{content_length, content_type, QueryParams};
 use crate::http::state::AppState;
 
-/// Most files one request may carry.
-pub const MAX_FILES: usize = 20;
 /// Most non-file form fields one request may carry.
 const MAX_FIELDS: usize = 64;
 /// Longest operation field value; operation values are short.

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::dto::{Binary, ImageBatch, ImageObject, Operations, UploadAnswer, UploadForm};
+use super::dto::{ImageBatch, ImageObject, Operations, UploadAnswer, UploadBytes, UploadForm};
 use super::error::ApiError;
 use super::error::ErrorBody;
 use super::legacy;
@@ -21,8 +21,6 @@ use crate::db::images::{self, NewImage};
 use crate::db::DbError;
 use crate::imaging::{self, ImagingError, Pipeline, Probe};
 use body::{Upload, UploadBody};
-
-pub use body::MAX_FILES;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(legacy::alias("/upload", routes!(upload)))
@@ -35,8 +33,8 @@ pub fn router() -> OpenApiRouter<AppState> {
                                 alongside), or the raw image bytes",
         content(
             (UploadForm = "multipart/form-data"),
-            (Binary = "image/*"),
-            (Binary = "application/octet-stream"),
+            (UploadBytes = "image/*"),
+            (UploadBytes = "application/octet-stream"),
         )),
     responses(
         (status = 202, description = "stored and queued: the image object for one file, `{\"images\": [...]}` for several",
