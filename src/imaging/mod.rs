@@ -9,16 +9,14 @@
 //! ICC profiles to sRGB; `resize` plans geometry and resamples with a SIMD resizer; `ops` holds
 //! the per-pixel operations; `encode` writes every output format with no metadata carried over.
 
-mod colour;
-mod decode;
-mod encode;
-mod format;
-mod jpeg;
+mod codecs;
 mod ops;
 mod pipeline;
-mod resize;
 
-pub use format::Format;
+use codecs::{decode, encode};
+use ops::resize;
+
+pub use codecs::format::Format;
 pub use pipeline::{
     Fit, Flip, Pipeline, PipelineError, Step, BLUR_RANGE, FIELD_NAMES, MAX_DIMENSION, SHARPEN_RANGE,
 };

@@ -18,7 +18,7 @@ use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
 use super::colour;
 use super::decode::{panic_message, Decoded};
-use super::ImagingError;
+use crate::imaging::ImagingError;
 
 /// APP1 carries EXIF (orientation), APP2 the ICC profile; nothing else is kept.
 const SAVED_MARKERS: &[Marker] = &[Marker::APP(1), Marker::APP(2)];
@@ -27,7 +27,7 @@ const SAVED_MARKERS: &[Marker] = &[Marker::APP(1), Marker::APP(2)];
 /// CMYK/YCCK files, which libjpeg cannot turn into RGB. `expected` is the size the header check
 /// saw; a file that libjpeg reads differently (a second frame header, say) is refused, so the
 /// pixel limit checked on that size really bounds what is allocated here.
-pub(super) fn decode(
+pub(crate) fn decode(
     bytes: &[u8],
     expected: (u32, u32),
     shrink: u32,
@@ -94,7 +94,7 @@ fn exif_orientation(app1: &[u8]) -> Option<Orientation> {
 /// Encodes 8-bit grey or RGB as a baseline JPEG, no metadata. `optimize` builds Huffman tables
 /// for this image: MozJPEG's statistics pass is scalar and, measured on a 640×480 output, took
 /// the whole job from 2.8 to 6.4 ms for a file 5 % smaller.
-pub(super) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Result<Vec<u8>, String> {
+pub(crate) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Result<Vec<u8>, String> {
     let (color_space, pixels) = match image {
         DynamicImage::ImageLuma8(buf) => (ColorSpace::JCS_GRAYSCALE, buf.as_raw().as_slice()),
         DynamicImage::ImageRgb8(buf) => (ColorSpace::JCS_RGB, buf.as_raw().as_slice()),

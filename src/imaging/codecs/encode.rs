@@ -9,10 +9,12 @@ use image::codecs::{
 };
 use image::DynamicImage;
 
-use super::{jpeg, ops, resize, Format, ImagingError, THUMBNAIL_SIZE};
+use super::jpeg;
+use crate::imaging::ops::{self, resize};
+use crate::imaging::{Format, ImagingError, THUMBNAIL_SIZE};
 
 /// Default quality per lossy format when the pipeline names none.
-pub(super) fn default_quality(format: Format) -> u8 {
+pub(crate) fn default_quality(format: Format) -> u8 {
     match format {
         Format::Webp => 80,
         Format::Avif => 70,
@@ -29,7 +31,7 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 
 /// Encodes `img` as `format`; `quality` (1–100) applies to JPEG, WebP (lossy) and AVIF, and
 /// `jpeg_optimize` to JPEG only.
-pub(super) fn encode(
+pub(crate) fn encode(
     img: &DynamicImage,
     format: Format,
     quality: Option<u8>,
@@ -91,7 +93,7 @@ fn encode_webp(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
 
 /// The preview stored with each job: JPEG, or WebP when the image has transparency. Never with
 /// optimised Huffman tables: the second pass would cost more than the rest of the preview.
-pub(super) fn thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, Format), ImagingError> {
+pub(crate) fn thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, Format), ImagingError> {
     let small = resize::fit_within(img, THUMBNAIL_SIZE)?;
     let small = small.as_ref().unwrap_or(img);
     let format = if small.color().has_alpha() {

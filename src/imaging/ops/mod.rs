@@ -4,11 +4,13 @@
 use image::metadata::Orientation;
 use image::DynamicImage;
 
-use super::{resize, Flip, ImagingError, Limits, Step};
+pub(crate) mod resize;
+
+use super::{Flip, ImagingError, Limits, Step};
 
 /// Applies one step. `logical` carries the full-resolution size of a pre-shrunk JPEG up to the
 /// first resize (see [`resize::dct_shrink`]); every other step leaves it unused.
-pub(super) fn apply(
+pub(crate) fn apply(
     step: &Step,
     img: DynamicImage,
     logical: &mut Option<(u32, u32)>,
@@ -48,7 +50,7 @@ pub(super) fn apply(
 }
 
 /// Whether an EXIF orientation turns the image on its side.
-pub(super) fn swaps_axes(o: Orientation) -> bool {
+pub(crate) fn swaps_axes(o: Orientation) -> bool {
     matches!(
         o,
         Orientation::Rotate90
@@ -147,7 +149,7 @@ fn map_colour_channels(img: &mut DynamicImage, f: impl Fn(u8) -> u8) {
 
 /// Composites any alpha onto white, for formats without transparency (JPEG) — a plain
 /// conversion would keep whatever colour hides under transparent pixels, often black.
-pub(super) fn flatten_on_white(img: &DynamicImage) -> DynamicImage {
+pub(crate) fn flatten_on_white(img: &DynamicImage) -> DynamicImage {
     let over_white = |c: u8, a: u8| {
         let (c, a) = (u32::from(c), u32::from(a));
         ((c * a + 255 * (255 - a) + 127) / 255) as u8

@@ -7,16 +7,17 @@ use std::panic::{self, AssertUnwindSafe};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 
-use super::{check_frames, colour, jpeg, Format, ImagingError, Limits, Probe};
+use super::{colour, jpeg};
+use crate::imaging::{check_frames, Format, ImagingError, Limits, Probe};
 
 /// A decoded input, normalised to `Luma8`, `LumaA8`, `Rgb8` or `Rgba8`.
-pub(super) struct Decoded {
+pub(crate) struct Decoded {
     pub image: DynamicImage,
     /// The EXIF orientation, applied by the caller when the pipeline asks for it.
     pub orientation: Option<Orientation>,
 }
 
-pub(super) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
+pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
     let format = Format::sniff(bytes)
         .ok_or_else(|| ImagingError::Unsupported("unrecognised file signature".into()))?;
     if !format.can_read() {
@@ -98,7 +99,7 @@ fn webp_frames(bytes: &[u8]) -> Result<u64, ImagingError> {
 
 /// Decodes the (first frame of the) image. `shrink` (1, 2, 4 or 8) lets the JPEG decoder scale
 /// down in the DCT domain; other formats ignore it.
-pub(super) fn decode(
+pub(crate) fn decode(
     bytes: &[u8],
     probe: &Probe,
     shrink: u32,
@@ -139,7 +140,7 @@ fn decoder_limits(limits: &Limits) -> image::Limits {
 }
 
 /// Converts 16-bit, float and exotic layouts to the 8-bit layout the operations work on.
-pub(super) fn to_8bit(image: DynamicImage) -> DynamicImage {
+pub(crate) fn to_8bit(image: DynamicImage) -> DynamicImage {
     match image {
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)
@@ -170,7 +171,7 @@ fn classify(e: ImageError, context: Option<(&Probe, &Limits)>) -> ImagingError {
 }
 
 /// Runs a decoder so that a panic on hostile input becomes an error, not a dead worker thread.
-pub(super) fn contain_panics<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
+pub(crate) fn contain_panics<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
     panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         Err(ImagingError::Corrupt(format!(
             "decoder gave up: {}",
@@ -179,7 +180,7 @@ pub(super) fn contain_panics<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> 
     })
 }
 
-pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else if let Some(s) = payload.downcast_ref::<&str>() {
