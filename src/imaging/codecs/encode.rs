@@ -9,12 +9,13 @@ use image::codecs::{
 };
 use image::DynamicImage;
 
+use super::format::Format;
 use super::jpeg;
-use crate::imaging::ops::{self, resize};
-use crate::imaging::{Format, ImagingError, THUMBNAIL_SIZE};
+use crate::imaging::error::ImagingError;
+use crate::imaging::ops;
 
 /// Default quality per lossy format when the pipeline names none.
-pub(crate) fn default_quality(format: Format) -> u8 {
+fn default_quality(format: Format) -> u8 {
     match format {
         Format::Webp => 80,
         Format::Avif => 70,
@@ -89,19 +90,6 @@ fn encode_webp(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
         .encode_simple(false, f32::from(quality))
         .map_err(|e| format!("libwebp: {e:?}"))?;
     Ok(memory.to_vec())
-}
-
-/// The preview stored with each job: JPEG, or WebP when the image has transparency. Never with
-/// optimised Huffman tables: the second pass would cost more than the rest of the preview.
-pub(crate) fn thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, Format), ImagingError> {
-    let small = resize::fit_within(img, THUMBNAIL_SIZE)?;
-    let small = small.as_ref().unwrap_or(img);
-    let format = if small.color().has_alpha() {
-        Format::Webp
-    } else {
-        Format::Jpeg
-    };
-    Ok((encode(small, format, Some(75), false)?, format))
 }
 
 /// RGB(A) for encoders that take no grey: grey becomes RGB, grey+alpha RGBA.

@@ -6,7 +6,9 @@ use image::DynamicImage;
 
 pub(crate) mod resize;
 
-use super::{Flip, ImagingError, Limits, Step};
+use crate::imaging::error::ImagingError;
+use crate::imaging::limits::Limits;
+use crate::imaging::pipeline::{Flip, Step};
 
 /// Applies one step. `logical` carries the full-resolution size of a pre-shrunk JPEG up to the
 /// first resize (see [`resize::dct_shrink`]); every other step leaves it unused.

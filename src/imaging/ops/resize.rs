@@ -5,7 +5,9 @@
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 
-use crate::imaging::{check_pixels, Fit, ImagingError, Limits, Pipeline, Step};
+use crate::imaging::error::ImagingError;
+use crate::imaging::limits::{check_pixels, Limits};
+use crate::imaging::pipeline::{Fit, Pipeline, Step};
 
 /// What a resize does to a `w×h` source: the source rectangle it reads (for `cover`, a
 /// centred crop) and the size it produces.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::Format;
+use crate::imaging::codecs::format::Format;
 
 /// The flat field names that configure a pipeline, in their fixed application order. The HTTP
 /// layer uses this list to pick operation fields out of query strings and multipart forms.
