@@ -16,8 +16,15 @@
 //!   - `jpeg`: MozJPEG (libjpeg-turbo) decoding with DCT-domain shrink, and encoding.
 //!   - `colour`: embedded ICC profiles converted to sRGB.
 //!   - `encode`: every output format, with no metadata of the input carried over.
-//! - `ops/`: the operations of a pipeline (`mod.rs` maps a [`Step`] to its function).
-//!   - `resize`: geometry planning, SIMD resampling, and how far JPEG may pre-shrink.
+//! - `ops/`: the operations of a pipeline, one file per family (`mod.rs` maps a [`Step`] to
+//!   its function).
+//!   - `geometry`: crop, rotate, flip, and the EXIF orientation.
+//!   - `resize`: contain / cover / fill planning, SIMD resampling, and how far a JPEG may be
+//!     pre-shrunk while decoding.
+//!   - `adjust`: per-pixel colour adjustments (brightness, contrast).
+//!   - `filters`: neighbourhood filters (blur, sharpen).
+//!   - `alpha`: flattening transparency for outputs without it.
+//!   - `pixels`: raw channel access the per-pixel operations share.
 //! - `thumbnail`: the preview made with every job ([`THUMBNAIL_SIZE`]).
 
 mod codecs;
@@ -100,13 +107,8 @@ fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, 
     // The size the image stands for while it is still pre-shrunk, so the first resize computes
     // exactly the geometry a full decode would have given.
     let mut logical = (shrink > 1).then_some((probe.width, probe.height));
-    if pipeline.auto_orient {
-        if let Some(o) = decoded.orientation {
-            img.apply_orientation(o);
-            if ops::swaps_axes(o) {
-                logical = logical.map(|(w, h)| (h, w));
-            }
-        }
+    if let Some(o) = decoded.orientation.filter(|_| pipeline.auto_orient) {
+        ops::geometry::auto_orient(&mut img, o, &mut logical);
     }
     for step in &pipeline.steps {
         img = ops::apply(step, img, &mut logical, limits)?;

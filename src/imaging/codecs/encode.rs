@@ -12,7 +12,7 @@ use image::DynamicImage;
 use super::format::Format;
 use super::jpeg;
 use crate::imaging::error::ImagingError;
-use crate::imaging::ops;
+use crate::imaging::ops::alpha::flatten_on_white;
 
 /// Default quality per lossy format when the pipeline names none.
 fn default_quality(format: Format) -> u8 {
@@ -45,7 +45,7 @@ pub(crate) fn encode(
         Format::Jpeg => {
             let flat;
             let src = if img.color().has_alpha() {
-                flat = ops::flatten_on_white(img);
+                flat = flatten_on_white(img);
                 &flat
             } else {
                 img

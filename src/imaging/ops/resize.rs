@@ -12,7 +12,7 @@ use crate::imaging::pipeline::{Fit, Pipeline, Step};
 /// What a resize does to a `w×h` source: the source rectangle it reads (for `cover`, a
 /// centred crop) and the size it produces.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Plan {
+struct Plan {
     pub src: (f64, f64, f64, f64),
     pub dst: (u32, u32),
 }
@@ -26,7 +26,7 @@ impl Plan {
 }
 
 /// Plans a resize of a `w×h` image into the box; `None` when the image stays as it is.
-pub(crate) fn plan(
+fn plan(
     (w, h): (u32, u32),
     width: Option<u32>,
     height: Option<u32>,
@@ -143,7 +143,7 @@ pub(crate) fn resize_step(
 }
 
 /// Resamples with a Lanczos3 kernel (premultiplying alpha so edges don't fringe).
-pub(crate) fn resample(img: &DynamicImage, p: Plan) -> Result<DynamicImage, ImagingError> {
+fn resample(img: &DynamicImage, p: Plan) -> Result<DynamicImage, ImagingError> {
     resample_with(img, p, FilterType::Lanczos3)
 }
 
