@@ -114,11 +114,7 @@ fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, 
         img = ops::apply(step, img, &mut logical, limits)?;
     }
     limits::check_pixels(img.width(), img.height(), limits)?;
-    let format = pipeline.format.unwrap_or(if probe.format.can_write() {
-        probe.format
-    } else {
-        Format::Png
-    });
+    let format = pipeline.format.unwrap_or(probe.format.default_output());
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
     let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;
     Ok(Processed {

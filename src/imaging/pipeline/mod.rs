@@ -118,7 +118,8 @@ pub struct Pipeline {
     pub auto_orient: bool,
     #[serde(default)]
     pub steps: Vec<Step>,
-    /// Output format; `None` keeps the input's when it can be written, else PNG.
+    /// Output format; `None` keeps the input's when it can be written, else PNG
+    /// (`Format::default_output`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
     /// Encoder quality 1–100 for lossy formats (JPEG, WebP, AVIF).
@@ -242,14 +243,6 @@ impl Pipeline {
         if let Some(q) = self.quality {
             if !(1..=100).contains(&q) {
                 return Err(PipelineError::new("quality", "must be between 1 and 100"));
-            }
-        }
-        if let Some(f) = self.format {
-            if !f.can_write() {
-                return Err(PipelineError::new(
-                    "format",
-                    format!("{f} output is not supported"),
-                ));
             }
         }
         for step in &self.steps {
