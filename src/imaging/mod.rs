@@ -8,7 +8,8 @@
 //! - `mod.rs` (here): [`probe`], [`process`] and the panic boundary; [`Processed`].
 //! - `error`: [`ImagingError`] and its stable codes; the message of a caught panic.
 //! - `limits`: [`Limits`] and the pixel-budget checks every header, decode and resize passes.
-//! - `pipeline/`: [`Pipeline`] and its [`Step`]s, parsed from flat fields or JSON, validated.
+//! - `pipeline/`: [`Pipeline`] and its [`Step`]s (`mod.rs`), read from flat fields or JSON
+//!   (`parse`), range-checked (`validate`).
 //! - `codecs/`: reading and writing files; the types the codecs share are in `codecs/mod.rs`.
 //!   - `format`: [`Format`], sniffed from magic bytes; names, MIME types, extensions.
 //!   - `probe`: the header check ([`Probe`]), counting animation frames against the limit.
