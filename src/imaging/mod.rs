@@ -128,3 +128,28 @@ fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, 
         thumbnail_format,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_under_the_boundary_comes_back_as_corrupt_data() {
+        let err = guard::<()>(|| panic!("index 12 out of range")).unwrap_err();
+        assert!(matches!(err, ImagingError::Corrupt(_)), "{err:?}");
+        assert_eq!(err.code(), "corrupt_image");
+        assert_eq!(
+            err.to_string(),
+            "image data is corrupt: decoder gave up: index 12 out of range"
+        );
+    }
+
+    #[test]
+    fn errors_pass_through_the_boundary_unchanged() {
+        let err = guard::<()>(|| Err(ImagingError::Invalid("no".into()))).unwrap_err();
+        assert!(
+            matches!(err, ImagingError::Invalid(ref m) if m == "no"),
+            "{err:?}"
+        );
+    }
+}
