@@ -1,45 +1,53 @@
 //! Pure image processing: bytes + [`Pipeline`] in, bytes + metadata out.
 //!
 //! No database, no async, no I/O: the worker calls [`process`] on a blocking thread and the
-//! HTTP layer calls [`probe`] to validate uploads from their header alone.
+//! HTTP layer calls [`probe`] to validate uploads from their header alone. Both run inside one
+//! panic boundary (`guard`, below), so neither ever unwinds into its caller.
 //!
-//! Layout: [`format`](Format) sniffs and names formats; `decode` reads headers (counting
-//! animation frames against the pixel limit) and decodes with strict limits; `jpeg` is the fast
-//! JPEG path (libjpeg-turbo via MozJPEG, shrinking in the DCT domain); `colour` converts embedded
-//! ICC profiles to sRGB; `resize` plans geometry and resamples with a SIMD resizer; `ops` holds
-//! the per-pixel operations; `encode` writes every output format with no metadata carried over.
+//! # Layout
+//! - `mod.rs` (here): [`probe`], [`process`] and the panic boundary; [`Processed`].
+//! - `error`: [`ImagingError`] and its stable codes; the message of a caught panic.
+//! - `limits`: [`Limits`] and the pixel-budget checks every header, decode and resize passes.
+//! - `pipeline/`: [`Pipeline`] and its [`Step`]s (`mod.rs`), read from flat fields or JSON
+//!   (`parse`), range-checked (`validate`).
+//! - `codecs/`: reading and writing files; the types the codecs share are in `codecs/mod.rs`.
+//!   - `format`: [`Format`], sniffed from magic bytes; names, MIME types, extensions.
+//!   - `probe`: the header check ([`Probe`]), counting animation frames against the limit.
+//!   - `decode`: decoding under strict limits to 8-bit, dispatching JPEG to `jpeg`.
+//!   - `jpeg`: MozJPEG (libjpeg-turbo) decoding with DCT-domain shrink, and encoding.
+//!   - `colour`: embedded ICC profiles converted to sRGB.
+//!   - `encode`: every output format, with no metadata of the input carried over.
+//! - `ops/`: the operations of a pipeline, one file per family (`mod.rs` maps a [`Step`] to
+//!   its function).
+//!   - `geometry`: crop, rotate, flip, and the EXIF orientation.
+//!   - `resize`: contain / cover / fill planning, SIMD resampling, and how far a JPEG may be
+//!     pre-shrunk while decoding.
+//!   - `adjust`: per-pixel colour adjustments (brightness, contrast).
+//!   - `filters`: neighbourhood filters (blur, sharpen).
+//!   - `alpha`: flattening transparency for outputs without it.
+//!   - `pixels`: raw channel access the per-pixel operations share.
+//! - `thumbnail`: the preview made with every job ([`THUMBNAIL_SIZE`]).
 
-mod colour;
-mod decode;
-mod encode;
-mod format;
-mod jpeg;
+mod codecs;
+mod error;
+mod limits;
 mod ops;
 mod pipeline;
-mod resize;
+mod thumbnail;
 
-pub use format::Format;
+use std::panic::{self, AssertUnwindSafe};
+
+use codecs::{decode, encode};
+use ops::resize;
+
+pub use codecs::format::Format;
+pub use codecs::probe::Probe;
+pub use error::ImagingError;
+pub use limits::Limits;
 pub use pipeline::{
     Fit, Flip, Pipeline, PipelineError, Step, BLUR_RANGE, FIELD_NAMES, MAX_DIMENSION, SHARPEN_RANGE,
 };
-
-/// Bounds applied to every decode and encode, and the operator's one encoder trade-off.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest width×height (all frames counted) accepted as input or produced as output.
-    pub max_pixels: u64,
-    /// Optimised Huffman tables for JPEG outputs: ~5 % smaller files for about twice the encode
-    /// CPU (`JPEG_OPTIMIZE_CODING`). Thumbnails never use them.
-    pub jpeg_optimize_coding: bool,
-}
-
-/// What the header of an upload says, read without decoding pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Probe {
-    pub format: Format,
-    pub width: u32,
-    pub height: u32,
-}
+pub use thumbnail::THUMBNAIL_SIZE;
 
 /// The result of running a pipeline.
 #[derive(Debug, Clone)]
@@ -55,63 +63,41 @@ pub struct Processed {
     pub thumbnail_format: Format,
 }
 
-/// Longest side of the preview made with every job.
-pub const THUMBNAIL_SIZE: u32 = 256;
-
-/// Why an image could not be read or processed. Every variant is permanent for that input.
-#[derive(Debug, thiserror::Error)]
-pub enum ImagingError {
-    /// The bytes are not an image in a format we read.
-    #[error("not an image in a supported format ({0})")]
-    Unsupported(String),
-    /// Readable, but larger than `MAX_PIXELS` allows (`pixels` counts every animation frame).
-    #[error(
-        "image is {width}x{height} ({pixels} pixels counting all frames), over the limit of {limit} pixels"
-    )]
-    TooLarge {
-        width: u32,
-        height: u32,
-        pixels: u64,
-        limit: u64,
-    },
-    /// The header or the pixel data is damaged.
-    #[error("image data is corrupt: {0}")]
-    Corrupt(String),
-    /// The pipeline cannot be applied to this image (e.g. a crop outside it).
-    #[error("{0}")]
-    Invalid(String),
-    /// Encoding the output failed.
-    #[error("could not encode {format}: {message}")]
-    Encode { format: Format, message: String },
-}
-
-impl ImagingError {
-    /// Stable machine-readable code, used in API errors and the row's `error` text.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ImagingError::Unsupported(_) => "unsupported_media_type",
-            ImagingError::TooLarge { .. } => "image_too_large",
-            ImagingError::Corrupt(_) => "corrupt_image",
-            ImagingError::Invalid(_) => "invalid_pipeline",
-            ImagingError::Encode { .. } => "encode_failed",
-        }
-    }
-}
-
 /// Reads format and dimensions from the header only, and checks them against `limits`. For
-/// animated GIF and WebP every frame counts towards `max_pixels`.
+/// animated GIF and WebP every frame counts towards `max_pixels`. Never panics: see [`process`].
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
-    decode::probe(bytes, limits)
+    guard(|| codecs::probe::probe(bytes, limits))
 }
 
 /// Decodes `bytes`, applies `pipeline`, encodes the result and a thumbnail. Animated inputs
-/// contribute their first frame. Decoder panics are caught and reported as corrupt data.
+/// contribute their first frame. Never panics: a panic inside (in practice a decoder meeting
+/// hostile input) is returned as [`ImagingError::Corrupt`] with the panic's message.
 pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
+    guard(|| run(bytes, pipeline, limits))
+}
+
+/// The panic boundary of the imaging layer, and its only one but for libjpeg's error channel
+/// (see `codecs/jpeg.rs`). Code below it may panic on hostile input (decoders index past a
+/// damaged chunk, say); the worker's thread and the upload handler must not see that unwind.
+///
+/// `AssertUnwindSafe` holds: the closure only reads its borrowed inputs, and everything it
+/// builds is dropped during the unwind, so no half-updated state outlives a panic.
+fn guard<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(ImagingError::Corrupt(format!(
+            "decoder gave up: {}",
+            error::panic_message(payload.as_ref())
+        )))
+    })
+}
+
+/// [`process`] without the boundary.
+fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
     // A pipeline stored by SQL was never checked at upload.
     pipeline
         .validate()
         .map_err(|e| ImagingError::Invalid(e.to_string()))?;
-    let probe = probe(bytes, limits)?;
+    let probe = codecs::probe::probe(bytes, limits)?;
     let shrink = if probe.format == Format::Jpeg {
         resize::dct_shrink(probe.width, probe.height, pipeline)
     } else {
@@ -122,25 +108,16 @@ pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Pro
     // The size the image stands for while it is still pre-shrunk, so the first resize computes
     // exactly the geometry a full decode would have given.
     let mut logical = (shrink > 1).then_some((probe.width, probe.height));
-    if pipeline.auto_orient {
-        if let Some(o) = decoded.orientation {
-            img.apply_orientation(o);
-            if ops::swaps_axes(o) {
-                logical = logical.map(|(w, h)| (h, w));
-            }
-        }
+    if let Some(o) = decoded.orientation.filter(|_| pipeline.auto_orient) {
+        ops::geometry::auto_orient(&mut img, o, &mut logical);
     }
     for step in &pipeline.steps {
         img = ops::apply(step, img, &mut logical, limits)?;
     }
-    check_pixels(img.width(), img.height(), limits)?;
-    let format = pipeline.format.unwrap_or(if probe.format.can_write() {
-        probe.format
-    } else {
-        Format::Png
-    });
+    limits::check_pixels(img.width(), img.height(), limits)?;
+    let format = pipeline.format.unwrap_or(probe.format.default_output());
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
-    let (thumbnail, thumbnail_format) = encode::thumbnail(&img)?;
+    let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;
     Ok(Processed {
         input: probe,
         bytes,
@@ -152,27 +129,27 @@ pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Pro
     })
 }
 
-/// Refuses `width×height×frames` over the limit, and empty images.
-fn check_frames(width: u32, height: u32, frames: u64, limits: &Limits) -> Result<(), ImagingError> {
-    let pixels = u64::from(width)
-        .saturating_mul(u64::from(height))
-        .saturating_mul(frames);
-    if pixels > limits.max_pixels {
-        return Err(ImagingError::TooLarge {
-            width,
-            height,
-            pixels,
-            limit: limits.max_pixels,
-        });
-    }
-    if width == 0 || height == 0 {
-        return Err(ImagingError::Corrupt(format!(
-            "image has zero size ({width}x{height})"
-        )));
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
-    check_frames(width, height, 1, limits)
+    #[test]
+    fn a_panic_under_the_boundary_comes_back_as_corrupt_data() {
+        let err = guard::<()>(|| panic!("index 12 out of range")).unwrap_err();
+        assert!(matches!(err, ImagingError::Corrupt(_)), "{err:?}");
+        assert_eq!(err.code(), "corrupt_image");
+        assert_eq!(
+            err.to_string(),
+            "image data is corrupt: decoder gave up: index 12 out of range"
+        );
+    }
+
+    #[test]
+    fn errors_pass_through_the_boundary_unchanged() {
+        let err = guard::<()>(|| Err(ImagingError::Invalid("no".into()))).unwrap_err();
+        assert!(
+            matches!(err, ImagingError::Invalid(ref m) if m == "no"),
+            "{err:?}"
+        );
+    }
 }

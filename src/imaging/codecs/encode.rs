@@ -9,10 +9,13 @@ use image::codecs::{
 };
 use image::DynamicImage;
 
-use super::{jpeg, ops, resize, Format, ImagingError, THUMBNAIL_SIZE};
+use super::format::Format;
+use super::jpeg;
+use crate::imaging::error::ImagingError;
+use crate::imaging::ops::alpha::flatten_on_white;
 
 /// Default quality per lossy format when the pipeline names none.
-pub(super) fn default_quality(format: Format) -> u8 {
+fn default_quality(format: Format) -> u8 {
     match format {
         Format::Webp => 80,
         Format::Avif => 70,
@@ -29,7 +32,7 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 
 /// Encodes `img` as `format`; `quality` (1–100) applies to JPEG, WebP (lossy) and AVIF, and
 /// `jpeg_optimize` to JPEG only.
-pub(super) fn encode(
+pub(crate) fn encode(
     img: &DynamicImage,
     format: Format,
     quality: Option<u8>,
@@ -42,7 +45,7 @@ pub(super) fn encode(
         Format::Jpeg => {
             let flat;
             let src = if img.color().has_alpha() {
-                flat = ops::flatten_on_white(img);
+                flat = flatten_on_white(img);
                 &flat
             } else {
                 img
@@ -87,19 +90,6 @@ fn encode_webp(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
         .encode_simple(false, f32::from(quality))
         .map_err(|e| format!("libwebp: {e:?}"))?;
     Ok(memory.to_vec())
-}
-
-/// The preview stored with each job: JPEG, or WebP when the image has transparency. Never with
-/// optimised Huffman tables: the second pass would cost more than the rest of the preview.
-pub(super) fn thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, Format), ImagingError> {
-    let small = resize::fit_within(img, THUMBNAIL_SIZE)?;
-    let small = small.as_ref().unwrap_or(img);
-    let format = if small.color().has_alpha() {
-        Format::Webp
-    } else {
-        Format::Jpeg
-    };
-    Ok((encode(small, format, Some(75), false)?, format))
 }
 
 /// RGB(A) for encoders that take no grey: grey becomes RGB, grey+alpha RGBA.

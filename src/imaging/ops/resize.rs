@@ -5,12 +5,14 @@
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 
-use super::{check_pixels, Fit, ImagingError, Limits, Pipeline, Step};
+use crate::imaging::error::ImagingError;
+use crate::imaging::limits::{check_pixels, Limits};
+use crate::imaging::pipeline::{Fit, Pipeline, Step};
 
 /// What a resize does to a `w×h` source: the source rectangle it reads (for `cover`, a
 /// centred crop) and the size it produces.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Plan {
+struct Plan {
     pub src: (f64, f64, f64, f64),
     pub dst: (u32, u32),
 }
@@ -24,7 +26,7 @@ impl Plan {
 }
 
 /// Plans a resize of a `w×h` image into the box; `None` when the image stays as it is.
-pub(super) fn plan(
+fn plan(
     (w, h): (u32, u32),
     width: Option<u32>,
     height: Option<u32>,
@@ -82,7 +84,7 @@ pub(super) fn plan(
 /// leaving at least 2× headroom over the first resize's output, so the real filter still has
 /// detail to work with. Only geometry-neutral steps (rotate, flip) may come before that resize;
 /// anything else (crop, blur, …) needs full-resolution pixels.
-pub(super) fn dct_shrink(w: u32, h: u32, pipeline: &Pipeline) -> u32 {
+pub(crate) fn dct_shrink(w: u32, h: u32, pipeline: &Pipeline) -> u32 {
     for step in &pipeline.steps {
         match *step {
             Step::Rotate { .. } | Step::Flip { .. } => continue,
@@ -110,7 +112,7 @@ pub(super) fn dct_shrink(w: u32, h: u32, pipeline: &Pipeline) -> u32 {
 
 /// Applies a resize step. `logical` is the full-resolution size this (pre-shrunk) image stands
 /// for; the geometry is planned on it and the source rectangle mapped onto the actual pixels.
-pub(super) fn resize_step(
+pub(crate) fn resize_step(
     img: DynamicImage,
     logical: Option<(u32, u32)>,
     width: Option<u32>,
@@ -141,7 +143,7 @@ pub(super) fn resize_step(
 }
 
 /// Resamples with a Lanczos3 kernel (premultiplying alpha so edges don't fringe).
-pub(super) fn resample(img: &DynamicImage, p: Plan) -> Result<DynamicImage, ImagingError> {
+fn resample(img: &DynamicImage, p: Plan) -> Result<DynamicImage, ImagingError> {
     resample_with(img, p, FilterType::Lanczos3)
 }
 
@@ -160,7 +162,7 @@ fn resample_with(img: &DynamicImage, p: Plan, filter: FilterType) -> Result<Dyna
 /// Fits `img` inside `size×size` without enlarging it, for the preview. A Hamming kernel (one
 /// pixel of support) rather than Lanczos3 (three): at 256 px the difference does not show, and a
 /// whole 640×480 job went from 2.57 to 2.38 ms of CPU (the preview is made for every job).
-pub(super) fn fit_within(img: &DynamicImage, size: u32) -> Result<Option<DynamicImage>, ImagingError> {
+pub(crate) fn fit_within(img: &DynamicImage, size: u32) -> Result<Option<DynamicImage>, ImagingError> {
     match plan(
         (img.width(), img.height()),
         Some(size),

@@ -7,7 +7,9 @@
 //! with grey; we turn every warning into an error so a broken upload fails with a message.
 //!
 //! libjpeg reports errors by calling a handler that must not return; the `mozjpeg` crate's
-//! handlers unwind (libjpeg is compiled with `-fexceptions`), and we catch that unwind here.
+//! handlers and ours unwind out of it (libjpeg is compiled with `-fexceptions`), and
+//! `libjpeg` turns that unwind back into a `Result` — the one `catch_unwind` in `imaging`
+//! besides the boundary around `probe`/`process`.
 
 use std::panic::{self, AssertUnwindSafe};
 
@@ -16,9 +18,8 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use mozjpeg::{ColorSpace, Compress, Decompress, Marker};
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
-use super::colour;
-use super::decode::{panic_message, Decoded};
-use super::ImagingError;
+use super::{colour, Decoded};
+use crate::imaging::error::{panic_message, ImagingError};
 
 /// APP1 carries EXIF (orientation), APP2 the ICC profile; nothing else is kept.
 const SAVED_MARKERS: &[Marker] = &[Marker::APP(1), Marker::APP(2)];
@@ -27,7 +28,7 @@ const SAVED_MARKERS: &[Marker] = &[Marker::APP(1), Marker::APP(2)];
 /// CMYK/YCCK files, which libjpeg cannot turn into RGB. `expected` is the size the header check
 /// saw; a file that libjpeg reads differently (a second frame header, say) is refused, so the
 /// pixel limit checked on that size really bounds what is allocated here.
-pub(super) fn decode(
+pub(crate) fn decode(
     bytes: &[u8],
     expected: (u32, u32),
     shrink: u32,
@@ -38,7 +39,7 @@ pub(super) fn decode(
         2 => 4,
         _ => 8,
     };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Option<Decoded>> {
+    libjpeg(|| {
         let mut d = Decompress::with_err(strict_error_mgr())
             .with_markers(SAVED_MARKERS)
             .from_mem(bytes)?;
@@ -74,15 +75,8 @@ pub(super) fn decode(
             colour::to_srgb(&mut image, &icc);
         }
         Ok(Some(Decoded { image, orientation }))
-    }));
-    match result {
-        Ok(Ok(decoded)) => Ok(decoded),
-        Ok(Err(e)) => Err(ImagingError::Corrupt(format!("JPEG: {e}"))),
-        Err(payload) => Err(ImagingError::Corrupt(format!(
-            "JPEG: {}",
-            panic_message(payload.as_ref())
-        ))),
-    }
+    })
+    .map_err(|message| ImagingError::Corrupt(format!("JPEG: {message}")))
 }
 
 /// Reads the orientation from an APP1 segment, if it is EXIF.
@@ -94,7 +88,7 @@ fn exif_orientation(app1: &[u8]) -> Option<Orientation> {
 /// Encodes 8-bit grey or RGB as a baseline JPEG, no metadata. `optimize` builds Huffman tables
 /// for this image: MozJPEG's statistics pass is scalar and, measured on a 640×480 output, took
 /// the whole job from 2.8 to 6.4 ms for a file 5 % smaller.
-pub(super) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Result<Vec<u8>, String> {
+pub(crate) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Result<Vec<u8>, String> {
     let (color_space, pixels) = match image {
         DynamicImage::ImageLuma8(buf) => (ColorSpace::JCS_GRAYSCALE, buf.as_raw().as_slice()),
         DynamicImage::ImageRgb8(buf) => (ColorSpace::JCS_RGB, buf.as_raw().as_slice()),
@@ -106,7 +100,7 @@ pub(super) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Resul
             "JPEG is limited to 65500 pixels a side, the image is {w}x{h}"
         ));
     }
-    let result = panic::catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Vec<u8>> {
+    libjpeg(|| {
         let mut c = Compress::new(color_space);
         c.set_fastest_defaults();
         c.set_size(w, h);
@@ -115,9 +109,22 @@ pub(super) fn encode(image: &DynamicImage, quality: u8, optimize: bool) -> Resul
         let mut started = c.start_compress(Vec::with_capacity(w * h / 4))?;
         started.write_scanlines(pixels)?;
         started.finish()
-    }));
-    match result {
-        Ok(Ok(bytes)) => Ok(bytes),
+    })
+}
+
+/// Runs libjpeg code and returns its error, whichever way it was reported, as text.
+///
+/// The one `catch_unwind` inside the boundary around `imaging::probe`/`process`, on purpose:
+/// libjpeg's error handler must not return, so the `mozjpeg` crate (and `strict_error_mgr`)
+/// report every libjpeg error by unwinding. That unwind is the library's error channel, not a
+/// bug, so it is caught right here, where the caller still knows what it stands for: a damaged
+/// input (`corrupt_image`) when decoding, a failed encode (`encode_failed`) when encoding. The
+/// outer boundary would call both "corrupt".
+fn libjpeg<T>(f: impl FnOnce() -> std::io::Result<T>) -> Result<T, String> {
+    // Unwind-safe in practice: a libjpeg object interrupted by an error is dropped (and
+    // destroyed) during the unwind, and nothing else is shared with the closure.
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(e.to_string()),
         Err(payload) => Err(panic_message(payload.as_ref())),
     }

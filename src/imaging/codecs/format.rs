@@ -88,20 +88,25 @@ impl Format {
         }
     }
 
-    /// Whether we can encode this format (all of them).
-    pub fn can_write(self) -> bool {
-        true
-    }
-
     /// Whether we can decode this format. AVIF is write-only: decoding it needs the dav1d C
     /// library, which is not on our build machines.
     pub fn can_read(self) -> bool {
         !matches!(self, Format::Avif)
     }
 
-    /// Whether the encoder throws detail away, so `quality` applies.
-    pub fn is_lossy(self) -> bool {
-        matches!(self, Format::Jpeg | Format::Webp | Format::Avif)
+    /// The output format when the pipeline names none: the input's own when we can write it,
+    /// else PNG. Every format we read we also write, so today every arm keeps the input's; the
+    /// match is exhaustive so that a read-only format added later has to choose here.
+    pub(crate) fn default_output(self) -> Format {
+        match self {
+            Format::Jpeg
+            | Format::Png
+            | Format::Gif
+            | Format::Webp
+            | Format::Bmp
+            | Format::Tiff
+            | Format::Avif => self,
+        }
     }
 }
 

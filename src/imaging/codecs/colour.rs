@@ -8,7 +8,7 @@ use image::DynamicImage;
 use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions, Xyzd};
 
 /// Converts an 8-bit RGB(A) image from the space `icc` describes to sRGB, in place.
-pub(super) fn to_srgb(img: &mut DynamicImage, icc: &[u8]) {
+pub(crate) fn to_srgb(img: &mut DynamicImage, icc: &[u8]) {
     let Ok(src) = ColorProfile::new_from_slice(icc) else {
         return;
     };
@@ -43,7 +43,7 @@ fn is_srgb(p: &ColorProfile) -> bool {
 }
 
 /// Joins the `ICC_PROFILE` APP2 segments of a JPEG (a profile over 64 KiB is split) in order.
-pub(super) fn icc_from_app2<'a>(segments: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+pub(crate) fn icc_from_app2<'a>(segments: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
     let mut chunks: Vec<(u8, &[u8])> = segments
         .filter_map(|s| s.strip_prefix(b"ICC_PROFILE\0"))
         .filter_map(|s| Some((*s.first()?, s.get(2..)?)))

@@ -1,0 +1,41 @@
+//! The operations of a pipeline, over 8-bit images (`Luma8`, `LumaA8`, `Rgb8`, `Rgba8`): one
+//! file per family, and [`apply`] mapping each [`Step`] to its function.
+
+use image::DynamicImage;
+
+use crate::imaging::error::ImagingError;
+use crate::imaging::limits::Limits;
+use crate::imaging::pipeline::Step;
+
+pub(super) mod adjust;
+pub(super) mod alpha;
+pub(super) mod filters;
+pub(super) mod geometry;
+mod pixels;
+pub(super) mod resize;
+
+/// Applies one step. `logical` carries the full-resolution size of a pre-shrunk JPEG up to the
+/// first resize (see [`resize::dct_shrink`]); geometry steps keep it in step, resize consumes it.
+pub(crate) fn apply(
+    step: &Step,
+    img: DynamicImage,
+    logical: &mut Option<(u32, u32)>,
+    limits: &Limits,
+) -> Result<DynamicImage, ImagingError> {
+    Ok(match *step {
+        Step::Crop { x, y, width, height } => geometry::crop(img, x, y, width, height)?,
+        Step::Rotate { degrees } => geometry::rotate(img, degrees, logical)?,
+        Step::Flip { direction } => geometry::flip(img, direction),
+        Step::Resize {
+            width,
+            height,
+            fit,
+            upscale,
+        } => resize::resize_step(img, logical.take(), width, height, fit, upscale, limits)?,
+        Step::Grayscale => img.grayscale(),
+        Step::Brightness { value } => adjust::brightness(img, value),
+        Step::Contrast { value } => adjust::contrast(img, value),
+        Step::Blur { sigma } => filters::blur(&img, sigma),
+        Step::Sharpen { amount } => filters::sharpen(img, amount),
+    })
+}

@@ -1,0 +1,172 @@
+//! The processing pipeline: parsed from flat fields or the JSON `steps` form, stored as JSONB.
+//!
+//! Both forms produce the same [`Pipeline`]; the flat form always applies its operations in the
+//! fixed SPEC order, the JSON form in the order given (and may repeat an operation).
+//!
+//! Here: the types and their serde (stored) form. `parse`: reading both forms; `validate`: the
+//! range of every value, checked after parsing and again before a stored pipeline runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::imaging::codecs::format::Format;
+
+mod parse;
+mod validate;
+
+/// The flat field names that configure a pipeline, in their fixed application order. The HTTP
+/// layer uses this list to pick operation fields out of query strings and multipart forms.
+pub const FIELD_NAMES: &[&str] = &[
+    "auto_orient",
+    "crop",
+    "rotate",
+    "flip",
+    "width",
+    "height",
+    "fit",
+    "upscale",
+    "grayscale",
+    "brightness",
+    "contrast",
+    "blur",
+    "sharpen",
+    "format",
+    "quality",
+];
+
+/// Largest width or height a resize may ask for (the pixel limit still applies on top).
+pub const MAX_DIMENSION: u32 = 20_000;
+/// Gaussian blur sigma range, in output pixels.
+pub const BLUR_RANGE: (f32, f32) = (0.1, 100.0);
+/// Unsharp-mask strength range.
+pub const SHARPEN_RANGE: (f32, f32) = (0.1, 10.0);
+
+/// How a resize fits the image into its box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Keep the aspect ratio, fit inside the box.
+    #[default]
+    Contain,
+    /// Keep the aspect ratio, fill the box and centre-crop what overflows.
+    Cover,
+    /// Stretch to exactly the box.
+    Fill,
+}
+
+/// A mirror axis: `h` mirrors left↔right, `v` mirrors top↔bottom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Flip {
+    #[serde(rename = "h", alias = "horizontal")]
+    Horizontal,
+    #[serde(rename = "v", alias = "vertical")]
+    Vertical,
+}
+
+/// One operation. The JSON form is `{"op": "resize", "width": 800, ...}`; single-value
+/// operations also accept the flat field name or `value` as the key (`{"op": "blur", "blur": 2}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Cut out the rectangle at `x,y` of `width×height`; it must lie inside the image.
+    Crop { x: u32, y: u32, width: u32, height: u32 },
+    /// Rotate clockwise by 90, 180 or 270 degrees.
+    Rotate {
+        #[serde(alias = "rotate", alias = "value", alias = "angle")]
+        degrees: u16,
+    },
+    /// Mirror along an axis.
+    Flip {
+        #[serde(alias = "flip", alias = "value", alias = "axis")]
+        direction: Flip,
+    },
+    /// Scale into a box; one side alone keeps the aspect ratio.
+    Resize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default)]
+        fit: Fit,
+        /// Allow the result to be larger than the input (off by default).
+        #[serde(default)]
+        upscale: bool,
+    },
+    /// Drop colour (alpha is kept).
+    Grayscale,
+    /// Add `value` percent of full scale to every channel (−100 black … 100 white).
+    Brightness {
+        #[serde(alias = "brightness", alias = "amount")]
+        value: i32,
+    },
+    /// Stretch (positive) or flatten (negative) around mid-grey; −100 is flat grey.
+    Contrast {
+        #[serde(alias = "contrast", alias = "amount")]
+        value: i32,
+    },
+    /// Gaussian blur with standard deviation `sigma` pixels.
+    Blur {
+        #[serde(alias = "blur", alias = "value")]
+        sigma: f32,
+    },
+    /// Unsharp mask of strength `amount` (1.0 doubles the local contrast of fine detail).
+    Sharpen {
+        #[serde(alias = "sharpen", alias = "value")]
+        amount: f32,
+    },
+}
+
+/// A validated pipeline: steps in order plus output settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Apply the EXIF orientation before anything else (on by default).
+    #[serde(default = "default_true")]
+    pub auto_orient: bool,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Output format; `None` keeps the input's when it can be written, else PNG
+    /// (`Format::default_output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// Encoder quality 1–100 for lossy formats (JPEG, WebP, AVIF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A parameter that failed validation; `param` names it for the `400` answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid `{param}`: {message}")]
+pub struct PipelineError {
+    pub param: String,
+    pub message: String,
+}
+
+impl PipelineError {
+    fn new(param: &str, message: impl Into<String>) -> Self {
+        PipelineError {
+            param: param.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Default for Pipeline {
+    /// Fit within 800×800, keep the input's format.
+    fn default() -> Self {
+        Pipeline {
+            auto_orient: true,
+            steps: vec![Step::Resize {
+                width: Some(800),
+                height: Some(800),
+                fit: Fit::Contain,
+                upscale: false,
+            }],
+            format: None,
+            quality: None,
+        }
+    }
+}

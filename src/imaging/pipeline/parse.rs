@@ -1,0 +1,206 @@
+//! Reading a pipeline from its two forms: JSON (`steps`, or flat names in an object) and flat
+//! fields (query strings and multipart forms).
+
+use super::{Fit, Flip, Pipeline, PipelineError, Step, FIELD_NAMES, MAX_DIMENSION};
+use crate::imaging::codecs::format::Format;
+
+impl Pipeline {
+    /// Parses the JSON form and validates every value. An object without `steps` that uses the
+    /// flat field names (`{"width": 800, "format": "webp"}`) is read like the flat form.
+    pub fn from_json(value: &serde_json::Value) -> Result<Pipeline, PipelineError> {
+        if let Some(obj) = value.as_object() {
+            let flat = !obj.contains_key("steps")
+                && obj.keys().any(|k| {
+                    FIELD_NAMES.contains(&k.as_str())
+                        && !matches!(k.as_str(), "auto_orient" | "format" | "quality")
+                });
+            if flat {
+                return Self::from_json_flat(obj);
+            }
+        }
+        refuse_keys_on_unit_steps(value)?;
+        let p: Pipeline = serde_json::from_value(value.clone())
+            .map_err(|e| PipelineError::new("pipeline", e.to_string()))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    fn from_json_flat(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Pipeline, PipelineError> {
+        let mut pairs = Vec::with_capacity(obj.len());
+        for (key, v) in obj {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => return Err(PipelineError::new(key, "expected a string, number or boolean")),
+            };
+            pairs.push((key.as_str(), text));
+        }
+        let p = Self::from_fields(pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
+        Ok(p.unwrap_or_default())
+    }
+
+    /// Parses the flat-field form (query string or multipart fields). Returns `None` when no
+    /// operation field is present, so the caller can fall back to the default pipeline.
+    /// Operations apply in the fixed order of [`FIELD_NAMES`], whatever order the fields came in.
+    pub fn from_fields<'a>(
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Option<Pipeline>, PipelineError> {
+        let mut f = FlatFields::default();
+        let mut any = false;
+        for (key, value) in fields {
+            any = true;
+            f.set(key, value)?;
+        }
+        if !any {
+            return Ok(None);
+        }
+        let p = f.into_pipeline()?;
+        p.validate()?;
+        Ok(Some(p))
+    }
+}
+
+/// serde's `deny_unknown_fields` does not reach the unit variants of an internally tagged enum,
+/// so `{"op": "grayscale", "anything": 1}` would pass silently; refuse it like every other step.
+fn refuse_keys_on_unit_steps(value: &serde_json::Value) -> Result<(), PipelineError> {
+    let steps = value.get("steps").and_then(|s| s.as_array());
+    for step in steps.into_iter().flatten().filter_map(|s| s.as_object()) {
+        if step.get("op").and_then(|o| o.as_str()) == Some("grayscale") {
+            if let Some(extra) = step.keys().find(|k| k.as_str() != "op") {
+                return Err(PipelineError::new(
+                    "pipeline",
+                    format!("unknown field `{extra}`: grayscale takes no parameters"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The flat fields as given, before they are arranged into steps.
+#[derive(Default)]
+struct FlatFields {
+    auto_orient: Option<bool>,
+    crop: Option<Step>,
+    rotate: Option<u16>,
+    flip: Option<Flip>,
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Option<Fit>,
+    upscale: Option<bool>,
+    grayscale: bool,
+    brightness: Option<i32>,
+    contrast: Option<i32>,
+    blur: Option<f32>,
+    sharpen: Option<f32>,
+    format: Option<Format>,
+    quality: Option<u8>,
+}
+
+impl FlatFields {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), PipelineError> {
+        let value = value.trim();
+        match key {
+            "auto_orient" => self.auto_orient = Some(parse_bool(key, value)?),
+            "crop" => self.crop = Some(parse_crop(value)?),
+            "rotate" => self.rotate = Some(parse_num(key, value, "90, 180 or 270")?),
+            "flip" => {
+                self.flip = Some(match value {
+                    "h" | "horizontal" => Flip::Horizontal,
+                    "v" | "vertical" => Flip::Vertical,
+                    _ => return Err(PipelineError::new(key, "must be h or v")),
+                })
+            }
+            "width" => self.width = Some(parse_num(key, value, &format!("1 to {MAX_DIMENSION}"))?),
+            "height" => self.height = Some(parse_num(key, value, &format!("1 to {MAX_DIMENSION}"))?),
+            "fit" => {
+                self.fit = Some(match value {
+                    "contain" => Fit::Contain,
+                    "cover" => Fit::Cover,
+                    "fill" => Fit::Fill,
+                    _ => return Err(PipelineError::new(key, "must be contain, cover or fill")),
+                })
+            }
+            "upscale" => self.upscale = Some(parse_bool(key, value)?),
+            "grayscale" => self.grayscale = parse_bool(key, value)?,
+            "brightness" => self.brightness = Some(parse_num(key, value, "-100 to 100")?),
+            "contrast" => self.contrast = Some(parse_num(key, value, "-100 to 100")?),
+            "blur" => self.blur = Some(parse_num(key, value, "0.1 to 100")?),
+            "sharpen" => self.sharpen = Some(parse_num(key, value, "0.1 to 10")?),
+            "format" => {
+                self.format = Some(Format::from_name(value).ok_or_else(|| {
+                    PipelineError::new(key, "must be one of jpeg, png, webp, gif, bmp, tiff, avif")
+                })?)
+            }
+            "quality" => self.quality = Some(parse_num(key, value, "1 to 100")?),
+            _ => return Err(PipelineError::new(key, "unknown parameter")),
+        }
+        Ok(())
+    }
+
+    fn into_pipeline(self) -> Result<Pipeline, PipelineError> {
+        let mut steps = Vec::new();
+        steps.extend(self.crop);
+        steps.extend(self.rotate.map(|degrees| Step::Rotate { degrees }));
+        steps.extend(self.flip.map(|direction| Step::Flip { direction }));
+        if self.width.is_some() || self.height.is_some() {
+            steps.push(Step::Resize {
+                width: self.width,
+                height: self.height,
+                fit: self.fit.unwrap_or_default(),
+                upscale: self.upscale.unwrap_or(false),
+            });
+        } else if self.fit.is_some() {
+            return Err(PipelineError::new("fit", "needs width or height"));
+        } else if self.upscale == Some(true) {
+            return Err(PipelineError::new("upscale", "needs width or height"));
+        }
+        if self.grayscale {
+            steps.push(Step::Grayscale);
+        }
+        steps.extend(self.brightness.map(|value| Step::Brightness { value }));
+        steps.extend(self.contrast.map(|value| Step::Contrast { value }));
+        steps.extend(self.blur.map(|sigma| Step::Blur { sigma }));
+        steps.extend(self.sharpen.map(|amount| Step::Sharpen { amount }));
+        Ok(Pipeline {
+            auto_orient: self.auto_orient.unwrap_or(true),
+            steps,
+            format: self.format,
+            quality: self.quality,
+        })
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str, range: &str) -> Result<T, PipelineError> {
+    value
+        .parse()
+        .map_err(|_| PipelineError::new(key, format!("`{value}` is not a number in {range}")))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, PipelineError> {
+    match value {
+        "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" => Ok(false),
+        _ => Err(PipelineError::new(key, "must be true or false")),
+    }
+}
+
+/// `x,y,w,h` exactly as the OpenAPI document's pattern says: plain decimal (no sign, spaces or
+/// leading zeros), at most 9 digits each.
+fn parse_crop(value: &str) -> Result<Step, PipelineError> {
+    let number = |p: &str| -> Option<u32> {
+        let canonical = p == "0" || (!p.starts_with('0') && (1..=9).contains(&p.len()));
+        (canonical && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let nums: Option<Vec<u32>> = value.split(',').map(number).collect();
+    match nums.as_deref() {
+        Some(&[x, y, width, height]) => Ok(Step::Crop { x, y, width, height }),
+        _ => Err(PipelineError::new(
+            "crop",
+            "must be x,y,w,h: four non-negative integers, w and h at least 1",
+        )),
+    }
+}
