@@ -1,8 +1,6 @@
 //! The HTTP API end to end: real PostgreSQL, real HTTP, real codecs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use image::{GenericImageView, ImageFormat};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
@@ -514,7 +512,8 @@ async fn probes_report_live_and_ready() {
 
 #[tokio::test]
 async fn every_statement_prepares_against_the_real_schema() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let client = image_processor::db::connect(&url).await.expect("connect");
     for sql in image_processor::db::jobs::ALL_STATEMENTS {
         client

@@ -2,11 +2,9 @@
 //! decoder crash, transient failures retried with backoff, stale writers fenced off, and
 //! upload backpressure. Nothing lost, nothing done twice.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use image_processor::db::{self, jobs};
 use nix::sys::signal::Signal;
 
@@ -41,7 +39,8 @@ async fn processing_by(client: &tokio_postgres::Client) -> Vec<String> {
 
 #[tokio::test]
 async fn worker_killed_mid_job_is_taken_over_after_lease() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
     let mut env = slow("60000");
     env.push(("LEASE_SECS", "3"));
@@ -82,7 +81,8 @@ async fn worker_killed_mid_job_is_taken_over_after_lease() {
 
 #[tokio::test]
 async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let pool = db::pool(&url, 2).expect("pool");
     let db = pool.get().await.expect("connection");
     insert_jobs(&db, 1).await;
@@ -159,7 +159,8 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
 
 #[tokio::test]
 async fn a_job_failing_transiently_is_retried_with_growing_delays_then_failed() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let pool = db::pool(&url, 2).expect("pool");
     let db = pool.get().await.expect("connection");
     insert_jobs(&db, 1).await;
@@ -213,7 +214,8 @@ async fn a_job_failing_transiently_is_retried_with_growing_delays_then_failed() 
 
 #[tokio::test]
 async fn a_decoder_crash_fails_that_job_and_the_worker_goes_on() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
     let worker = Proc::spawn("worker", &url, &slow("0"));
     let poison = b"IMAGE-PROCESSOR-TEST-PANIC and then some".to_vec();
@@ -249,7 +251,8 @@ async fn a_decoder_crash_fails_that_job_and_the_worker_goes_on() {
 
 #[tokio::test]
 async fn sigterm_releases_in_flight_jobs_to_another_worker_at_once() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
     let mut env = slow("60000");
     env.extend([
