@@ -192,6 +192,8 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
         ("listen-addr", "127.0.0.1:0"),
         ("sweep-secs", "1"),
         ("db-pool-size", "8"),
+        // Well inside STOP_WITHIN, so `TestApp::stop` can insist on a clean, bounded stop.
+        ("shutdown-grace-secs", "5"),
     ];
     let mut args: Vec<String> = vec!["image-processor".into()];
     let overridden = |k: &str| extra.iter().any(|(e, _)| *e == k);
@@ -201,6 +203,9 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
     }
     Config::from_args(args).expect("test config")
 }
+
+/// How long `TestApp::stop` gives the app: the shutdown grace of `test_config` and then some.
+const STOP_WITHIN: Duration = Duration::from_secs(15);
 
 /// The app running in this process against a fresh database.
 pub struct TestApp {
@@ -245,11 +250,16 @@ impl TestApp {
             .expect("connect to the test database")
     }
 
-    /// Stops the app gracefully and waits for it.
+    /// Stops the app gracefully; fails the test unless every part of it finished, without an
+    /// error, within `STOP_WITHIN`.
     pub async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.cancel.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(30), r.done).await;
+        let running = self.running.take().expect("the app is running until stopped");
+        running.cancel.cancel();
+        match tokio::time::timeout(STOP_WITHIN, running.done).await {
+            Err(_) => panic!("the app was still running {STOP_WITHIN:?} after it was asked to stop"),
+            Ok(Err(join)) => panic!("the app's task did not finish cleanly: {join}"),
+            Ok(Ok(Err(e))) => panic!("the app stopped with an error: {e:#}"),
+            Ok(Ok(Ok(()))) => {}
         }
     }
 
