@@ -174,7 +174,21 @@ async fn raw_body_upload_and_the_original_design_routes_work() {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["filename"], "raw.png");
     let id = body["id"].as_str().expect("id").to_owned();
-    app.wait_done(&id).await;
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        (
+            done["processed"]["width"].as_i64(),
+            done["processed"]["height"].as_i64()
+        ),
+        (Some(100), Some(100)),
+        "?width=100 on a raw upload: {done}"
+    );
+    let res = app.get(&format!("/api/images/{id}/processed")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let bytes = res.bytes().await.expect("bytes");
+    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png).expect("png decodes");
+    assert_eq!(img.dimensions(), (100, 100));
 
     // Seed-compatible routes: /upload, /status/{id}, /download/{id}.
     let form = Form::new().part("file", file_part(jpeg(300, 200), "legacy.jpg", "image/jpeg"));
