@@ -468,6 +468,14 @@ pub async fn wait_completed(client: &tokio_postgres::Client, n: i64, timeout: Du
     .await
 }
 
+/// The value of one series (name and labels exactly as exposed) in a `/metrics` text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// The SPEC's error body: `{"error": {"code": <code>, "message": <a sentence>}}`.
 pub fn assert_error(context: &str, body: &serde_json::Value, code: &str) {
     assert_eq!(

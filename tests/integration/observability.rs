@@ -198,13 +198,6 @@ async fn the_document_is_written_for_the_validator() {
     app.stop().await;
 }
 
-fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_show_every_family_after_a_few_jobs() {
     let app = spawn_app().await;
