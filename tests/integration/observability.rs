@@ -168,8 +168,8 @@ fn no_route_is_registered_outside_the_openapi_annotations() {
     );
 }
 
-/// Writes the document to `target/openapi.json` for `scripts/check-openapi`, which validates it
-/// with `openapi-spec-validator`.
+/// Writes the document to `target/openapi.json` (`scripts/check-openapi target/openapi.json`
+/// validates a file) and checks that its shared schemas are there and every reference resolves.
 #[tokio::test]
 async fn the_document_is_written_for_the_validator() {
     let app = spawn_app().await;
