@@ -1,7 +1,8 @@
-//! Shared test harness: one throwaway PostgreSQL cluster per test binary (started with the
-//! machine's `initdb`/`pg_ctl`), a migrated template database cloned per test, the app started
-//! in-process on port 0, worker processes started from the real binary, and image fixtures.
-#![allow(dead_code)]
+//! Shared test harness: one throwaway PostgreSQL cluster for the whole suite (started with the
+//! machine's `initdb`/`pg_ctl`) holding a migrated template database that each test clones
+//! (`CREATE DATABASE … TEMPLATE`) and drops again (`WITH (FORCE)`); clusters of their own for
+//! the tests that stop the server; the app started in-process on port 0, worker processes
+//! started from the real binary, and image fixtures.
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -15,39 +16,121 @@ use image_processor::config::{Config, Role};
 use image_processor::db::{self, local::LocalPostgres, migrate};
 use tokio::sync::OnceCell;
 
-/// The cluster shared by the tests of this binary.
+/// A throwaway cluster with a migrated template database. The server is stopped and its files
+/// removed once this test process is gone, however it ended (a watchdog process sees to it).
 pub struct Cluster {
     pub pg: LocalPostgres,
 }
 
-static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+static SHARED: OnceCell<Cluster> = OnceCell::const_new();
 
 const TEMPLATE: &str = "image_processor_template";
 
-/// Starts (once) the throwaway cluster and its migrated template database.
+/// The cluster every test shares (started once). A test that stops or restarts the server
+/// must use [`Cluster::start`] instead: the others would feel it.
 pub async fn cluster() -> &'static Cluster {
-    CLUSTER
-        .get_or_init(|| async {
-            let dir = tempdir_for_postgres();
-            let data = dir.join("pg");
-            let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&data))
-                .await
-                .expect("join")
-                .unwrap_or_else(|e| panic!("starting the test PostgreSQL failed: {e:#}"));
-            stop_cluster_when_we_exit(&pg, &dir);
-            let admin = db::connect(&pg.url()).await.expect("connect to the test cluster");
-            admin
-                .batch_execute(&format!("create database {TEMPLATE}"))
-                .await
-                .expect("create template");
-            let mut client = db::connect(&pg.url_for(TEMPLATE))
-                .await
-                .expect("connect to template");
-            migrate::run(&mut client).await.expect("migrate the template");
-            drop(client);
-            Cluster { pg }
+    SHARED.get_or_init(Cluster::start).await
+}
+
+impl Cluster {
+    /// Starts a cluster of its own and migrates its template database.
+    pub async fn start() -> Cluster {
+        let dir = tempdir_for_postgres();
+        let data = dir.join("pg");
+        let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&data))
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("starting the test PostgreSQL failed: {e:#}"));
+        stop_cluster_when_we_exit(&pg, &dir);
+        let admin = db::connect(&pg.url()).await.expect("connect to the test cluster");
+        admin
+            .batch_execute(&format!("create database {TEMPLATE}"))
+            .await
+            .expect("create template");
+        let mut client = db::connect(&pg.url_for(TEMPLATE))
+            .await
+            .expect("connect to template");
+        migrate::run(&mut client).await.expect("migrate the template");
+        // A template cannot be cloned while anyone is connected to it.
+        drop(client);
+        Cluster { pg }
+    }
+
+    /// A fresh database cloned from this cluster's migrated template.
+    pub async fn fresh_database(&self) -> TestDb {
+        self.database(Some(TEMPLATE)).await
+    }
+
+    /// A fresh database with no schema at all (for the migration tests).
+    pub async fn empty_database(&self) -> TestDb {
+        self.database(None).await
+    }
+
+    async fn database(&self, template: Option<&str>) -> TestDb {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let create = match template {
+            Some(template) => format!("create database {name} template {template}"),
+            None => format!("create database {name}"),
+        };
+        let admin = db::connect(&self.pg.url()).await.expect("connect");
+        admin
+            .batch_execute(&create)
+            .await
+            .unwrap_or_else(|e| panic!("{create}: {e}"));
+        TestDb {
+            url: self.pg.url_for(&name),
+            admin_url: self.pg.url(),
+            name,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    /// Only a cluster of a test's own is ever dropped (the shared one lives in a static): it is
+    /// stopped at the end of that test rather than when the process exits.
+    fn drop(&mut self) {
+        if let Err(e) = self.pg.stop() {
+            eprintln!("stopping the test cluster: {e:#}");
+        }
+    }
+}
+
+/// One test's database; dropped `WITH (FORCE)` when the test is done with it, so a suite of
+/// tests does not leave a cluster full of copies behind.
+pub struct TestDb {
+    /// Connection string for this database.
+    pub url: String,
+    /// Connection string for the cluster's `postgres` database, to drop this one from.
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which must not block on a future: a thread with
+        // a runtime of its own does the asynchronous work.
+        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let admin = db::connect(&admin_url).await?;
+                admin
+                    .batch_execute(&format!("drop database if exists {name} with (force)"))
+                    .await?;
+                anyhow::Ok(())
+            })
         })
-        .await
+        .join();
+        // Best effort: the cluster goes away with the process anyway (and a test that stopped
+        // its server has nothing to drop from).
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("dropping test database {}: {e:#}", self.name),
+            Err(_) => eprintln!("dropping test database {}: the thread panicked", self.name),
+        }
+    }
 }
 
 /// A temp directory PostgreSQL's unprivileged user can reach (the default one is root-only).
@@ -98,16 +181,9 @@ fn stop_cluster_when_we_exit(pg: &LocalPostgres, dir: &std::path::Path) {
         .expect("spawn the cluster watchdog");
 }
 
-/// A fresh database cloned from the migrated template; returns its URL.
-pub async fn fresh_database() -> String {
-    let cluster = cluster().await;
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let admin = db::connect(&cluster.pg.url()).await.expect("connect");
-    admin
-        .batch_execute(&format!("create database {name} template {TEMPLATE}"))
-        .await
-        .expect("create test db");
-    cluster.pg.url_for(&name)
+/// A fresh database on the shared cluster, cloned from the migrated template.
+pub async fn fresh_database() -> TestDb {
+    cluster().await.fresh_database().await
 }
 
 /// Configuration for tests: port 0, small and quick.
@@ -116,6 +192,8 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
         ("listen-addr", "127.0.0.1:0"),
         ("sweep-secs", "1"),
         ("db-pool-size", "8"),
+        // Well inside STOP_WITHIN, so `TestApp::stop` can insist on a clean, bounded stop.
+        ("shutdown-grace-secs", "5"),
     ];
     let mut args: Vec<String> = vec!["image-processor".into()];
     let overridden = |k: &str| extra.iter().any(|(e, _)| *e == k);
@@ -126,12 +204,17 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
     Config::from_args(args).expect("test config")
 }
 
+/// How long `TestApp::stop` gives the app: the shutdown grace of `test_config` and then some.
+const STOP_WITHIN: Duration = Duration::from_secs(15);
+
 /// The app running in this process against a fresh database.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db_url: String,
     pub http: reqwest::Client,
     running: Option<Running>,
+    /// The database, when this app created it; dropped after the app is cancelled.
+    owned_db: Option<TestDb>,
 }
 
 impl TestApp {
@@ -167,11 +250,16 @@ impl TestApp {
             .expect("connect to the test database")
     }
 
-    /// Stops the app gracefully and waits for it.
+    /// Stops the app gracefully; fails the test unless every part of it finished, without an
+    /// error, within `STOP_WITHIN`.
     pub async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.cancel.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(30), r.done).await;
+        let running = self.running.take().expect("the app is running until stopped");
+        running.cancel.cancel();
+        match tokio::time::timeout(STOP_WITHIN, running.done).await {
+            Err(_) => panic!("the app was still running {STOP_WITHIN:?} after it was asked to stop"),
+            Ok(Err(join)) => panic!("the app's task did not finish cleanly: {join}"),
+            Ok(Ok(Err(e))) => panic!("the app stopped with an error: {e:#}"),
+            Ok(Ok(Ok(()))) => {}
         }
     }
 
@@ -207,10 +295,13 @@ impl Drop for TestApp {
 
 /// Starts `role` in-process against a fresh database.
 pub async fn spawn_app_with(role: Role, extra: &[(&str, &str)]) -> TestApp {
-    let db_url = fresh_database().await;
-    spawn_app_on(role, db_url, extra).await
+    let db = fresh_database().await;
+    let mut app = spawn_app_on(role, db.url.clone(), extra).await;
+    app.owned_db = Some(db);
+    app
 }
 
+/// Starts `role` in-process against a database someone else owns (e.g. another `TestApp`'s).
 pub async fn spawn_app_on(role: Role, db_url: String, extra: &[(&str, &str)]) -> TestApp {
     let running = app::spawn(role, test_config(extra), db_url.clone())
         .await
@@ -223,6 +314,7 @@ pub async fn spawn_app_on(role: Role, db_url: String, extra: &[(&str, &str)]) ->
         db_url,
         http: reqwest::Client::new(),
         running: Some(running),
+        owned_db: None,
     }
 }
 
@@ -374,6 +466,14 @@ pub async fn wait_completed(client: &tokio_postgres::Client, n: i64, timeout: Du
         counts(client).await.get("completed").copied().unwrap_or(0) == n
     })
     .await
+}
+
+/// The value of one series (name and labels exactly as exposed) in a `/metrics` text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The SPEC's error body: `{"error": {"code": <code>, "message": <a sentence>}}`.

@@ -1,17 +1,16 @@
 //! The queue across processes: several worker processes on one database, missed
 //! notifications, concurrent migrations.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use image_processor::config::Role;
 
 #[tokio::test]
 async fn three_worker_processes_complete_a_thousand_jobs_each_exactly_once() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let workers: Vec<Proc> = (0..3)
         .map(|_| Proc::spawn("worker", &url, &[("WORKER_THREADS", "2")]))
         .collect();
@@ -154,7 +153,8 @@ async fn uploads_and_sql_inserts_both_wake_the_workers_and_the_event_stream() {
 
 #[tokio::test]
 async fn jobs_inserted_while_no_worker_listens_are_processed_on_start() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = image_processor::db::connect(&url).await.expect("connect");
     let bytes = png(30, 30);
     db.execute(
@@ -172,16 +172,8 @@ async fn jobs_inserted_while_no_worker_listens_are_processed_on_start() {
 
 #[tokio::test]
 async fn replicas_migrating_at_the_same_moment_apply_each_migration_once() {
-    let cluster = cluster().await;
-    let name = format!("empty_{}", uuid::Uuid::new_v4().simple());
-    let admin = image_processor::db::connect(&cluster.pg.url())
-        .await
-        .expect("connect");
-    admin
-        .batch_execute(&format!("create database {name}"))
-        .await
-        .expect("create db");
-    let url = cluster.pg.url_for(&name);
+    let empty = cluster().await.empty_database().await;
+    let url = empty.url.clone();
     let mut procs: Vec<Proc> = (0..4).map(|_| Proc::spawn("migrate", &url, &[])).collect();
     for p in &mut procs {
         let status = p

@@ -1,9 +1,10 @@
 //! The HTTP API end to end: real PostgreSQL, real HTTP, real codecs.
 
-mod common;
+use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use image::{GenericImageView, ImageFormat};
+use image_processor::config::Role;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -176,7 +177,21 @@ async fn raw_body_upload_and_the_original_design_routes_work() {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["filename"], "raw.png");
     let id = body["id"].as_str().expect("id").to_owned();
-    app.wait_done(&id).await;
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        (
+            done["processed"]["width"].as_i64(),
+            done["processed"]["height"].as_i64()
+        ),
+        (Some(100), Some(100)),
+        "?width=100 on a raw upload: {done}"
+    );
+    let res = app.get(&format!("/api/images/{id}/processed")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let bytes = res.bytes().await.expect("bytes");
+    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png).expect("png decodes");
+    assert_eq!(img.dimensions(), (100, 100));
 
     // Seed-compatible routes: /upload, /status/{id}, /download/{id}.
     let form = Form::new().part("file", file_part(jpeg(300, 200), "legacy.jpg", "image/jpeg"));
@@ -459,13 +474,72 @@ async fn processed_download_is_409_until_completed_and_list_paginates() {
     assert_eq!(stats["queue_depth"], 4);
 }
 
+/// `?wait=N` holds a pending image's request and answers as soon as its status changes: not at
+/// once, and not only when the N seconds are up.
 #[tokio::test]
 async fn wait_returns_as_soon_as_the_status_changes() {
-    let app = spawn_app().await;
+    // API only: nothing processes, so the image stays pending until this test changes it.
+    let app = spawn_app_with(Role::Api, &[]).await;
     let form = Form::new().part("file", file_part(jpeg(640, 480), "w.jpg", "image/jpeg"));
     let (_, body, _) = upload(&app, form).await;
-    let id = body["id"].as_str().expect("id");
-    let started = std::time::Instant::now();
+    let id = body["id"].as_str().expect("id").to_owned();
+
+    // Nothing changes: held for the whole second, then answered with the status as it is.
+    let asked = Instant::now();
+    let v: Value = app.get_json(&format!("/api/images/{id}?wait=1")).await;
+    let held = asked.elapsed();
+    assert_eq!(v["status"], "pending", "{v}");
+    assert!(
+        held >= Duration::from_millis(950),
+        "?wait=1 answered after {held:?}"
+    );
+
+    // A change while held: answered with the new status at once.
+    const WAIT: Duration = Duration::from_secs(20);
+    let long_poll = tokio::spawn({
+        let (http, url) = (app.http.clone(), app.url(&format!("/api/images/{id}?wait=20")));
+        async move {
+            let v: Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("long-poll")
+                .json()
+                .await
+                .expect("json");
+            (v, Instant::now())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !long_poll.is_finished(),
+        "?wait=20 answered a pending image before anything changed"
+    );
+    let changed_at = Instant::now();
+    let db = app.db().await;
+    db.execute(
+        "update processed_images set status = 'failed', error = 'failed by the test' \
+         where id = $1::text::uuid",
+        &[&id],
+    )
+    .await
+    .expect("change the status");
+    let (v, answered_at) = tokio::time::timeout(WAIT, long_poll)
+        .await
+        .expect("the long-poll outlived its own wait")
+        .expect("long-poll task");
+    assert_eq!(v["status"], "failed", "{v}");
+    let after_change = answered_at.saturating_duration_since(changed_at);
+    assert!(
+        after_change < Duration::from_secs(5),
+        "answered {after_change:?} after the change, as if only the {WAIT:?} wait ended it"
+    );
+
+    // Back in the queue and a worker started: long-polls follow it until it is completed.
+    let res = app.call(Method::POST, &format!("/api/images/{id}/retry")).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let worker = spawn_app_on(Role::Worker, app.db_url.clone(), &[]).await;
+    let started = Instant::now();
     let mut last = String::new();
     while last != "completed" {
         let v: Value = app.get_json(&format!("/api/images/{id}?wait=30")).await;
@@ -475,6 +549,8 @@ async fn wait_returns_as_soon_as_the_status_changes() {
             "long-poll did not return on completion"
         );
     }
+    worker.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -514,7 +590,8 @@ async fn probes_report_live_and_ready() {
 
 #[tokio::test]
 async fn every_statement_prepares_against_the_real_schema() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let client = image_processor::db::connect(&url).await.expect("connect");
     for sql in image_processor::db::jobs::ALL_STATEMENTS {
         client

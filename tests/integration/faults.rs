@@ -1,12 +1,12 @@
 //! Faults, caused for real: workers killed with SIGKILL or stopped with SIGTERM mid-job, a
-//! decoder crash, transient failures retried with backoff, stale writers fenced off, and
+//! decoder crash, write-backs the database refuses (retried at once while it is unavailable,
+//! else after the lease), expired claims retried with backoff, stale writers fenced off, and
 //! upload backpressure. Nothing lost, nothing done twice.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use image_processor::config::Role;
 use image_processor::db::{self, jobs};
 use nix::sys::signal::Signal;
 
@@ -41,7 +41,8 @@ async fn processing_by(client: &tokio_postgres::Client) -> Vec<String> {
 
 #[tokio::test]
 async fn worker_killed_mid_job_is_taken_over_after_lease() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
     let mut env = slow("60000");
     env.push(("LEASE_SECS", "3"));
@@ -82,7 +83,8 @@ async fn worker_killed_mid_job_is_taken_over_after_lease() {
 
 #[tokio::test]
 async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let pool = db::pool(&url, 2).expect("pool");
     let db = pool.get().await.expect("connection");
     insert_jobs(&db, 1).await;
@@ -157,9 +159,13 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
         .expect("complete"));
 }
 
+/// The reaper's side of a retry, driven by hand: a claim whose lease runs out (however the
+/// worker failed) goes back to the queue after a growing delay, and is failed after
+/// `max_attempts`. The failures that lead there, for real, are the write-back tests below.
 #[tokio::test]
-async fn a_job_failing_transiently_is_retried_with_growing_delays_then_failed() {
-    let url = fresh_database().await;
+async fn a_claim_whose_lease_keeps_expiring_is_retried_with_growing_delays_then_failed() {
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let pool = db::pool(&url, 2).expect("pool");
     let db = pool.get().await.expect("connection");
     insert_jobs(&db, 1).await;
@@ -211,9 +217,88 @@ async fn a_job_failing_transiently_is_retried_with_growing_delays_then_failed() 
     assert!(delays[1] >= 1.0 && delays[1] <= 2.0 + 3.0, "{delays:?}");
 }
 
+/// Makes the database refuse the first `n` attempts to store a result, with SQLSTATE `code`.
+/// A sequence counts every attempt: unlike the refused update, `nextval` is not rolled back.
+async fn refuse_first_write_backs(db: &tokio_postgres::Client, n: i64, code: &str) {
+    db.batch_execute(&format!(
+        "create sequence write_backs;
+         create function refuse_write_back() returns trigger language plpgsql as $$
+         begin
+             if nextval('write_backs') <= {n} then
+                 raise exception 'write-back refused by the test' using errcode = '{code}';
+             end if;
+             return new;
+         end $$;
+         create trigger refuse_write_back before update on processed_images
+             for each row when (new.status = 'completed') execute function refuse_write_back();"
+    ))
+    .await
+    .expect("install the refusing trigger");
+}
+
+/// Attempts to store a result so far, refused or not.
+async fn write_backs(db: &tokio_postgres::Client) -> i64 {
+    db.query_one("select last_value from write_backs", &[])
+        .await
+        .expect("write-back count")
+        .get(0)
+}
+
+async fn attempts(db: &tokio_postgres::Client) -> i32 {
+    db.query_one("select attempts from processed_images", &[])
+        .await
+        .expect("row")
+        .get(0)
+}
+
+/// A result the database will not store (an error it does not call unavailability) is dropped,
+/// the claim runs out, and the job is processed again and stored on its second attempt.
+#[tokio::test]
+async fn a_result_the_database_refuses_is_processed_again_after_the_lease() {
+    let app = spawn_app_with(Role::Worker, &[("lease-secs", "2")]).await;
+    let db = app.db().await;
+    refuse_first_write_backs(&db, 1, "P0001").await;
+    insert_jobs(&db, 1).await;
+    let done = wait_completed(&db, 1, Duration::from_secs(30)).await;
+    assert!(done, "the job was not retried: {:?}", counts(&db).await);
+    assert_eq!(write_backs(&db).await, 2, "one refused write-back, one stored");
+    assert_eq!(attempts(&db).await, 2, "the refused attempt plus the one stored");
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    let unwritten = metric_value(
+        &text,
+        r#"image_processor_jobs_total{outcome="unwritten",family="resize"}"#,
+    );
+    assert!(
+        unwritten.is_some_and(|n| n >= 1.0),
+        "the refused result was not counted as unwritten:\n{text}"
+    );
+    app.stop().await;
+}
+
+/// While the database says it is unavailable (here: out of connections, SQLSTATE 53300) the
+/// worker keeps its claim and retries the write-back until it lands: one attempt, no lease.
+#[tokio::test]
+async fn a_write_back_during_a_database_outage_is_retried_until_it_lands() {
+    // The lease is far longer than the test: only the write-back's own retries can finish it.
+    let app = spawn_app_with(Role::Worker, &[("lease-secs", "60")]).await;
+    let db = app.db().await;
+    refuse_first_write_backs(&db, 3, "53300").await;
+    insert_jobs(&db, 1).await;
+    let done = wait_completed(&db, 1, Duration::from_secs(20)).await;
+    assert!(done, "the write-back was not retried: {:?}", counts(&db).await);
+    assert_eq!(write_backs(&db).await, 4, "three refused write-backs, one stored");
+    assert_eq!(
+        attempts(&db).await,
+        1,
+        "retried within the claim, not claimed again"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_decoder_crash_fails_that_job_and_the_worker_goes_on() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
     let worker = Proc::spawn("worker", &url, &slow("0"));
     let poison = b"IMAGE-PROCESSOR-TEST-PANIC and then some".to_vec();
@@ -249,7 +334,8 @@ async fn a_decoder_crash_fails_that_job_and_the_worker_goes_on() {
 
 #[tokio::test]
 async fn sigterm_releases_in_flight_jobs_to_another_worker_at_once() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
     let mut env = slow("60000");
     env.extend([

@@ -6,9 +6,7 @@
 //! for the token itself), and `/openapi.json` (the API's public description: routes and
 //! schemas, no data; clients and tooling read it before they hold a token).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use image_processor::config::Role;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};

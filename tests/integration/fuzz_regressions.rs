@@ -13,7 +13,7 @@ const LIMITS: Limits = Limits {
 /// expands the palette. Found by `image` in its first minute; refused now at the header check.
 #[test]
 fn png_with_a_palette_of_11_bytes_is_refused_as_corrupt() {
-    let input = include_bytes!("../fuzz/regressions/image/png-palette-of-11-bytes");
+    let input = include_bytes!("../../fuzz/regressions/image/png-palette-of-11-bytes");
     let png = &input[1..];
     match imaging::probe(png, &LIMITS) {
         Err(e @ ImagingError::Corrupt(_)) => assert_eq!(e.code(), "corrupt_image"),

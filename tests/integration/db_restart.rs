@@ -1,17 +1,17 @@
-//! PostgreSQL restarted mid-run, with its own cluster (this binary's other tests would feel
-//! the restart too, so it lives alone): every job ends completed, none twice, workers and
+//! PostgreSQL restarted mid-run, on a cluster of its own (the suite's other tests share one
+//! and would feel the restart too): every job ends completed, none twice, workers and
 //! API recover unaided, and requests during the outage get a quick 503.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use image_processor::db;
 
 #[tokio::test]
 async fn postgres_restarted_mid_run_loses_nothing_and_everyone_recovers() {
-    let url = fresh_database().await;
+    let cluster = Cluster::start().await;
+    let test_db = cluster.fresh_database().await;
+    let url = test_db.url.clone();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{port}");
@@ -62,7 +62,6 @@ async fn postgres_restarted_mid_run_loses_nothing_and_everyone_recovers() {
     );
 
     // Stop the database with jobs in flight.
-    let cluster = cluster().await;
     cluster.pg.pg_ctl(&["stop", "-m", "fast"]).expect("pg_ctl stop");
     let down_at = Instant::now();
 

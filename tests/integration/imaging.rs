@@ -1,7 +1,9 @@
 //! The imaging core as a user of the service meets it: every operation, every orientation,
 //! every output format, and a corpus of hostile files that must fail cleanly.
 
+use std::cell::RefCell;
 use std::io::Cursor;
+use std::sync::Once;
 
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use image_processor::imaging::{
@@ -854,6 +856,39 @@ fn jpeg_with_corrupt_huffman_data_is_a_clear_error() {
     assert!(matches!(err, ImagingError::Corrupt(_)), "{err}");
 }
 
+/// Runs `f` and returns, beside its result, every panic raised on this thread meanwhile, caught
+/// or not: the decoders' panic boundary turns a panic into an error, which alone would hide it.
+/// (MozJPEG's error exits unwind with `resume_unwind`, which skips the hook: no false alarms.)
+fn panics_during<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    thread_local! {
+        static WATCHED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = WATCHED.try_with(|w| {
+                if let Some(panics) = w.borrow_mut().as_mut() {
+                    panics.push(info.to_string());
+                }
+            });
+            previous(info);
+        }));
+    });
+    WATCHED.with(|w| *w.borrow_mut() = Some(Vec::new()));
+    let result = f();
+    let panics = WATCHED.with(|w| w.borrow_mut().take()).unwrap_or_default();
+    (result, panics)
+}
+
+#[test]
+fn the_panic_watch_sees_a_panic_that_was_caught() {
+    let (caught, panics) = panics_during(|| std::panic::catch_unwind(|| panic!("on purpose")));
+    assert!(caught.is_err());
+    assert_eq!(panics.len(), 1, "{panics:?}");
+    assert!(panics[0].contains("on purpose"), "{panics:?}");
+}
+
 #[test]
 fn random_garbage_behind_real_magic_never_panics() {
     let mut seed = 12345u32;
@@ -871,12 +906,12 @@ fn random_garbage_behind_real_magic_never_panics() {
         b"BM",
         b"II*\0",
     ];
+    let mut inputs = Vec::new();
     for magic in magics {
         for len in [0usize, 10, 100, 2000] {
             let mut bytes = magic.to_vec();
             bytes.extend((0..len).map(|_| rnd() as u8));
-            // Either outcome is fine; panicking or hanging is not.
-            let _ = imaging::process(&bytes, &Pipeline::default(), &LIMITS);
+            inputs.push(bytes);
         }
     }
     // Valid headers with garbage bodies.
@@ -886,7 +921,34 @@ fn random_garbage_behind_real_magic_never_panics() {
         for b in &mut bytes[start..] {
             *b = rnd() as u8;
         }
-        let _ = imaging::process(&bytes, &Pipeline::default(), &LIMITS);
+        inputs.push(bytes);
+    }
+    let (outcomes, panics) = panics_during(|| {
+        inputs
+            .iter()
+            .map(|bytes| imaging::process(bytes, &Pipeline::default(), &LIMITS))
+            .collect::<Vec<_>>()
+    });
+    // Either outcome is fine; panicking (even into the panic boundary) or hanging is not.
+    assert!(
+        panics.is_empty(),
+        "{} panics on garbage input:\n{}",
+        panics.len(),
+        panics.join("\n")
+    );
+    for (bytes, outcome) in inputs.iter().zip(outcomes) {
+        match outcome {
+            Ok(out) => {
+                let decoded = image::load_from_memory(&out.bytes).expect("the output decodes");
+                assert_eq!(decoded.dimensions(), (out.width, out.height));
+            }
+            Err(e) => assert!(
+                !e.to_string().is_empty(),
+                "an error without a message for {} bytes starting {:02x?}",
+                bytes.len(),
+                &bytes[..bytes.len().min(12)]
+            ),
+        }
     }
 }
 

@@ -1,13 +1,11 @@
 //! The embedded-database mode: with DATABASE_URL unset the binary runs its own cluster in
 //! DATA_DIR/postgres, keeps the data across restarts, and stops the cluster on exit.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 fn start(data_dir: &Path, port: u16) -> Proc {

@@ -2,12 +2,10 @@
 //! `/metrics` shows every family after a few jobs, requests carry an `x-request-id`, and logs
 //! never carry a token.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -170,8 +168,8 @@ fn no_route_is_registered_outside_the_openapi_annotations() {
     );
 }
 
-/// Writes the document to `target/openapi.json` for `scripts/check-openapi`, which validates it
-/// with `openapi-spec-validator`.
+/// Writes the document to `target/openapi.json` (`scripts/check-openapi target/openapi.json`
+/// validates a file) and checks that its shared schemas are there and every reference resolves.
 #[tokio::test]
 async fn the_document_is_written_for_the_validator() {
     let app = spawn_app().await;
@@ -198,13 +196,6 @@ async fn the_document_is_written_for_the_validator() {
         );
     }
     app.stop().await;
-}
-
-fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]
@@ -329,7 +320,8 @@ async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
 #[tokio::test]
 async fn logs_name_the_request_but_never_the_token() {
     const TOKEN: &str = "s3cret-token-that-must-not-be-logged";
-    let db_url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let db_url = test_db.url.clone();
     let proc = Proc::spawn(
         "api",
         &db_url,
@@ -401,7 +393,8 @@ async fn wait_for_listen_addr(proc: &Proc) -> String {
 /// write-back, and `/metrics` counts the job as `fenced`, not `completed`.
 #[tokio::test]
 async fn a_result_refused_by_the_fence_counts_as_fenced_not_completed() {
-    let db_url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let db_url = test_db.url.clone();
     // The lease (30 s, renewed every 10 s) outlives the 3 s of processing, so no heartbeat can
     // notice the takeover first: the fence at write-back is what refuses the result.
     let worker = Proc::spawn(

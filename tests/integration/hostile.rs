@@ -7,12 +7,10 @@
 //! and with `MAX_UPLOAD_BYTES` at 1 MiB so the size cases stay quick. `MAX_PIXELS` keeps its
 //! production default of 50 000 000.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
-use common::*;
+use crate::common::*;
 use futures::FutureExt;
 use image::{DynamicImage, GrayImage, ImageFormat};
 use image_processor::config::Role;
@@ -495,7 +493,7 @@ async fn hostile_requests_get_json_4xx_and_leave_stored_rows_intact() {
             // Found by fuzz/ (target `image`): png 0.18.1 panics expanding such a palette.
             name: "PNG with an 11-byte palette",
             request: upload_file(
-                include_bytes!("../fuzz/regressions/image/png-palette-of-11-bytes")[1..].to_vec(),
+                include_bytes!("../../fuzz/regressions/image/png-palette-of-11-bytes")[1..].to_vec(),
                 "a.png",
             ),
             expect: Expect::Error(S::UNPROCESSABLE_ENTITY, "corrupt_image"),

@@ -1,0 +1,25 @@
+//! The integration suite, as one test binary: it links the crate once and shares one throwaway
+//! PostgreSQL cluster (a migrated template database, cloned per test; see `common`).
+//!
+//! Layout: one module per story, all over `common` (the cluster, `spawn_app()`, worker
+//! processes, image fixtures).
+//! - `api`: the HTTP API end to end; `auth`: bearer tokens; `hostile`: the hostile-input battery;
+//!   `observability`: the OpenAPI document, `/metrics`, request ids and logs.
+//! - `queue`: several workers on one database, missed notifications, concurrent migrations;
+//!   `faults`: workers killed or stopped mid-job, decoder crashes, retries, fencing, backpressure.
+//! - `db_restart`: PostgreSQL stopped and started mid-run, on a cluster of its own;
+//!   `local_db`: the binary's embedded cluster, in a data directory of its own.
+//! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
+
+mod common;
+
+mod api;
+mod auth;
+mod db_restart;
+mod faults;
+mod fuzz_regressions;
+mod hostile;
+mod imaging;
+mod local_db;
+mod observability;
+mod queue;
