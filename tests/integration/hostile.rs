@@ -715,6 +715,37 @@ async fn hostile_requests_get_json_4xx_and_leave_stored_rows_intact() {
             request: get(&format!("/api/images/{some_id}?wait=-1")),
             expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
         },
+        // Every extractor rejection is the JSON error, never axum's plain text.
+        Case {
+            name: "a repeated wait",
+            request: get(&format!("/api/images/{some_id}?wait=1&wait=2")),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "a repeated wait on the legacy route",
+            request: get(&format!("/status/{some_id}?wait=1&wait=1")),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "a repeated status filter",
+            request: get("/api/images?status=failed&status=failed"),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "an id that is not UTF-8",
+            request: get("/api/images/%FF/processed"),
+            expect: Expect::Error(S::NOT_FOUND, "not_found"),
+        },
+        Case {
+            name: "an asset path that is not UTF-8",
+            request: get("/assets/%FF%FE.js"),
+            expect: Expect::Error(S::NOT_FOUND, "not_found"),
+        },
+        Case {
+            name: "a cursor in another spelling",
+            request: get("/api/images?before=1_00000000-0000-0000-0000-000000000001"),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
         Case {
             name: "wait=3600",
             request: get(&format!("/status/{some_id}?wait=3600")),
