@@ -1,0 +1,218 @@
+//! The request schemas that exist only to document what uploads take (form fields, raw
+//! bodies): the upload extractor parses the fields itself, through `imaging::Pipeline`.
+
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+/// The raw bytes of a one-file upload; an empty body is refused. (Written by hand: the derive
+/// cannot put `minLength` on a binary string.)
+pub struct UploadBytes;
+
+impl utoipa::PartialSchema for UploadBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .min_length(Some(1))
+            .description(Some("the image bytes (not empty)"))
+            .into()
+    }
+}
+
+impl ToSchema for UploadBytes {}
+
+/// Output format.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatParam {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Bmp,
+    Tiff,
+    Avif,
+}
+
+/// How `width`/`height` fit the image.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FitParam {
+    /// Keep the aspect ratio inside the box.
+    Contain,
+    /// Fill the box and centre-crop.
+    Cover,
+    /// Stretch to the box.
+    Fill,
+}
+
+/// Mirror axis.
+#[derive(Deserialize, ToSchema)]
+pub enum FlipParam {
+    #[serde(rename = "h")]
+    H,
+    #[serde(rename = "v")]
+    V,
+}
+
+/// The flat operation fields, as query parameters or multipart fields, applied in this order.
+/// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit` and
+/// `upscale` need `width` or `height`; a `pipeline` part excludes every field here. Unknown
+/// fields are refused.
+#[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Operations {
+    /// Apply the EXIF orientation and strip metadata (default true).
+    auto_orient: Option<bool>,
+    /// `x,y,w,h` in pixels (decimal, no signs or spaces; `w` and `h` at least 1); must lie
+    /// inside the image.
+    #[schema(pattern = r"^(0|[1-9][0-9]{0,8}),(0|[1-9][0-9]{0,8}),[1-9][0-9]{0,8},[1-9][0-9]{0,8}$")]
+    #[param(pattern = r"^(0|[1-9][0-9]{0,8}),(0|[1-9][0-9]{0,8}),[1-9][0-9]{0,8},[1-9][0-9]{0,8}$")]
+    crop: Option<String>,
+    /// Clockwise degrees: 90, 180 or 270.
+    #[schema(minimum = 90, maximum = 270, multiple_of = 90)]
+    #[param(minimum = 90, maximum = 270, multiple_of = 90)]
+    rotate: Option<u16>,
+    #[param(inline)]
+    flip: Option<FlipParam>,
+    /// Box width in pixels.
+    #[schema(minimum = 1, maximum = 20000)]
+    #[param(minimum = 1, maximum = 20000)]
+    width: Option<u32>,
+    /// Box height in pixels.
+    #[schema(minimum = 1, maximum = 20000)]
+    #[param(minimum = 1, maximum = 20000)]
+    height: Option<u32>,
+    #[param(inline)]
+    fit: Option<FitParam>,
+    /// Allow a result larger than the input (default false).
+    upscale: Option<bool>,
+    /// Drop colour.
+    grayscale: Option<bool>,
+    /// −100 (black) … 100 (white).
+    #[schema(minimum = -100, maximum = 100)]
+    #[param(minimum = -100, maximum = 100)]
+    brightness: Option<i32>,
+    /// −100 (flat grey) … 100.
+    #[schema(minimum = -100, maximum = 100)]
+    #[param(minimum = -100, maximum = 100)]
+    contrast: Option<i32>,
+    /// Gaussian blur sigma in pixels.
+    #[schema(minimum = 0.1, maximum = 100)]
+    #[param(minimum = 0.1, maximum = 100)]
+    blur: Option<f32>,
+    /// Unsharp-mask strength.
+    #[schema(minimum = 0.1, maximum = 10)]
+    #[param(minimum = 0.1, maximum = 10)]
+    sharpen: Option<f32>,
+    #[param(inline)]
+    format: Option<FormatParam>,
+    /// Encoder quality for JPEG, WebP and AVIF.
+    #[schema(minimum = 1, maximum = 100)]
+    #[param(minimum = 1, maximum = 100)]
+    quality: Option<u8>,
+}
+
+/// Most files one upload request may carry.
+pub const MAX_FILES: usize = 20;
+
+/// A multipart upload: one or more `file` parts (at most 20), plus either the operation fields
+/// or a `pipeline` part, and nothing else. Written by hand from [`Operations`]'s own schema: the
+/// derive cannot close a flattened object or bound the number of `file` parts.
+pub struct UploadForm;
+
+impl utoipa::PartialSchema for UploadForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        use utoipa::openapi::{RefOr, Schema};
+        let mut form = match Operations::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            // Operations is a plain struct: always an object schema (a unit test checks it).
+            _ => ObjectBuilder::new().build(),
+        };
+        let file = ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+            )
+            .min_items(Some(1))
+            .max_items(Some(MAX_FILES))
+            .description(Some("the image(s); repeat the part for several"));
+        let pipeline = ObjectBuilder::new().schema_type(Type::String).description(Some(
+            "the JSON pipeline form, e.g. `{\"steps\": [{\"op\": \"resize\", \"width\": 800}], \
+             \"format\": \"webp\"}`; instead of the operation fields",
+        ));
+        form.properties.insert("file".into(), file.into());
+        form.properties.insert("pipeline".into(), pipeline.into());
+        form.required = vec!["file".into()];
+        form.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        form.description = Some(
+            "one or more `file` parts, plus either operation fields or `pipeline`; unknown fields are refused"
+                .into(),
+        );
+        RefOr::T(Schema::Object(form))
+    }
+}
+
+impl ToSchema for UploadForm {
+    /// The enums the operation fields refer to (`FitParam`, ...), so their `$ref`s resolve.
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <Operations as ToSchema>::schemas(schemas);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imaging::{BLUR_RANGE, FIELD_NAMES, MAX_DIMENSION, SHARPEN_RANGE};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::PartialSchema;
+
+    fn operation_properties() -> std::collections::BTreeMap<String, RefOr<Schema>> {
+        match Operations::schema() {
+            RefOr::T(Schema::Object(o)) => o.properties,
+            _ => panic!("Operations is not an object schema"),
+        }
+    }
+
+    #[test]
+    fn the_upload_form_is_closed_and_needs_a_file() {
+        let json = serde_json::to_value(UploadForm::schema()).expect("schema as JSON");
+        assert_eq!(json["additionalProperties"], serde_json::Value::Bool(false));
+        assert_eq!(json["required"], serde_json::json!(["file"]));
+        assert_eq!(json["properties"]["file"]["minItems"], 1);
+        assert!(json["properties"]["crop"].is_object(), "{json}");
+    }
+
+    #[test]
+    fn operation_fields_match_the_pipeline_parser() {
+        let documented: Vec<String> = operation_properties().into_keys().collect();
+        let mut parsed: Vec<String> = FIELD_NAMES.iter().map(|s| s.to_string()).collect();
+        parsed.sort_unstable();
+        assert_eq!(documented, parsed);
+    }
+
+    /// The bounds in the attributes above are literals (attributes cannot name constants):
+    /// they must say what the parser enforces.
+    #[test]
+    fn documented_bounds_are_the_parsers_bounds() {
+        let props = operation_properties();
+        let bounds = |name: &str| -> (Option<f64>, Option<f64>) {
+            let json = serde_json::to_value(&props[name]).expect("schema as JSON");
+            (json["minimum"].as_f64(), json["maximum"].as_f64())
+        };
+        assert_eq!(bounds("width"), (Some(1.0), Some(f64::from(MAX_DIMENSION))));
+        assert_eq!(bounds("height"), (Some(1.0), Some(f64::from(MAX_DIMENSION))));
+        let close = |(lo, hi): (Option<f64>, Option<f64>), (elo, ehi): (f32, f32)| {
+            lo.is_some_and(|v| (v - f64::from(elo)).abs() < 1e-6)
+                && hi.is_some_and(|v| (v - f64::from(ehi)).abs() < 1e-6)
+        };
+        assert!(close(bounds("blur"), BLUR_RANGE), "{:?}", bounds("blur"));
+        assert!(close(bounds("sharpen"), SHARPEN_RANGE), "{:?}", bounds("sharpen"));
+    }
+}
