@@ -184,15 +184,16 @@ pub struct BlobRow {
     pub data: Option<Vec<u8>>,
     pub content_type: Option<String>,
     pub filename: Option<String>,
-    /// Changes whenever the blob does: the attempt that produced it.
-    pub version: i32,
+    /// Changes whenever the blob does: the claim that produced it (`claim_seq`, which unlike
+    /// `attempts` never repeats after a retry).
+    pub version: i64,
 }
 
-pub const GET_ORIGINAL: &str = "select status, original_data, original_content_type, filename, 0 \
+pub const GET_ORIGINAL: &str = "select status, original_data, original_content_type, filename, 0::bigint \
                                 from processed_images where id = $1";
-pub const GET_PROCESSED: &str = "select status, processed_data, processed_content_type, filename, attempts \
+pub const GET_PROCESSED: &str = "select status, processed_data, processed_content_type, filename, claim_seq \
                                  from processed_images where id = $1";
-pub const GET_THUMBNAIL: &str = "select status, thumbnail_data, thumbnail_content_type, filename, attempts \
+pub const GET_THUMBNAIL: &str = "select status, thumbnail_data, thumbnail_content_type, filename, claim_seq \
                                  from processed_images where id = $1";
 
 pub async fn get_blob(db: &impl GenericClient, id: Uuid, which: Blob) -> Result<Option<BlobRow>, DbError> {

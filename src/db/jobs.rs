@@ -1,7 +1,10 @@
 //! The queue's statements: claim, renew, complete, fail, release, reap.
 //!
-//! Every write after the claim is fenced on `(claimed_by, attempts)`: once a lease expired and
+//! Every write after the claim is fenced on `(claimed_by, claim_seq)`: once a lease expired and
 //! the row was claimed again, the late writer's statement matches no row and changes nothing.
+//! `claim_seq` grows by one with every claim and is never decremented or reset, so a token is
+//! never handed out twice; `attempts` is only the retry budget (a release gives an attempt
+//! back, a retry resets it), which is why it cannot be the token.
 
 use std::time::Duration;
 
@@ -15,8 +18,10 @@ use super::DbError;
 #[derive(Debug)]
 pub struct Job {
     pub id: Uuid,
-    /// The fencing token: this claim's attempt number.
+    /// This claim's attempt number (the retry budget spent so far, this claim included).
     pub attempt: i32,
+    /// The fencing token: this claim's `claim_seq`, never issued twice for a row.
+    pub claim: i64,
     pub original: Vec<u8>,
     pub pipeline: Option<serde_json::Value>,
     /// When the row became runnable (upload, or end of backoff), for pickup latency.
@@ -29,7 +34,8 @@ pub struct Job {
 pub struct Fence<'a> {
     pub id: Uuid,
     pub worker: &'a str,
-    pub attempt: i32,
+    /// The claim's `claim_seq`.
+    pub claim: i64,
 }
 
 pub const CLAIM_JOBS: &str = "\
@@ -41,11 +47,12 @@ with picked as (
     for update skip locked
 )
 update processed_images p
-set status = 'processing', claimed_by = $1, attempts = p.attempts + 1,
+set status = 'processing', claimed_by = $1, attempts = p.attempts + 1, claim_seq = p.claim_seq + 1,
     lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
     error_code = null
 from picked where p.id = picked.id
-returning p.id, p.attempts, p.original_data, p.pipeline, greatest(p.uploaded_at, p.run_after), now()";
+returning p.id, p.attempts, p.claim_seq, p.original_data, p.pipeline,
+    greatest(p.uploaded_at, p.run_after), now()";
 
 /// Claims up to `limit` runnable jobs in one statement.
 pub async fn claim_jobs(
@@ -61,10 +68,11 @@ pub async fn claim_jobs(
             Ok(Job {
                 id: r.try_get(0)?,
                 attempt: r.try_get(1)?,
-                original: r.try_get(2)?,
-                pipeline: r.try_get(3)?,
-                ready_at: r.try_get(4)?,
-                claimed_at: r.try_get(5)?,
+                claim: r.try_get(2)?,
+                original: r.try_get(3)?,
+                pipeline: r.try_get(4)?,
+                ready_at: r.try_get(5)?,
+                claimed_at: r.try_get(6)?,
             })
         })
         .collect::<Result<_, tokio_postgres::Error>>()
@@ -73,7 +81,7 @@ pub async fn claim_jobs(
 
 pub const RENEW_LEASE: &str =
     "update processed_images set lease_expires_at = now() + make_interval(secs => $4) \
-     where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+     where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
 
 /// Extends the lease; `false` when the claim was lost (the job should be abandoned).
 pub async fn renew_lease(
@@ -85,7 +93,7 @@ pub async fn renew_lease(
     let n = db
         .execute(
             &stmt,
-            &[&fence.id, &fence.worker, &fence.attempt, &lease.as_secs_f64()],
+            &[&fence.id, &fence.worker, &fence.claim, &lease.as_secs_f64()],
         )
         .await?;
     Ok(n == 1)
@@ -112,7 +120,7 @@ update processed_images set status = 'completed', processed_at = now(), processe
     thumbnail_data = $8, thumbnail_content_type = $9,
     original_content_type = $10, original_width = $11, original_height = $12,
     claimed_by = null, lease_expires_at = null, error = null, error_code = null
-where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
 
 /// Stores the result if this worker still holds the claim; `false` when fenced off.
 pub async fn complete_if_still_owner(
@@ -127,7 +135,7 @@ pub async fn complete_if_still_owner(
             &[
                 &fence.id,
                 &fence.worker,
-                &fence.attempt,
+                &fence.claim,
                 &done.data,
                 &done.content_type,
                 &done.width,
@@ -154,7 +162,7 @@ pub struct Failure {
 pub const FAIL_JOB: &str = "\
 update processed_images set status = 'failed', processed_at = now(), error = $4, error_code = $5,
     claimed_by = null, lease_expires_at = null
-where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
 
 /// Ends the job `failed` with a human message and its stable code, if this worker still
 /// holds the claim.
@@ -170,7 +178,7 @@ pub async fn fail_if_still_owner(
             &[
                 &fence.id,
                 &fence.worker,
-                &fence.attempt,
+                &fence.claim,
                 &failure.message,
                 &failure.code,
             ],
@@ -182,13 +190,13 @@ pub async fn fail_if_still_owner(
 pub const RELEASE_JOB: &str = "\
 update processed_images set status = 'pending', attempts = greatest(attempts - 1, 0),
     claimed_by = null, lease_expires_at = null, run_after = now(), started_at = null
-where id = $1 and claimed_by = $2 and attempts = $3 and status = 'processing'";
+where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
 
 /// Hands an unfinished job back at once (graceful shutdown); the attempt is not counted.
 pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<bool, DbError> {
     let stmt = db.prepare_cached(RELEASE_JOB).await?;
     Ok(db
-        .execute(&stmt, &[&fence.id, &fence.worker, &fence.attempt])
+        .execute(&stmt, &[&fence.id, &fence.worker, &fence.claim])
         .await?
         == 1)
 }

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../sql/0003_notify_after_commit.sql"),
     ),
     (4, "error_code", include_str!("../../sql/0004_error_code.sql")),
+    (5, "claim_seq", include_str!("../../sql/0005_claim_seq.sql")),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

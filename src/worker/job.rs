@@ -40,7 +40,7 @@ pub(super) async fn run(
     permit: OwnedSemaphorePermit,
     abandon: CancellationToken,
 ) {
-    let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, worker = %ctx.worker_id);
+    let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
     async move {
         crate::metrics::threads_busy(1);
         let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
@@ -49,7 +49,7 @@ pub(super) async fn run(
         let fence = Fence {
             id: job.id,
             worker: &ctx.worker_id,
-            attempt: job.attempt,
+            claim: job.claim,
         };
         let Some((outcome, measured)) = process_with_heartbeat(&ctx, &fence, job, &abandon).await else {
             drop(permit);

@@ -107,12 +107,12 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
     let old_fence = jobs::Fence {
         id: old.id,
         worker: "old-worker",
-        attempt: old.attempt,
+        claim: old.claim,
     };
     let new_fence = jobs::Fence {
         id: new.id,
         worker: "new-worker",
-        attempt: new.attempt,
+        claim: new.claim,
     };
     assert!(
         !jobs::renew_lease(&db, &old_fence, short).await.expect("renew"),
