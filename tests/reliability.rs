@@ -12,7 +12,7 @@ use common::*;
 use image_processor::db::{self, jobs};
 
 /// Inserts `n` small PNG jobs by plain SQL.
-async fn insert_jobs(client: &impl deadpool_postgres::GenericClient, n: i32) {
+async fn insert_jobs(client: &tokio_postgres::Client, n: i32) {
     client
         .execute(
             "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
@@ -163,4 +163,112 @@ async fn stale_claim_cannot_pass_the_fence_after_retry() {
         .expect("row")
         .get(0);
     assert_eq!(status, "processing", "the live claim must still hold the row");
+}
+
+/// Ids that `client` sees `completed` right now.
+async fn completed_now(client: &tokio_postgres::Client) -> Option<HashSet<uuid::Uuid>> {
+    let rows = client
+        .query("select id from processed_images where status = 'completed'", &[])
+        .await
+        .ok()?;
+    Some(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// PostgreSQL crashes while two worker processes complete a run of small jobs. Every
+/// completion that another connection saw before the crash must still be there after crash
+/// recovery, and must not be processed again.
+///
+/// A crash of PostgreSQL alone loses only WAL still in its shared buffers, which the WAL writer
+/// writes out to the kernel within milliseconds; a machine crash or power cut loses everything
+/// not yet fsynced, the WAL writer's last few hundred milliseconds. The test reproduces that
+/// window by stopping (SIGSTOP) the WAL writer shortly before `pg_ctl stop -m immediate` and
+/// killing it during the shutdown, so only WAL that a committing backend flushed itself, i.e.
+/// a synchronous commit, survives.
+#[tokio::test]
+async fn completion_survives_database_crash() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    // Its own cluster: crashing the shared one would fail the binary's other tests.
+    let cluster = own_cluster().await;
+    let url = cluster.fresh_database().await;
+    let envs = [
+        ("WORKER_TEST_HOOKS", "1"),
+        ("WORKER_TEST_DELAY_MS", "5"),
+        ("WORKER_THREADS", "2"),
+        ("LEASE_SECS", "5"),
+    ];
+    let workers = [
+        Proc::spawn("worker", &url, &envs),
+        Proc::spawn("worker", &url, &envs),
+    ];
+    const JOBS: usize = 600;
+    let observer = db::connect(&url).await.expect("connect");
+    insert_jobs(&observer, JOBS as i32).await;
+    let walwriter: i32 = observer
+        .query_one(
+            "select pid from pg_stat_activity where backend_type = 'walwriter'",
+            &[],
+        )
+        .await
+        .expect("walwriter pid")
+        .get(0);
+    let walwriter = Pid::from_raw(walwriter);
+
+    // Watch completions from a connection of our own, as SSE or a client polling would.
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < JOBS / 4 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} jobs completed in 60 s",
+            seen.len()
+        );
+        seen = completed_now(&observer).await.expect("poll completions");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kill(walwriter, Signal::SIGSTOP).expect("stop the WAL writer");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The last look before the crash: everything in it was reported completed to a client.
+    seen = completed_now(&observer).await.expect("poll completions");
+    std::thread::scope(|scope| {
+        let stopping = scope.spawn(|| cluster.pg.pg_ctl(&["stop", "-m", "immediate"]));
+        // The postmaster has sent its SIGQUIT by now; a stopped process cannot act on it.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = kill(walwriter, Signal::SIGKILL);
+        stopping.join().expect("join pg_ctl").expect("crash PostgreSQL");
+    });
+    drop(observer);
+    cluster.pg.pg_ctl(&["start"]).expect("restart PostgreSQL");
+
+    let client = db::connect(&url).await.expect("reconnect");
+    let after = completed_now(&client).await.expect("read completions");
+    let lost: Vec<_> = seen.difference(&after).collect();
+    println!(
+        "{} completions seen before the crash, {} of them lost by it",
+        seen.len(),
+        lost.len()
+    );
+    assert!(
+        wait_completed(&client, JOBS as i64, Duration::from_secs(120)).await,
+        "not all jobs completed after the crash: {:?}",
+        counts(&client).await
+    );
+    let mut completions = HashMap::<String, usize>::new();
+    for w in &workers {
+        for id in completed_ids(&w.log_text()) {
+            *completions.entry(id).or_default() += 1;
+        }
+    }
+    let twice = seen
+        .iter()
+        .filter(|id| completions.get(&id.to_string()).copied().unwrap_or(0) > 1)
+        .count();
+    println!("{twice} of the seen completions were processed again after the crash");
+    assert!(
+        lost.is_empty(),
+        "{} completions a client had seen were lost",
+        lost.len()
+    );
+    assert_eq!(twice, 0, "completions a client had seen were processed again");
 }

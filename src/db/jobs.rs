@@ -113,14 +113,31 @@ pub struct Completion<'a> {
     pub original_height: i32,
 }
 
-pub const COMPLETE_JOB: &str = "\
+/// Joined into the statements that end a job, so that their commit waits for the WAL flush
+/// although worker connections run with `synchronous_commit=off`: a client may see the row
+/// `completed` or `failed` (SSE, the API) as soon as it commits, so a database crash must not
+/// take it back. `set_config(..., true)` lasts until the end of the statement's own implicit
+/// transaction, i.e. exactly its commit; claims, heartbeats and releases stay asynchronous.
+/// The join yields one row, so it is evaluated whenever a row is written.
+macro_rules! durable_commit {
+    () => {
+        "(select set_config('synchronous_commit', 'on', true)) durable"
+    };
+}
+
+pub const COMPLETE_JOB: &str = concat!(
+    "\
 update processed_images set status = 'completed', processed_at = now(), processed_data = $4,
     processed_bytes = octet_length($4::bytea),
     processed_content_type = $5, processed_width = $6, processed_height = $7,
     thumbnail_data = $8, thumbnail_content_type = $9,
     original_content_type = $10, original_width = $11, original_height = $12,
     claimed_by = null, lease_expires_at = null, error = null, error_code = null
-where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
+from ",
+    durable_commit!(),
+    "
+where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'"
+);
 
 /// Stores the result if this worker still holds the claim; `false` when fenced off.
 pub async fn complete_if_still_owner(
@@ -159,10 +176,15 @@ pub struct Failure {
     pub message: String,
 }
 
-pub const FAIL_JOB: &str = "\
+pub const FAIL_JOB: &str = concat!(
+    "\
 update processed_images set status = 'failed', processed_at = now(), error = $4, error_code = $5,
     claimed_by = null, lease_expires_at = null
-where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
+from ",
+    durable_commit!(),
+    "
+where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'"
+);
 
 /// Ends the job `failed` with a human message and its stable code, if this worker still
 /// holds the claim.
@@ -201,7 +223,8 @@ pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<b
         == 1)
 }
 
-pub const REAP_EXPIRED: &str = "\
+pub const REAP_EXPIRED: &str = concat!(
+    "\
 update processed_images set
     status = case when attempts >= $1 then 'failed' else 'pending' end,
     processed_at = case when attempts >= $1 then now() end,
@@ -210,9 +233,14 @@ update processed_images set
     claimed_by = null, lease_expires_at = null,
     -- exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 5 minutes
     run_after = now() + make_interval(secs => least(power(2, attempts - 1), 300) * (0.5 + random() / 2))
+from ",
+    // Rows past MAX_ATTEMPTS end `failed` here, which a client may see at once.
+    durable_commit!(),
+    "
 where id in (select id from processed_images
              where status = 'processing' and lease_expires_at < now()
-             for update skip locked)";
+             for update skip locked)"
+);
 
 /// Returns jobs whose worker vanished to the queue (or fails them after `max_attempts`).
 pub async fn reap_expired(db: &impl GenericClient, max_attempts: i32) -> Result<u64, DbError> {

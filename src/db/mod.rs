@@ -85,13 +85,16 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     build_pool(cfg, size)
 }
 
-/// The worker's pool: commits do not wait for the WAL flush (`synchronous_commit=off`).
+/// The worker's pool: commits do not wait for the WAL flush (`synchronous_commit=off`),
+/// except those of the statements that end a job.
 ///
-/// Every claim and completion also sends a NOTIFY, and PostgreSQL serialises the commits of
-/// notifying transactions while it waits for their flush; with fsync on that capped the queue
-/// at a few hundred jobs/s. Losing the last few worker commits in a database crash is safe by
-/// design: a lost claim or completion only means the lease expires and the job is done again,
-/// and fencing keeps the redo from clashing. Uploads keep full durability (the API's pool).
+/// Every claim also sends a NOTIFY, and PostgreSQL serialises the commits of notifying
+/// transactions while it waits for their flush; with fsync on that capped the queue at a few
+/// hundred jobs/s. Losing the last few claims, heartbeats or releases in a database crash is
+/// harmless: the lease expires and the job is done again, and fencing keeps the redo from
+/// clashing. Completions and failures are different, since a client may already have seen
+/// them: those statements switch `synchronous_commit` back on for their own commit
+/// (`jobs::durable_commit!`). Uploads keep full durability (the API's pool).
 pub fn worker_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = pg_config(url)?;
     add_option(&mut cfg, "-c synchronous_commit=off");
