@@ -272,3 +272,104 @@ async fn completion_survives_database_crash() {
     );
     assert_eq!(twice, 0, "completions a client had seen were processed again");
 }
+
+/// The database refuses the first write-backs of a result (here a trigger raising an error,
+/// standing in for a serialization failure or a statement timeout). The worker retries with
+/// backoff, so the job completes soon after the refusals stop, on its first claim, instead of
+/// waiting for its lease to run out and being processed again.
+#[tokio::test]
+async fn refused_write_back_is_retried_with_backoff() {
+    let url = fresh_database().await;
+    let client = db::connect(&url).await.expect("connect");
+    client
+        .batch_execute(
+            "create table refuse_completions (since timestamptz not null default now());
+             create function refuse_completion() returns trigger language plpgsql as $$
+             begin
+                 if new.status = 'completed' and exists (select 1 from refuse_completions) then
+                     raise exception 'completions refused for the test';
+                 end if;
+                 return new;
+             end $$;
+             create trigger refuse_completion before update on processed_images
+                 for each row execute function refuse_completion();
+             insert into refuse_completions default values;",
+        )
+        .await
+        .expect("install the refusing trigger");
+    let worker = Proc::spawn("worker", &url, &[("LEASE_SECS", "10")]);
+    insert_jobs(&client, 1).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            worker.log_text().contains("writing the result failed")
+        })
+        .await,
+        "the write-back was never refused:\n{}",
+        worker.log_text()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    client
+        .execute("delete from refuse_completions", &[])
+        .await
+        .expect("stop refusing");
+    let allowed_at = Instant::now();
+    assert!(
+        wait_completed(&client, 1, Duration::from_secs(40)).await,
+        "never completed: {:?}\n{}",
+        counts(&client).await,
+        worker.log_text()
+    );
+    let gap = allowed_at.elapsed();
+    let attempts: i32 = client
+        .query_one("select attempts from processed_images", &[])
+        .await
+        .expect("attempts")
+        .get(0);
+    println!(
+        "completed {:.2} s after the database accepted writes again",
+        gap.as_secs_f64()
+    );
+    assert_eq!(
+        attempts, 1,
+        "the job was claimed again instead of its write retried"
+    );
+    assert!(
+        gap < Duration::from_secs(5),
+        "the retried write-back took {gap:?}"
+    );
+}
+
+/// A row whose `run_after` lies in the future (a retry backoff, a delayed job) is claimed when
+/// it comes due, not at the worker's next fallback sweep: nothing notifies at that moment.
+#[tokio::test]
+async fn job_due_later_is_claimed_when_it_comes_due() {
+    let url = fresh_database().await;
+    let client = db::connect(&url).await.expect("connect");
+    // A sweep far away: only the worker's own due-time wake-up can pick the row up in time.
+    let worker = Proc::spawn("worker", &url, &[("SWEEP_SECS", "60")]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    client
+        .execute(
+            "insert into processed_images (original_data, run_after) values ($1, now() + interval '3 s')",
+            &[&png(32, 24)],
+        )
+        .await
+        .expect("insert a delayed job");
+    assert!(
+        wait_completed(&client, 1, Duration::from_secs(20)).await,
+        "the delayed job was not picked up: {:?}\n{}",
+        counts(&client).await,
+        worker.log_text()
+    );
+    let late: f64 = client
+        .query_one(
+            "select extract(epoch from started_at - run_after)::float8 from processed_images",
+            &[],
+        )
+        .await
+        .expect("pickup")
+        .get(0);
+    println!("claimed {late:.3} s after it came due");
+    assert!(late >= 0.0, "claimed before it was due");
+    assert!(late < 1.0, "claimed {late:.3} s after it came due");
+}

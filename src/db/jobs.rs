@@ -248,6 +248,18 @@ pub async fn reap_expired(db: &impl GenericClient, max_attempts: i32) -> Result<
     Ok(db.execute(&stmt, &[&max_attempts]).await?)
 }
 
+pub const NEXT_DUE: &str = "\
+select extract(epoch from min(run_after) - now())::float8 from processed_images
+where status = 'pending'";
+
+/// How long until the earliest pending row becomes runnable (zero or negative: it already is),
+/// or `None` when nothing is pending. Walks the pending index, one entry.
+pub async fn next_due(db: &impl GenericClient) -> Result<Option<Duration>, DbError> {
+    let stmt = db.prepare_cached(NEXT_DUE).await?;
+    let secs: Option<f64> = db.query_one(&stmt, &[]).await?.try_get(0)?;
+    Ok(secs.map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)))
+}
+
 /// Every statement of this module and `images`, so a test can prepare them all.
 pub const ALL_STATEMENTS: &[&str] = &[
     CLAIM_JOBS,
@@ -256,6 +268,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     FAIL_JOB,
     RELEASE_JOB,
     REAP_EXPIRED,
+    NEXT_DUE,
     super::images::INSERT_IMAGE,
     super::images::NOTIFY_INSERTED,
     super::images::GET_IMAGE,

@@ -160,8 +160,10 @@ async fn process_with_heartbeat(
     Some((outcome, measured))
 }
 
-/// Writes the outcome, retrying while the database is unavailable. Past the lease another
-/// worker may own the row, and the fence makes any late write a no-op.
+/// Writes the outcome, retrying with exponential backoff while the database is unavailable
+/// or refuses the write (a failed trigger, a serialization failure, a statement timeout...),
+/// for up to a lease: past it another worker may own the row, and the fence makes any late
+/// write a no-op. Giving up leaves the job to the lease sweep.
 async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, measured: &Measured) {
     let deadline = tokio::time::Instant::now() + ctx.config.lease();
     let mut attempt = 0;
@@ -205,8 +207,9 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                 tracing::warn!("fenced off: another claim holds this row now; result dropped");
                 return;
             }
-            Err(e) if e.is_unavailable() && tokio::time::Instant::now() < deadline => {
+            Err(e) if tokio::time::Instant::now() < deadline => {
                 let wait = backoff::delay(attempt, Duration::from_millis(100), Duration::from_secs(3));
+                let wait = wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing the result failed");
                 attempt += 1;
                 tokio::time::sleep(wait).await;

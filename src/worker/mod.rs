@@ -1,8 +1,9 @@
 //! The worker: LISTEN for wake-ups, claim as many jobs as there are free threads, run each on a
 //! blocking thread while the async side renews its lease, and write the result back fenced.
 //!
-//! The loop is one `select!` over cancellation, notifications, a fallback sweep tick and
-//! finished jobs. NOTIFY is only a hint: the tick and every (re)connect sweep the table too.
+//! The loop is one `select!` over cancellation, notifications, a fallback sweep tick, the
+//! moment the next backed-off row comes due, and finished jobs. NOTIFY is only a hint: the tick
+//! and every (re)connect sweep the table too.
 
 mod job;
 
@@ -70,6 +71,9 @@ pub async fn run(
     let mut running = JoinSet::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(config.sweep_secs));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When a pending row with a future `run_after` (a retry backoff, a delayed job) comes due:
+    // nothing notifies then, so the loop wakes itself instead of waiting for the next sweep.
+    let mut next_due: Option<tokio::time::Instant> = None;
 
     loop {
         tokio::select! {
@@ -84,8 +88,9 @@ pub async fn run(
             _ = sweep.tick() => {
                 reap_expired(&ctx).await;
             }
+            _ = sleep_until(next_due), if next_due.is_some() => {}
         }
-        claim_while_free(&ctx, &slots, &mut running, &abandon).await;
+        next_due = claim_while_free(&ctx, &slots, &mut running, &abandon).await;
     }
 
     listen_cancel.cancel();
@@ -116,17 +121,27 @@ async fn reap_expired(ctx: &WorkerContext) {
     }
 }
 
-/// Claims jobs while threads are free and the queue has runnable rows.
+/// Sleeps until `at`; `None` never comes (the `select!` branch is disabled then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Claims jobs while threads are free and the queue has runnable rows. When threads are left
+/// free, returns when the next pending row comes due (`None`: nothing pending, all threads
+/// busy, or the database could not say; a notification or the sweep wakes the loop then).
 async fn claim_while_free(
     ctx: &Arc<WorkerContext>,
     slots: &Arc<Semaphore>,
     running: &mut JoinSet<()>,
     abandon: &CancellationToken,
-) {
+) -> Option<tokio::time::Instant> {
     loop {
         let free = slots.available_permits();
         if free == 0 {
-            return;
+            return None;
         }
         let claimed = match ctx.pool.get().await {
             Ok(client) => jobs::claim_jobs(&client, &ctx.worker_id, free as i64, ctx.config.lease()).await,
@@ -136,7 +151,7 @@ async fn claim_while_free(
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming jobs failed; the next sweep tries again");
-                return;
+                return None;
             }
         };
         let got = claimed.len();
@@ -144,15 +159,34 @@ async fn claim_while_free(
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 // Only this loop takes permits, so this cannot happen; release rather than lose it.
                 tracing::error!(image_id = %job.id, "no free thread for a claimed job");
-                return;
+                return None;
             };
             running.spawn(job::run(ctx.clone(), job, permit, abandon.clone()));
         }
         if got < free {
-            return;
+            return next_due(ctx).await;
         }
     }
 }
+
+/// When the earliest pending row becomes runnable, if one is pending. A row already runnable
+/// here lost a race to another replica's claim or was added since: try again shortly.
+async fn next_due(ctx: &WorkerContext) -> Option<tokio::time::Instant> {
+    let due = match ctx.pool.get().await {
+        Ok(client) => jobs::next_due(&client).await,
+        Err(e) => Err(db::DbError::from(e)),
+    };
+    match due {
+        Ok(due) => due.map(|d| tokio::time::Instant::now() + d.max(MIN_DUE_WAIT)),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the next due job failed; the next sweep tries again");
+            None
+        }
+    }
+}
+
+/// The shortest self-wake, so rows runnable but locked by other claimers do not spin the loop.
+const MIN_DUE_WAIT: Duration = Duration::from_millis(50);
 
 /// Waits for in-flight jobs up to `grace`, then tells the rest to release their claims.
 async fn drain(running: &mut JoinSet<()>, abandon: &CancellationToken, grace: Duration) {
