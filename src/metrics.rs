@@ -133,6 +133,11 @@ fn describe() {
         "all rows of processed_images, from the planner's estimate (pg_class.reltuples)"
     );
     metrics::gauge!(THREADS_BUSY).set(0.0);
+    for outcome in JobOutcome::ALL {
+        for family in FAMILIES {
+            metrics::counter!(JOBS, "outcome" => outcome.label(), "family" => family).absolute(0);
+        }
+    }
     metrics::counter!(UPLOAD_BYTES).absolute(0);
     metrics::counter!(UPLOAD_FILES).absolute(0);
 }
@@ -200,6 +205,10 @@ pub fn estimated_rows(rows: f64) {
     metrics::gauge!(ROWS_ESTIMATE).set(rows.max(0.0));
 }
 
+/// Every `family` label: those [`family`] returns, and `unknown` (a stored pipeline that does
+/// not parse, jobs taken back by the lease sweep).
+pub const FAMILIES: [&str; 6] = ["resize", "filter", "adjust", "geometry", "convert", "unknown"];
+
 /// The operation family a pipeline is counted under: its most expensive kind of step.
 /// `resize` > `filter` (blur, sharpen) > `adjust` (grayscale, brightness, contrast) >
 /// `geometry` (crop, rotate, flip) > `convert` (re-encode only). A fixed, small set of labels.
@@ -259,5 +268,15 @@ mod tests {
             text.contains("image_processor_jobs_total{outcome=\"retried\",family=\"unknown\"} 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn family_only_returns_listed_labels() {
+        assert!(FAMILIES.contains(&family(&Pipeline::default())));
+        let convert = Pipeline {
+            steps: vec![],
+            ..Pipeline::default()
+        };
+        assert!(FAMILIES.contains(&family(&convert)));
     }
 }

@@ -373,3 +373,264 @@ async fn job_due_later_is_claimed_when_it_comes_due() {
     assert!(late >= 0.0, "claimed before it was due");
     assert!(late < 1.0, "claimed {late:.3} s after it came due");
 }
+
+/// A plain SQL writer stored the JSON value `null` as the pipeline: that means the default
+/// pipeline (fit within 800×800), as SQL `NULL` does, not an invalid pipeline.
+#[tokio::test]
+async fn null_pipeline_means_the_default_pipeline() {
+    let app = spawn_app().await;
+    let client = app.db().await;
+    let id: uuid::Uuid = client
+        .query_one(
+            "insert into processed_images (original_data, pipeline) values ($1, 'null'::jsonb) returning id",
+            &[&jpeg(1000, 500)],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    let done = app.wait_done(&id.to_string()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["processed"]["width"], 800, "{done}");
+    assert_eq!(done["processed"]["height"], 400, "{done}");
+    app.stop().await;
+}
+
+/// A TCP proxy to `upstream` that cuts every connection `after` it was accepted, recording
+/// when each was accepted.
+async fn flapping_proxy(
+    upstream: u16,
+    after: Duration,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let port = listener.local_addr().expect("proxy addr").port();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            log.lock().expect("accept log").push(Instant::now());
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let _ =
+                    tokio::time::timeout(after, tokio::io::copy_bidirectional(&mut inbound, &mut outbound))
+                        .await;
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// The LISTEN connection connects, listens, and is cut 300 ms later, over and over. Each
+/// success used to reset the reconnect backoff, so it reconnected about three times a second
+/// for ever; it must keep backing off until a connection stays up.
+#[tokio::test]
+async fn flapping_listen_connection_keeps_backing_off() {
+    let url = fresh_database().await;
+    let upstream_port = cluster().await.pg.port();
+    let (proxy_port, accepted) = flapping_proxy(upstream_port, Duration::from_millis(300)).await;
+    let via_proxy = url.replace(
+        &format!("127.0.0.1:{upstream_port}/"),
+        &format!("127.0.0.1:{proxy_port}/"),
+    );
+    assert_ne!(via_proxy, url, "the proxy URL must differ: {url}");
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::spawn(db::listener::run(
+        via_proxy,
+        vec!["image_jobs"],
+        {
+            let connected = connected.clone();
+            move |event| {
+                if matches!(event, db::listener::ListenEvent::Connected) {
+                    connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        },
+        cancel.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), listener).await;
+    let times = accepted.lock().expect("accept log").clone();
+    let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    println!(
+        "{} connections in 6 s ({} listening), gaps {gaps:.2?}",
+        times.len(),
+        connected.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(
+        connected.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the listener never got through the proxy"
+    );
+    assert!(
+        times.len() <= 9,
+        "{} connections in 6 s: the backoff was reset by connections that flapped",
+        times.len()
+    );
+    assert!(
+        gaps.last().is_some_and(|&g| g > 1.0),
+        "the reconnect delay did not grow: {gaps:?}"
+    );
+}
+
+/// Dashboards and alerts need every series from start-up: a fresh process exports each
+/// outcome of `image_processor_jobs_total` with 0, `retried` included.
+#[tokio::test]
+async fn every_job_outcome_is_exported_from_start_up() {
+    let url = fresh_database().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let app = Proc::spawn("run", &url, &[("LISTEN_ADDR", listen.as_str())]);
+    let http = reqwest::Client::new();
+    let metrics_url = format!("http://{listen}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        match http.get(&metrics_url).send().await {
+            Ok(r) if r.status().is_success() => break r.text().await.expect("metrics text"),
+            _ => {
+                assert!(Instant::now() < deadline, "no /metrics:\n{}", app.log_text());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    for outcome in image_processor::states::JobOutcome::ALL {
+        for family in image_processor::metrics::FAMILIES {
+            let series = format!(
+                "image_processor_jobs_total{{outcome=\"{}\",family=\"{family}\"}} 0",
+                outcome.label()
+            );
+            assert!(text.lines().any(|l| l == series), "{series} missing:\n{text}");
+        }
+    }
+}
+
+/// Sends one raw HTTP/1.1 request on `stream` (written from a task, since the server may
+/// answer and stop reading before it is all sent) and reads the answer: status and headers.
+async fn raw_request(
+    stream: &mut tokio::net::TcpStream,
+    head: String,
+    body: Vec<u8>,
+) -> Option<(u16, HashMap<String, String>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut read, mut write) = stream.split();
+    let send = async {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(&body).await;
+        std::future::pending::<()>().await
+    };
+    let receive = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = read.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let text = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = text.lines();
+        let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
+            .collect();
+        let length: usize = headers.get("content-length")?.parse().ok()?;
+        while buf.len() < head_end + length {
+            let n = read.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Some((status, headers))
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::select! {
+            answer = receive => answer,
+            _ = send => None,
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// A multipart upload of 21 files: the server refuses it at the 21st part's header, before the
+/// rest of the body (a 1 MB file) is read.
+fn upload_of_too_many_files() -> (String, Vec<u8>) {
+    let boundary = "reliability-boundary";
+    let mut body = Vec::new();
+    let small = png(8, 8);
+    for i in 0..21 {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{i}.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        if i == 20 {
+            body.extend(std::iter::repeat_n(0u8, 1 << 20));
+        } else {
+            body.extend_from_slice(&small);
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /api/images HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (head, body)
+}
+
+/// The server answers an upload before reading its whole body (`400` for the 21st file,
+/// `413` for a declared size over the limit). Either the answer says `Connection: close`, or
+/// the kept-alive connection must carry the client's next POST.
+#[tokio::test]
+async fn early_answer_to_an_upload_does_not_strand_a_kept_alive_connection() {
+    let app = spawn_app_with(
+        image_processor::config::Role::Run,
+        &[("max-upload-bytes", "200000")],
+    )
+    .await;
+    let oversized = vec![0u8; 300_000];
+    let oversized_head = format!(
+        "POST /api/images HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        oversized.len()
+    );
+    let cases = [upload_of_too_many_files(), (oversized_head, oversized)];
+    let next = png(16, 16);
+    let next_head = format!(
+        "POST /api/images HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        next.len()
+    );
+    for round in 0..3 {
+        for (i, (head, body)) in cases.iter().enumerate() {
+            let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+            let (status, headers) = raw_request(&mut stream, head.clone(), body.clone())
+                .await
+                .unwrap_or_else(|| panic!("case {i}, round {round}: no answer to the first POST"));
+            assert!(
+                status == 400 || status == 413,
+                "case {i}: unexpected status {status}"
+            );
+            if headers.get("connection").is_some_and(|v| v == "close") {
+                continue;
+            }
+            let second = raw_request(&mut stream, next_head.clone(), next.clone()).await;
+            assert!(
+                second.as_ref().is_some_and(|(s, _)| *s == 202),
+                "case {i}, round {round}: the {status} kept the connection alive, but the next \
+                 POST on it got {second:?}"
+            );
+        }
+    }
+    app.stop().await;
+}

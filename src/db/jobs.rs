@@ -23,6 +23,7 @@ pub struct Job {
     /// The fencing token: this claim's `claim_seq`, never issued twice for a row.
     pub claim: i64,
     pub original: Vec<u8>,
+    /// The stored pipeline; `None` (SQL `NULL` or JSON `null`): `DEFAULT_PIPELINE`.
     pub pipeline: Option<serde_json::Value>,
     /// When the row became runnable (upload, or end of backoff), for pickup latency.
     pub ready_at: DateTime<Utc>,
@@ -51,7 +52,9 @@ set status = 'processing', claimed_by = $1, attempts = p.attempts + 1, claim_seq
     lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
     error_code = null
 from picked where p.id = picked.id
-returning p.id, p.attempts, p.claim_seq, p.original_data, p.pipeline,
+returning p.id, p.attempts, p.claim_seq, p.original_data,
+    -- a JSON `null` (what a plain SQL writer may store) means the default pipeline, as SQL NULL does
+    nullif(p.pipeline, 'null'::jsonb),
     greatest(p.uploaded_at, p.run_after), now()";
 
 /// Claims up to `limit` runnable jobs in one statement.

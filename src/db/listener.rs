@@ -16,6 +16,10 @@ use crate::backoff;
 /// How often the idle connection is checked; a dead one is noticed within about this long.
 const PING_EVERY: Duration = Duration::from_secs(5);
 
+/// A connection must stay up this long before the reconnect backoff starts again from its
+/// shortest delay; one that flaps (connects, listens, drops) keeps backing off.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+
 /// What the listener reports.
 #[derive(Debug, Clone)]
 pub enum ListenEvent {
@@ -34,9 +38,13 @@ pub async fn run(
 ) {
     let mut failures = 0u32;
     while !cancel.is_cancelled() {
-        match session(&url, &channels, &on_event, &cancel, &mut failures).await {
+        let started = tokio::time::Instant::now();
+        match session(&url, &channels, &on_event, &cancel).await {
             Ok(()) => return,
             Err(e) => {
+                if started.elapsed() >= STABLE_AFTER {
+                    failures = 0;
+                }
                 let wait = backoff::delay(failures, Duration::from_millis(100), Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "LISTEN connection lost");
                 failures = failures.saturating_add(1);
@@ -54,7 +62,6 @@ async fn session(
     channels: &[&'static str],
     on_event: &(impl Fn(ListenEvent) + Send + Sync),
     cancel: &CancellationToken,
-    failures: &mut u32,
 ) -> Result<(), DbError> {
     let cfg = super::pg_config(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
     let (client, mut connection) = cfg.connect(NoTls).await?;
@@ -80,7 +87,6 @@ async fn session(
     let _abort_driver = AbortOnDrop(driver);
     let listen: String = channels.iter().map(|c| format!("listen {c};")).collect();
     client.batch_execute(&listen).await?;
-    *failures = 0;
     tracing::debug!(?channels, "listening");
     on_event(ListenEvent::Connected);
     let mut ping = tokio::time::interval(PING_EVERY);

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{Method, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -58,6 +58,26 @@ pub async fn enforce(request: Request, next: Next) -> Result<Response, ApiError>
             secs: deadline.as_secs(),
         }),
     }
+}
+
+/// Error answers to requests that carry a body say `Connection: close`.
+///
+/// Such an answer may come before the body was read (the 21st file of an upload, a `413`, a
+/// `401`). hyper cannot reuse a connection with unread body bytes on it and drops it after the
+/// answer, so a client that kept it alive and sent its next request on it saw that request
+/// fail ("connection aborted"). Told to close, the client opens a new connection instead.
+/// Errors are rare enough that the extra connection costs nothing.
+pub async fn close_after_error_with_body(request: Request, next: Next) -> Response {
+    let has_body = content_length(request.headers()).is_some_and(|n| n > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// How long a request may take to be answered (its response head; a body streamed after that,

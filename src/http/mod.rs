@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         // URL, header and small-body limits and the per-request deadline, inside the metrics
         // layer so refusals are counted.
         .layer(axum::middleware::from_fn(limits::enforce))
+        .layer(axum::middleware::from_fn(limits::close_after_error_with_body))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
