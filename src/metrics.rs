@@ -111,7 +111,7 @@ fn describe() {
     metrics::describe_counter!(UPLOAD_FILES, "image files accepted by uploads");
     metrics::describe_counter!(
         JOBS,
-        "jobs finished by this worker, by outcome (completed, failed, retried, released, fenced) and operation family"
+        "jobs finished by this worker, by outcome (completed, failed, retried, released, fenced, unwritten) and operation family"
     );
     metrics::describe_histogram!(
         JOB_SECONDS,

@@ -455,7 +455,7 @@ async fn a_result_refused_by_the_fence_counts_as_fenced_not_completed() {
             &text,
             r#"image_processor_jobs_total{outcome="completed",family="resize"}"#
         ),
-        None,
+        Some(0.0),
         "the refused result was counted as completed:\n{text}"
     );
     let row = db
