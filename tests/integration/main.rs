@@ -9,6 +9,9 @@
 //!   `faults`: workers killed or stopped mid-job, decoder crashes, retries, fencing, backpressure.
 //! - `db_restart`: PostgreSQL stopped and started mid-run, on a cluster of its own;
 //!   `local_db`: the binary's embedded cluster, in a data directory of its own.
+//! - `reliability`: issue 15: fencing tokens that never repeat, completions that survive a
+//!   database crash, write-backs that back off, and small things (on clusters of their own where
+//!   they crash PostgreSQL).
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
@@ -23,3 +26,4 @@ mod imaging;
 mod local_db;
 mod observability;
 mod queue;
+mod reliability;

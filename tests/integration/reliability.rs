@@ -3,12 +3,10 @@
 //! a flapping LISTEN connection, metrics from start-up, early answers on kept-alive
 //! connections). Real PostgreSQL, real worker processes, every wait bounded.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use image_processor::db::{self, jobs};
 
 /// Inserts `n` small PNG jobs by plain SQL.
@@ -70,7 +68,8 @@ async fn assert_fenced_off(client: &impl deadpool_postgres::GenericClient, stale
 /// so only a token that never repeats keeps the first claim's late writes out.
 #[tokio::test]
 async fn stale_claim_cannot_pass_the_fence_after_release() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let pool = db::pool(&url, 2).expect("pool");
     let client = pool.get().await.expect("connection");
     insert_jobs(&client, 1).await;
@@ -120,7 +119,8 @@ async fn stale_claim_cannot_pass_the_fence_after_release() {
 /// same worker: the first claim, still running somewhere, must not write over the new one.
 #[tokio::test]
 async fn stale_claim_cannot_pass_the_fence_after_retry() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let pool = db::pool(&url, 2).expect("pool");
     let client = pool.get().await.expect("connection");
     insert_jobs(&client, 1).await;
@@ -190,8 +190,9 @@ async fn completion_survives_database_crash() {
     use nix::unistd::Pid;
 
     // Its own cluster: crashing the shared one would fail the binary's other tests.
-    let cluster = own_cluster().await;
-    let url = cluster.fresh_database().await;
+    let cluster = Cluster::start().await;
+    let test_db = cluster.fresh_database().await;
+    let url = test_db.url.clone();
     let envs = [
         ("WORKER_TEST_HOOKS", "1"),
         ("WORKER_TEST_DELAY_MS", "5"),
@@ -279,7 +280,8 @@ async fn completion_survives_database_crash() {
 /// waiting for its lease to run out and being processed again.
 #[tokio::test]
 async fn refused_write_back_is_retried_with_backoff() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let client = db::connect(&url).await.expect("connect");
     client
         .batch_execute(
@@ -343,7 +345,8 @@ async fn refused_write_back_is_retried_with_backoff() {
 /// it comes due, not at the worker's next fallback sweep: nothing notifies at that moment.
 #[tokio::test]
 async fn job_due_later_is_claimed_when_it_comes_due() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let client = db::connect(&url).await.expect("connect");
     // A sweep far away: only the worker's own due-time wake-up can pick the row up in time.
     let worker = Proc::spawn("worker", &url, &[("SWEEP_SECS", "60")]);
@@ -428,7 +431,8 @@ async fn flapping_proxy(
 /// for ever; it must keep backing off until a connection stays up.
 #[tokio::test]
 async fn flapping_listen_connection_keeps_backing_off() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let upstream_port = cluster().await.pg.port();
     let (proxy_port, accepted) = flapping_proxy(upstream_port, Duration::from_millis(300)).await;
     let via_proxy = url.replace(
@@ -480,7 +484,8 @@ async fn flapping_listen_connection_keeps_backing_off() {
 /// outcome of `image_processor_jobs_total` with 0, `retried` included.
 #[tokio::test]
 async fn every_job_outcome_is_exported_from_start_up() {
-    let url = fresh_database().await;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let app = Proc::spawn("run", &url, &[("LISTEN_ADDR", listen.as_str())]);
