@@ -15,7 +15,10 @@
 #
 # Cache mounts keep the crates.io downloads and cargo's target directory between builds
 # on the same machine (BuildKit and buildah both support them); they never end up in a
-# layer. scripts/check-image builds and runs this file with buildah and podman.
+# layer. They are shared, not `sharing=locked`: cargo locks its registry and target
+# directory itself, and buildah 1.28 (Debian 12) holds a locked cache until the whole
+# build ends, so the second RUN using it waits forever. scripts/check-image builds and
+# runs this file with buildah and podman.
 
 ARG RUST_VERSION=1.95
 ARG CARGO_CHEF_VERSION=0.1.78
@@ -28,7 +31,7 @@ WORKDIR /src
 RUN apt-get update \
     && apt-get install -y --no-install-recommends nasm=2.16.01-1 \
     && rm -rf /var/lib/apt/lists/*
-RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry \
     cargo install --locked "cargo-chef@${CARGO_CHEF_VERSION}"
 
 # The recipe only changes when Cargo.toml / Cargo.lock / the target list change,
@@ -39,14 +42,14 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
-    --mount=type=cache,id=image-processor-target,target=/src/target,sharing=locked \
+RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=image-processor-target,target=/src/target \
     cargo chef cook --release --locked --bin image-processor --recipe-path recipe.json
 COPY . .
 # The target directory outlives this layer, so cargo must not mistake the last build of
 # our crate (or cook's stub) for this one: the crate roots are touched to force it.
-RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
-    --mount=type=cache,id=image-processor-target,target=/src/target,sharing=locked \
+RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=image-processor-target,target=/src/target \
     touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin image-processor \
     && install -D -m 0555 target/release/image-processor /out/image-processor
