@@ -27,6 +27,9 @@ pub struct Running {
 
 /// Runs `role` until SIGINT/SIGTERM.
 pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
+    if let Role::BenchJpeg { iterations } = role {
+        return tokio::task::spawn_blocking(move || crate::bench_jpeg::run(iterations)).await?;
+    }
     // Handlers first: a signal that arrives while we start must still mean "shut down cleanly".
     let cancel = CancellationToken::new();
     let signal = shutdown_signal()?;

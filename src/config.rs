@@ -1,10 +1,13 @@
 //! Configuration: every setting is an environment variable and a `--flag` (SPEC §Configuration).
+//! Secrets may instead be read from a file named by `<NAME>_FILE` (a mounted Kubernetes
+//! Secret), so they never sit in the process environment; see [`Config::read_secret_files`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::imaging::{Limits, Pipeline};
 
@@ -33,6 +36,25 @@ pub enum Role {
     Worker,
     /// Apply the `sql/` migrations and exit.
     Migrate,
+    /// Time the JPEG path on a fixed photo and print JSON (for `scripts/check-image`).
+    #[command(hide = true)]
+    BenchJpeg {
+        /// Jobs to time; the best and the median are printed.
+        #[arg(long, default_value_t = 7)]
+        iterations: u32,
+    },
+}
+
+impl Cli {
+    /// Parses the command line and environment, then reads the `*_FILE` secrets; on a bad
+    /// value prints the error the way clap does and exits with status 2.
+    pub fn load() -> Cli {
+        let mut cli = Cli::parse();
+        if let Err(e) = cli.config.read_secret_files() {
+            Cli::command().error(ErrorKind::ValueValidation, e).exit();
+        }
+        cli
+    }
 }
 
 /// Log output format.
@@ -48,6 +70,10 @@ pub struct Config {
     /// PostgreSQL to use. Unset: run a local cluster in `DATA_DIR/postgres`.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// A file holding `DATABASE_URL` (e.g. a mounted Secret); one trailing newline is ignored.
+    #[arg(long, env = "DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
 
     /// Where the local cluster lives when `DATABASE_URL` is unset.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
@@ -97,6 +123,10 @@ pub struct Config {
     #[arg(long, env = "API_TOKEN", global = true, hide_env_values = true)]
     pub api_token: Option<String>,
 
+    /// A file holding `API_TOKEN`; one trailing newline is ignored.
+    #[arg(long, env = "API_TOKEN_FILE", global = true)]
+    pub api_token_file: Option<PathBuf>,
+
     /// Pipeline (JSON form) for rows that name none. Default: fit within 800×800, keep format.
     #[arg(long, env = "DEFAULT_PIPELINE", global = true, value_parser = parse_pipeline)]
     pub default_pipeline: Option<Pipeline>,
@@ -124,6 +154,47 @@ pub struct Config {
     pub db_pool_size: usize,
 }
 
+/// A secret that failed to load from its `*_FILE`.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("set {name} or {name}_FILE, not both")]
+    Both { name: &'static str },
+    #[error("{name}_FILE={}: cannot read it: {source}", path.display())]
+    Read {
+        name: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{name}_FILE={}: the file is empty", path.display())]
+    Empty { name: &'static str, path: PathBuf },
+}
+
+/// One setting that may come from a file: its variable's name, its value, the file's path.
+struct SecretSetting<'a> {
+    name: &'static str,
+    value: &'a mut Option<String>,
+    file: &'a Option<PathBuf>,
+}
+
+/// The contents of a secret file, without the line ending editors and `kubectl create secret
+/// --from-file` leave at the end; anything else (inner spaces, other newlines) is kept.
+fn read_secret_file(name: &'static str, path: &Path) -> Result<String, SecretFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        name,
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err(SecretFileError::Empty {
+            name,
+            path: path.to_owned(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
 fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
     let value: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
     Pipeline::from_json(&value).map_err(|e| e.to_string())
@@ -136,7 +207,44 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Cli::try_parse_from(args).map(|cli| cli.config)
+        let mut config = Cli::try_parse_from(args)?.config;
+        config
+            .read_secret_files()
+            .map_err(|e| Cli::command().error(ErrorKind::ValueValidation, e))?;
+        Ok(config)
+    }
+
+    /// Every setting that also has a `<NAME>_FILE` form. A new secret needs its two fields
+    /// and one line here.
+    fn secret_settings(&mut self) -> [SecretSetting<'_>; 2] {
+        [
+            SecretSetting {
+                name: "DATABASE_URL",
+                value: &mut self.database_url,
+                file: &self.database_url_file,
+            },
+            SecretSetting {
+                name: "API_TOKEN",
+                value: &mut self.api_token,
+                file: &self.api_token_file,
+            },
+        ]
+    }
+
+    /// Fills each secret from its `<NAME>_FILE` when that is set. Both the variable and its
+    /// file set is an error (which one wins would be a guess), and so are an unreadable file
+    /// and an empty one (an empty `API_TOKEN` would silently turn auth off).
+    pub fn read_secret_files(&mut self) -> Result<(), SecretFileError> {
+        for secret in self.secret_settings() {
+            let Some(path) = secret.file.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
+                continue;
+            };
+            if secret.value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                return Err(SecretFileError::Both { name: secret.name });
+            }
+            *secret.value = Some(read_secret_file(secret.name, path)?);
+        }
+        Ok(())
     }
 
     /// `DATABASE_URL`, treating an empty value as unset (as shells and manifests often leave it).
@@ -176,5 +284,113 @@ impl Config {
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration from the flags alone, its secrets not yet read from files.
+    fn parsed(args: &[&str]) -> Config {
+        let argv = std::iter::once("image-processor").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn secret_file(contents: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), contents).expect("write temp file");
+        file
+    }
+
+    #[test]
+    fn database_url_file_is_read_without_its_trailing_newline() {
+        let file = secret_file("postgres://app:s3cret@db:5432/images\n");
+        let mut config = parsed(&[]);
+        config.database_url = None;
+        config.database_url_file = Some(file.path().to_owned());
+        config.read_secret_files().expect("reads the file");
+        assert_eq!(
+            config.database_url(),
+            Some("postgres://app:s3cret@db:5432/images")
+        );
+    }
+
+    #[test]
+    fn api_token_file_flag_gives_the_tokens_and_keeps_all_but_the_line_ending() {
+        let file = secret_file("old-token, new-token\r\n");
+        let path = file.path().to_str().expect("utf-8 temp path");
+        let config = Config::from_args(["image-processor", "--api-token-file", path]).expect("parses");
+        assert_eq!(config.api_token.as_deref(), Some("old-token, new-token"));
+        assert_eq!(config.tokens(), ["old-token", "new-token"]);
+    }
+
+    #[test]
+    fn only_one_trailing_newline_is_trimmed() {
+        let file = secret_file("token\n\n");
+        assert_eq!(
+            read_secret_file("API_TOKEN", file.path()).expect("reads"),
+            "token\n"
+        );
+    }
+
+    #[test]
+    fn missing_secret_file_is_an_error_naming_the_variable_and_path() {
+        let mut config = parsed(&["--api-token-file", "/nonexistent/api-token"]);
+        config.api_token = None;
+        let message = config.read_secret_files().expect_err("no such file").to_string();
+        assert!(
+            message.starts_with("API_TOKEN_FILE=/nonexistent/api-token: cannot read it"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn empty_secret_file_is_an_error_not_auth_turned_off() {
+        let file = secret_file("\n");
+        let mut config = parsed(&[]);
+        config.api_token = None;
+        config.api_token_file = Some(file.path().to_owned());
+        let err = config.read_secret_files().expect_err("empty");
+        assert!(
+            matches!(
+                err,
+                SecretFileError::Empty {
+                    name: "API_TOKEN",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn both_the_variable_and_its_file_is_an_error() {
+        let file = secret_file("postgres://from-file/db\n");
+        let path = file.path().to_str().expect("utf-8 temp path");
+        let err = Config::from_args([
+            "image-processor",
+            "--database-url",
+            "postgres://x/db",
+            "--database-url-file",
+            path,
+        ])
+        .expect_err("both set");
+        assert!(
+            err.to_string()
+                .contains("set DATABASE_URL or DATABASE_URL_FILE, not both"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_variable_counts_as_unset() {
+        let mut config = parsed(&["--database-url", "postgres://x/db"]);
+        config.database_url_file = Some(PathBuf::new());
+        config.read_secret_files().expect("empty path ignored");
+        assert_eq!(config.database_url(), Some("postgres://x/db"));
     }
 }

@@ -12,6 +12,7 @@
 //! - [`imaging`]: pure decode → operations → encode, no I/O.
 //! - [`http`]: the axum API, downloads, live events and the embedded UI (`ui/`).
 //! - [`metrics`]: the Prometheus recorder and one function per thing counted.
+//! - [`bench_jpeg`]: the hidden `bench-jpeg` role, timing the JPEG path of this very build.
 //!
 //! The database is the only queue: an upload (or any SQL `INSERT`) adds a `pending` row, a
 //! trigger fires `NOTIFY image_jobs`, and every worker wakes, claims and processes.
@@ -21,6 +22,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod bench_jpeg;
 pub mod config;
 pub mod db;
 pub mod http;

@@ -1,7 +1,6 @@
 //! Thin entry point: parse the command line, start logging, hand over to the library.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use image_processor::config::{Cli, Role};
 
 /// mimalloc instead of glibc malloc. glibc maps each large allocation (a decoded image, an upload
@@ -13,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::load();
     image_processor::telemetry::init(cli.config.log_format);
     let code = match image_processor::app::run(cli.role.unwrap_or(Role::Run), cli.config).await {
         Ok(()) => 0,

@@ -4,8 +4,9 @@ Usage: check_rendered.py RENDERED_DIR SKIPS_FILE CHECKOV_JSON
 
 Reads every <overlay>.yaml in RENDERED_DIR and asserts the deployment's own
 promises (Pod Security "restricted", role split, HPA ownership of replicas, PDBs,
-NetworkPolicies, digests, and the shutdown, memory and connection budgets); then filters the checkov JSON report through SKIPS_FILE and
-fails on any finding not listed there, or any listed skip that matched nothing.
+NetworkPolicies, digests, the shutdown, memory and connection budgets, the
+app.kubernetes.io labels on every object, secrets as files); then fails on any
+failed check in the checkov JSON report, and on any checkov skip without a reason.
 Prints one line per problem; exits 1 if there was any.
 """
 
@@ -128,10 +129,36 @@ def check_connection_budget(name, by_kind, configmaps):
         problem(f"{name}: app pods may open {total} connections; max_connections is {max_connections}")
 
 
+REQUIRED_LABELS = {"app.kubernetes.io/part-of": "image-processor",
+                   "app.kubernetes.io/managed-by": "kustomize",
+                   "app.kubernetes.io/name": None}
+
+
+def check_labels(where, obj):
+    """The recommended labels on every object, so `kubectl get all,secret,pdb,hpa,netpol
+    -l app.kubernetes.io/part-of=image-processor` finds the whole deployment."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    for key, value in REQUIRED_LABELS.items():
+        if key not in labels or (value is not None and labels[key] != value):
+            problem(f"{where}: label {key}" + (f"={value}" if value else "") + " missing")
+
+
+def check_secrets_are_files(where, spec):
+    """Secrets reach the app as mounted files (*_FILE), never as environment variables."""
+    for c in spec.get("initContainers", []) + spec.get("containers", []):
+        for e in c.get("env", []):
+            if "secretKeyRef" in e.get("valueFrom", {}):
+                problem(f"{where}/{c['name']}: env {e['name']} comes from a Secret; mount it and use {e['name']}_FILE")
+        for src in c.get("envFrom", []):
+            if "secretRef" in src:
+                problem(f"{where}/{c['name']}: envFrom a Secret; mount it as files instead")
+
+
 def check_overlay(name, docs):
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+        check_labels(f"{name}: {d['kind']}/{d['metadata']['name']}", d)
     configmaps = {n: d.get("data", {}) for n, d in by_kind.get("ConfigMap", {}).items()}
     workloads = {**by_kind.get("Deployment", {}), **by_kind.get("StatefulSet", {})}
 
@@ -139,6 +166,8 @@ def check_overlay(name, docs):
         spec = pod_spec(w)
         where = f"{name}: {w['kind']}/{wname}"
         check_restricted(where, spec)
+        if w["kind"] == "Deployment":
+            check_secrets_are_files(where, spec)
         if spec.get("automountServiceAccountToken") is not False:
             problem(f"{where}: service account token is mounted")
         if spec.get("serviceAccountName") in (None, "default"):
@@ -194,28 +223,29 @@ def check_overlay(name, docs):
 
 
 def check_checkov(report_path, skips, rendered):
+    """Every failed check fails; checks skipped through checkov itself (annotations,
+    Dockerfile comments) are listed with their reason, and a skip without one fails."""
     reports = json.loads(pathlib.Path(report_path).read_text())
     if isinstance(reports, dict):
         reports = [reports]
-    used = set()
     for report in reports:
         summary = report.get("summary", {})
         if summary.get("parsing_errors"):
             problem(f"checkov could not parse {summary['parsing_errors']} file(s)")
-        for failed in report.get("results", {}).get("failed_checks", []):
-            resource = failed["resource"].replace(f"{rendered}/", "")
-            target = f"{pathlib.Path(failed['file_path']).name}:{resource}"
-            hit = next((i for i, (tool, check, where, _) in enumerate(skips)
-                        if tool == "checkov" and check == failed["check_id"]
-                        and fnmatch.fnmatchcase(target, where)), None)
-            if hit is None:
-                problem(f"checkov {failed['check_id']} {target}: {failed['check_name']}")
+        results = report.get("results", {})
+        for failed in results.get("failed_checks", []):
+            target = f"{pathlib.Path(failed['file_path']).name}:{failed['resource'].replace(f'{rendered}/', '')}"
+            problem(f"checkov {failed['check_id']} {target}: {failed['check_name']}")
+        for skipped in results.get("skipped_checks", []):
+            target = f"{pathlib.Path(skipped['file_path']).name}:{skipped['resource'].replace(f'{rendered}/', '')}"
+            reason = (skipped.get("check_result", {}).get("suppress_comment") or "").strip()
+            if not reason or reason == "No comment provided":
+                problem(f"checkov skip {skipped['check_id']} {target} has no reason")
             else:
-                used.add(hit)
-                print(f"  skip {failed['check_id']} {target} (kustomize/checks/skips.txt)")
-    for i, (tool, check, where, _) in enumerate(skips):
-        if tool == "checkov" and i not in used:
-            problem(f"skips.txt: `{tool} {check} {where}` matches no finding any more; remove it")
+                print(f"  skip {skipped['check_id']} {target}: {reason}")
+    for tool, check, where, _ in skips:
+        if tool == "checkov":
+            problem(f"skips.txt: `{tool} {check} {where}`: skip checkov findings with checkov annotations")
 
 
 def read_skips(path):
