@@ -147,6 +147,11 @@ impl utoipa::PartialSchema for UploadForm {
             "the JSON pipeline form, e.g. `{\"steps\": [{\"op\": \"resize\", \"width\": 800}], \
              \"format\": \"webp\"}`; instead of the operation fields",
         ));
+        // Form fields are text: a field is sent or left out, never `null`. The derive made the
+        // `Option` fields nullable; say what the wire can carry.
+        for property in form.properties.values_mut() {
+            *property = not_nullable(std::mem::replace(property, ObjectBuilder::new().into()));
+        }
         form.properties.insert("file".into(), file.into());
         form.properties.insert("pipeline".into(), pipeline.into());
         form.required = vec!["file".into()];
@@ -157,6 +162,39 @@ impl utoipa::PartialSchema for UploadForm {
         );
         RefOr::T(Schema::Object(form))
     }
+}
+
+/// The same schema without `null` among its types (`["boolean", "null"]` → `"boolean"`,
+/// `oneOf: [null, X]` → `X`).
+fn not_nullable(
+    schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let Ok(mut json) = serde_json::to_value(&schema) else {
+        return schema;
+    };
+    if let Some(serde_json::Value::Array(types)) = json.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            json["type"] = only;
+        }
+    }
+    if let Some(serde_json::Value::Array(one_of)) = json.get("oneOf").cloned() {
+        let rest: Vec<_> = one_of
+            .into_iter()
+            .filter(|s| s.get("type") != Some(&"null".into()))
+            .collect();
+        if rest.len() == 1 {
+            if let (Some(obj), Some(serde_json::Value::Object(inner))) = (json.as_object_mut(), rest.first())
+            {
+                obj.remove("oneOf");
+                for (k, v) in inner {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    serde_json::from_value(json).unwrap_or(schema)
 }
 
 impl ToSchema for UploadForm {
@@ -187,6 +225,10 @@ mod tests {
         assert_eq!(json["required"], serde_json::json!(["file"]));
         assert_eq!(json["properties"]["file"]["minItems"], 1);
         assert!(json["properties"]["crop"].is_object(), "{json}");
+        // Form fields are never `null`.
+        assert_eq!(json["properties"]["upscale"]["type"], "boolean", "{json}");
+        assert!(json["properties"]["fit"]["$ref"].is_string(), "{json}");
+        assert!(!json.to_string().contains("\"null\""), "{json}");
     }
 
     #[test]
