@@ -13,7 +13,7 @@ use crate::backoff;
 use crate::config::{Config, Role};
 use crate::db::{self, local::LocalPostgres, migrate};
 use crate::http::{self, events::Hub, AppState};
-use crate::worker;
+use crate::worker::{self, health::ThreadHealth};
 
 /// A started role.
 pub struct Running {
@@ -95,7 +95,12 @@ pub async fn spawn_with(
         .with_context(|| format!("binding {}", config.listen_addr))?;
     let addr = Some(listener.local_addr()?);
     let hub = Hub::new();
-    let state = AppState::new(pool.clone(), config.clone(), hub.clone(), cancel.clone());
+    let runs_worker = matches!(role, Role::Run | Role::Worker);
+    let threads = ThreadHealth::new(config.worker_threads as usize);
+    let mut state = AppState::new(pool.clone(), config.clone(), hub.clone(), cancel.clone());
+    if runs_worker {
+        state.worker_threads = Some(threads.clone());
+    }
     let app = match role {
         // A worker serves only probes (and metrics) for the orchestrator.
         Role::Worker => http::ops_router(state),
@@ -123,9 +128,15 @@ pub async fn spawn_with(
         }
         return Err(e);
     }
-    if matches!(role, Role::Run | Role::Worker) {
+    if runs_worker {
         let jobs_pool = db::worker_pool(&url, config.db_pool_size)?;
-        parts.push(tokio::spawn(worker::run(jobs_pool, url, config, cancel.clone())));
+        parts.push(tokio::spawn(worker::run(
+            jobs_pool,
+            url,
+            config,
+            threads,
+            cancel.clone(),
+        )));
     }
     let done = tokio::spawn({
         let cancel = cancel.clone();

@@ -114,6 +114,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_secs: u64,
 
+    /// Seconds one job may run. Past it the job ends `failed` (`job_timeout`); its thread
+    /// cannot be stopped, so it stays counted as busy until the work returns, and a worker
+    /// whose threads are all stuck like that answers `503` on `/healthz`.
+    #[arg(long, env = "JOB_TIMEOUT_SECS", default_value_t = 120, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub job_timeout_secs: u64,
+
     /// Claims of one image before a transient failure becomes `failed`.
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3, global = true,
           value_parser = clap::value_parser!(i32).range(1..=100))]
@@ -268,6 +275,10 @@ impl Config {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+
+    pub fn job_timeout(&self) -> Duration {
+        Duration::from_secs(self.job_timeout_secs)
     }
 
     pub fn pipeline_or_default(&self) -> Pipeline {

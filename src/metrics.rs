@@ -22,6 +22,7 @@ const JOBS: &str = "image_processor_jobs_total";
 const JOB_SECONDS: &str = "image_processor_job_processing_seconds";
 const PICKUP_SECONDS: &str = "image_processor_job_pickup_latency_seconds";
 const THREADS_BUSY: &str = "image_processor_worker_threads_busy";
+const THREADS_STUCK: &str = "image_processor_worker_threads_stuck";
 const QUEUE_DEPTH: &str = "image_processor_queue_depth";
 const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
 
@@ -111,7 +112,7 @@ fn describe() {
     metrics::describe_counter!(UPLOAD_FILES, "image files accepted by uploads");
     metrics::describe_counter!(
         JOBS,
-        "jobs finished by this worker, by outcome (completed, failed, retried, released, fenced, unwritten) and operation family"
+        "jobs finished by this worker, by outcome (completed, failed, timed_out, retried, released, fenced, unwritten) and operation family"
     );
     metrics::describe_histogram!(
         JOB_SECONDS,
@@ -125,6 +126,10 @@ fn describe() {
     );
     metrics::describe_gauge!(THREADS_BUSY, "worker threads processing an image now");
     metrics::describe_gauge!(
+        THREADS_STUCK,
+        "worker threads still running a job that already failed for passing JOB_TIMEOUT_SECS"
+    );
+    metrics::describe_gauge!(
         QUEUE_DEPTH,
         "rows waiting (pending) or claimed (processing), refreshed at most every few seconds"
     );
@@ -133,6 +138,7 @@ fn describe() {
         "all rows of processed_images, from the planner's estimate (pg_class.reltuples)"
     );
     metrics::gauge!(THREADS_BUSY).set(0.0);
+    metrics::gauge!(THREADS_STUCK).set(0.0);
     for outcome in JobOutcome::ALL {
         for family in FAMILIES {
             metrics::counter!(JOBS, "outcome" => outcome.label(), "family" => family).absolute(0);
@@ -169,6 +175,11 @@ pub fn pickup_latency(seconds: f64) {
 /// `delta` more (or fewer) worker threads are busy.
 pub fn threads_busy(delta: i64) {
     metrics::gauge!(THREADS_BUSY).increment(delta as f64);
+}
+
+/// `delta` more (or fewer) threads are still running a job that already timed out.
+pub fn threads_stuck(delta: i64) {
+    metrics::gauge!(THREADS_STUCK).increment(delta as f64);
 }
 
 /// One HTTP answer. `route` is the matched route template (`/api/images/{id}`), never the raw
@@ -264,6 +275,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("image_processor_worker_threads_busy 0"), "{text}");
+        assert!(text.contains("image_processor_worker_threads_stuck 0"), "{text}");
         assert!(
             text.contains("image_processor_jobs_total{outcome=\"retried\",family=\"unknown\"} 2"),
             "{text}"

@@ -125,17 +125,20 @@ pub enum JobOutcome {
     Fenced,
     /// The write-back kept failing; the lease will expire and the job run again.
     Unwritten,
+    /// Ran past `JOB_TIMEOUT_SECS` and ended `failed` (`job_timeout`) under this claim.
+    TimedOut,
 }
 
 impl JobOutcome {
     /// Every outcome, so dashboards can see each series from start-up.
-    pub const ALL: [JobOutcome; 6] = [
+    pub const ALL: [JobOutcome; 7] = [
         JobOutcome::Completed,
         JobOutcome::Failed,
         JobOutcome::Retried,
         JobOutcome::Released,
         JobOutcome::Fenced,
         JobOutcome::Unwritten,
+        JobOutcome::TimedOut,
     ];
 
     /// The metric label.
@@ -147,6 +150,7 @@ impl JobOutcome {
             JobOutcome::Released => "released",
             JobOutcome::Fenced => "fenced",
             JobOutcome::Unwritten => "unwritten",
+            JobOutcome::TimedOut => "timed_out",
         }
     }
 }

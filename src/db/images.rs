@@ -216,7 +216,7 @@ pub async fn get_blob(db: &impl GenericClient, id: Uuid, which: Blob) -> Result<
 }
 
 pub const RETRY_IMAGE: &str = concat!(
-    "update processed_images set status = 'pending', attempts = 0, error = null, error_code = null, \
+    "update processed_images set status = 'pending', attempts = 0, lost_leases = 0, error = null, error_code = null, \
      run_after = now(), \
      claimed_by = null, lease_expires_at = null, started_at = null, processed_at = null, \
      processed_data = null, processed_content_type = null, processed_width = null, \

@@ -5,6 +5,11 @@
 //! `claim_seq` grows by one with every claim and is never decremented or reset, so a token is
 //! never handed out twice; `attempts` is only the retry budget (a release gives an attempt
 //! back, a retry resets it), which is why it cannot be the token.
+//!
+//! A row whose lease ran out (`lost_leases > 0`) is claimed apart from the rest: one at a time,
+//! by a worker with nothing else in flight ([`claim_lost`]), because its job may be what killed
+//! the last process that ran it. Its first loss is not charged (the job may have died of a
+//! neighbour); a loss while running alone is, with backoff, up to `MAX_ATTEMPTS`.
 
 use std::time::Duration;
 
@@ -22,7 +27,13 @@ pub struct Job {
     pub attempt: i32,
     /// The fencing token: this claim's `claim_seq`, never issued twice for a row.
     pub claim: i64,
-    pub original: Vec<u8>,
+    /// The upload, or `None` when it is over `MAX_UPLOAD_BYTES` (a row a plain SQL `INSERT`
+    /// made): such a blob is never read into memory, and the job fails.
+    pub original: Option<Vec<u8>>,
+    /// The upload's size in bytes, loaded or not.
+    pub original_bytes: i64,
+    /// This row lost a lease before: it runs alone.
+    pub lost_before: bool,
     /// The stored pipeline; `None` (SQL `NULL` or JSON `null`): `DEFAULT_PIPELINE`.
     pub pipeline: Option<serde_json::Value>,
     /// When the row became runnable (upload, or end of backoff), for pickup latency.
@@ -39,10 +50,17 @@ pub struct Fence<'a> {
     pub claim: i64,
 }
 
-pub const CLAIM_JOBS: &str = "\
+/// What a claim sets and returns, shared by both claims. `$1` worker, `$2` limit, `$3` lease
+/// seconds, `$4` the largest blob to load (`MAX_UPLOAD_BYTES`).
+macro_rules! claim_statement {
+    ($which:literal) => {
+        concat!(
+            "\
 with picked as (
     select id from processed_images
-    where status = 'pending' and run_after <= now()
+    where status = 'pending' and run_after <= now() and ",
+            $which,
+            "
     order by run_after
     limit $2
     for update skip locked
@@ -52,20 +70,56 @@ set status = 'processing', claimed_by = $1, attempts = p.attempts + 1, claim_seq
     lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
     error_code = null
 from picked where p.id = picked.id
-returning p.id, p.attempts, p.claim_seq, p.original_data,
+returning p.id, p.attempts, p.claim_seq,
+    -- an oversized blob (only SQL can store one) is never sent: its job fails on the size alone
+    case when octet_length(p.original_data) <= $4::int8 then p.original_data end,
     -- a JSON `null` (what a plain SQL writer may store) means the default pipeline, as SQL NULL does
     nullif(p.pipeline, 'null'::jsonb),
-    greatest(p.uploaded_at, p.run_after), now()";
+    greatest(p.uploaded_at, p.run_after), now(), octet_length(p.original_data)::int8,
+    p.lost_leases > 0"
+        )
+    };
+}
 
-/// Claims up to `limit` runnable jobs in one statement.
+/// Runnable rows that never lost a lease, oldest first.
+pub const CLAIM_JOBS: &str = claim_statement!("lost_leases = 0");
+
+/// One runnable row that lost a lease before (the caller passes limit 1).
+pub const CLAIM_LOST: &str = claim_statement!("lost_leases > 0");
+
+/// Claims up to `limit` runnable jobs in one statement (never one that lost a lease).
 pub async fn claim_jobs(
     db: &impl GenericClient,
     worker: &str,
     limit: i64,
     lease: Duration,
+    max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
-    let stmt = db.prepare_cached(CLAIM_JOBS).await?;
-    let rows = db.query(&stmt, &[&worker, &limit, &lease.as_secs_f64()]).await?;
+    claim(db, CLAIM_JOBS, worker, limit, lease, max_bytes).await
+}
+
+/// Claims one runnable row that lost a lease before, to be run with nothing else in flight.
+pub async fn claim_lost(
+    db: &impl GenericClient,
+    worker: &str,
+    lease: Duration,
+    max_bytes: i64,
+) -> Result<Option<Job>, DbError> {
+    Ok(claim(db, CLAIM_LOST, worker, 1, lease, max_bytes).await?.pop())
+}
+
+async fn claim(
+    db: &impl GenericClient,
+    statement: &str,
+    worker: &str,
+    limit: i64,
+    lease: Duration,
+    max_bytes: i64,
+) -> Result<Vec<Job>, DbError> {
+    let stmt = db.prepare_cached(statement).await?;
+    let rows = db
+        .query(&stmt, &[&worker, &limit, &lease.as_secs_f64(), &max_bytes])
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(Job {
@@ -76,10 +130,22 @@ pub async fn claim_jobs(
                 pipeline: r.try_get(4)?,
                 ready_at: r.try_get(5)?,
                 claimed_at: r.try_get(6)?,
+                original_bytes: r.try_get(7)?,
+                lost_before: r.try_get(8)?,
             })
         })
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(DbError::from)
+}
+
+pub const LOST_WAITING: &str = "\
+select exists (select 1 from processed_images
+               where status = 'pending' and lost_leases > 0 and run_after <= now())";
+
+/// Whether a row that lost a lease is runnable (a probe of a partial index, usually empty).
+pub async fn lost_waiting(db: &impl GenericClient) -> Result<bool, DbError> {
+    let stmt = db.prepare_cached(LOST_WAITING).await?;
+    Ok(db.query_one(&stmt, &[]).await?.try_get(0)?)
 }
 
 pub const RENEW_LEASE: &str =
@@ -226,16 +292,24 @@ pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<b
         == 1)
 }
 
+// Every expression reads the row as it was: `lost_leases = 0` is "this was its first loss".
+// A first loss is not charged (the attempt is given back) and goes straight back to the queue,
+// where `claim_lost` runs it alone ahead of any backlog. A loss while running alone is charged,
+// with exponential backoff, and fails the row past `MAX_ATTEMPTS`.
 pub const REAP_EXPIRED: &str = concat!(
     "\
 update processed_images set
-    status = case when attempts >= $1 then 'failed' else 'pending' end,
-    processed_at = case when attempts >= $1 then now() end,
-    error = 'worker lost mid-job (lease expired after ' || attempts || ' attempt(s))',
+    status = case when lost_leases > 0 and attempts >= $1 then 'failed' else 'pending' end,
+    processed_at = case when lost_leases > 0 and attempts >= $1 then now() end,
+    attempts = case when lost_leases = 0 then greatest(attempts - 1, 0) else attempts end,
+    lost_leases = lost_leases + 1,
+    error = 'worker lost mid-job (lease expired; ' || lost_leases + 1 || ' lost lease(s), '
+        || attempts || ' attempt(s))',
     error_code = 'worker_lost',
     claimed_by = null, lease_expires_at = null,
     -- exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 5 minutes
-    run_after = now() + make_interval(secs => least(power(2, attempts - 1), 300) * (0.5 + random() / 2))
+    run_after = case when lost_leases = 0 then now()
+        else now() + make_interval(secs => least(power(2, attempts - 1), 300) * (0.5 + random() / 2)) end
 from ",
     // Rows past MAX_ATTEMPTS end `failed` here, which a client may see at once.
     durable_commit!(),
@@ -266,6 +340,8 @@ pub async fn next_due(db: &impl GenericClient) -> Result<Option<Duration>, DbErr
 /// Every statement of this module and `images`, so a test can prepare them all.
 pub const ALL_STATEMENTS: &[&str] = &[
     CLAIM_JOBS,
+    CLAIM_LOST,
+    LOST_WAITING,
     RENEW_LEASE,
     COMPLETE_JOB,
     FAIL_JOB,

@@ -86,7 +86,9 @@ async fn session(
     });
     let _abort_driver = AbortOnDrop(driver);
     let listen: String = channels.iter().map(|c| format!("listen {c};")).collect();
-    client.batch_execute(&listen).await?;
+    tokio::time::timeout(super::CALL_TIMEOUT, client.batch_execute(&listen))
+        .await
+        .map_err(|_| DbError::timed_out())??;
     tracing::debug!(?channels, "listening");
     on_event(ListenEvent::Connected);
     let mut ping = tokio::time::interval(PING_EVERY);

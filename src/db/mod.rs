@@ -16,6 +16,51 @@ use tokio_postgres::NoTls;
 /// Bounded so that a dead database gives a quick `503`, never a hang.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest one database call of the worker may take (a claim, a heartbeat, a write-back
+/// of a large result) before its connection is taken for dead. A half-open connection (a
+/// partition, a middlebox that stopped forwarding) gives no error at all: the kernel's
+/// keepalives and `tcp_user_timeout` catch a peer that stopped answering TCP, this catches
+/// one that still answers TCP but will never answer the query.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Server side: no statement of ours runs longer (a lock wait, a stalled disk), so a client
+/// that gave up is not followed by a statement that goes on holding locks.
+const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+
+/// Runs `$body`, an expression using a pooled connection bound to `$client`, bounded by
+/// [`CALL_TIMEOUT`]: a pool error or a timeout becomes [`DbError::Unavailable`], and a
+/// connection that timed out is thrown away with every idle one (they all went through the
+/// same network; new connections are made fresh).
+macro_rules! bounded {
+    ($pool:expr, |$client:ident| $body:expr) => {{
+        let pool: &deadpool_postgres::Pool = &$pool;
+        match tokio::time::timeout($crate::db::CALL_TIMEOUT, pool.get()).await {
+            Ok(Ok($client)) => {
+                let result = tokio::time::timeout($crate::db::CALL_TIMEOUT, async { $body }).await;
+                match result {
+                    Ok(result) => result,
+                    Err(_) => {
+                        $crate::db::discard(pool, $client);
+                        Err($crate::db::DbError::timed_out())
+                    }
+                }
+            }
+            Ok(Err(e)) => Err($crate::db::DbError::from(e)),
+            Err(_) => {
+                pool.retain(|_, _| false);
+                Err($crate::db::DbError::timed_out())
+            }
+        }
+    }};
+}
+pub(crate) use bounded;
+
+/// Throws away a connection whose call timed out, and the pool's idle connections with it.
+pub fn discard(pool: &Pool, client: deadpool_postgres::Object) {
+    drop(deadpool_postgres::Object::take(client));
+    pool.retain(|_, _| false);
+}
+
 /// A database failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -28,6 +73,14 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// A call that got no answer within [`CALL_TIMEOUT`].
+    pub fn timed_out() -> DbError {
+        DbError::Unavailable(format!(
+            "no answer from the database within {} s (connection dropped)",
+            CALL_TIMEOUT.as_secs()
+        ))
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable(_))
     }
@@ -65,8 +118,14 @@ pub fn pg_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     let mut cfg = tokio_postgres::Config::from_str(url)
         .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL connection string: {e}"))?;
     cfg.connect_timeout(CONNECT_TIMEOUT);
+    // A peer that stopped answering TCP (a partition dropping packets): an idle connection
+    // (LISTEN, the pool's) is probed after 5 s and given up after 3 unanswered probes; one with
+    // data in flight is given up when it stays unacknowledged for 20 s.
     cfg.keepalives(true);
-    cfg.keepalives_idle(Duration::from_secs(30));
+    cfg.keepalives_idle(Duration::from_secs(5));
+    cfg.keepalives_interval(Duration::from_secs(2));
+    cfg.keepalives_retries(3);
+    cfg.tcp_user_timeout(Duration::from_secs(20));
     if cfg.get_application_name().is_none() {
         cfg.application_name("image-processor");
     }
@@ -82,6 +141,7 @@ pub fn pg_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = pg_config(url)?;
     add_option(&mut cfg, "-c image_processor.notify_after_commit=on");
+    add_option(&mut cfg, &format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
     build_pool(cfg, size)
 }
 
@@ -101,6 +161,7 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
 pub fn worker_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = pg_config(url)?;
     add_option(&mut cfg, "-c synchronous_commit=off");
+    add_option(&mut cfg, &format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
     build_pool(cfg, size)
 }
 

@@ -18,15 +18,47 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
 }
 
-/// Live: the process answers. Never touches the database, so a database outage does not get
-/// every pod restarted.
+/// Live: the process answers, and if it runs a worker, not every worker thread is stuck in a
+/// job that ran past `JOB_TIMEOUT_SECS` (a thread cannot be stopped; a restart frees it). Never
+/// touches the database, so a database outage does not get every pod restarted.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "the process answers", body = HealthAnswer)))]
-async fn healthz() -> Json<HealthAnswer> {
-    Json(HealthAnswer {
-        status: "ok",
-        ..HealthAnswer::default()
-    })
+    responses(
+        (status = 200, description = "the process answers", body = HealthAnswer),
+        (status = 503, description = "every worker thread is stuck in a job past JOB_TIMEOUT_SECS: restart the process", body = HealthAnswer),
+    ))]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<HealthAnswer>) {
+    let stuck = state
+        .worker_threads
+        .as_ref()
+        .map(|t| (t.stuck(), t.threads(), t.all_stuck()));
+    match stuck {
+        Some((stuck, threads, true)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(HealthAnswer {
+                status: "threads_stuck",
+                detail: Some(format!(
+                    "all {threads} worker threads are stuck in jobs past JOB_TIMEOUT_SECS"
+                )),
+                stuck_threads: Some(stuck as u32),
+                ..HealthAnswer::default()
+            }),
+        ),
+        Some((stuck, _, false)) => (
+            StatusCode::OK,
+            Json(HealthAnswer {
+                status: "ok",
+                stuck_threads: Some(stuck as u32),
+                ..HealthAnswer::default()
+            }),
+        ),
+        None => (
+            StatusCode::OK,
+            Json(HealthAnswer {
+                status: "ok",
+                ..HealthAnswer::default()
+            }),
+        ),
+    }
 }
 
 /// Ready: the database answers within a bound and its schema is current.

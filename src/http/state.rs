@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events;
 use crate::config::Config;
+use crate::worker::health::ThreadHealth;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<String>>,
     /// Fires on shutdown, so long-lived responses (SSE, long-polls) end and let it finish.
     pub shutdown: CancellationToken,
+    /// The worker's threads, in a process that runs one (`/healthz` fails when all are stuck).
+    pub worker_threads: Option<Arc<ThreadHealth>>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             tokens: Arc::new(config.tokens()),
             config,
             events,
+            worker_threads: None,
         }
     }
 }

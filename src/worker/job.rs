@@ -1,4 +1,8 @@
 //! One claimed job: process on a blocking thread, renew the lease meanwhile, write back fenced.
+//!
+//! The job's thread slot (its semaphore permit) is held until the result is written, so results
+//! waiting on a slow database never pile up beyond `WORKER_THREADS`; and past that, until the
+//! thread itself returns, so a job that outlived `JOB_TIMEOUT_SECS` keeps its slot taken.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +13,8 @@ use tracing::Instrument;
 
 use super::WorkerContext;
 use crate::backoff;
+use crate::db;
 use crate::db::jobs::{self, Completion, Failure, Fence, Job};
-use crate::db::DbError;
 use crate::imaging::{self, Pipeline, Processed};
 use crate::states::JobOutcome;
 
@@ -19,7 +23,12 @@ enum Outcome {
     Done(Processed),
     /// Permanent: this input will never succeed with this pipeline.
     Failed(Failure),
+    /// Ran past `JOB_TIMEOUT_SECS`: written as a failure, counted as `timed_out`.
+    TimedOut(Failure),
 }
+
+/// Processing that ran past its deadline and goes on on its thread.
+type StillRunning = tokio::task::JoinHandle<Result<Processed, imaging::ImagingError>>;
 
 /// What `jobs_total` and `job_processing_seconds` record once the write-back says how the job
 /// really ended: a result the fence refuses counts as `fenced`, not `completed`.
@@ -39,39 +48,68 @@ pub(super) async fn run(
     job: Job,
     permit: OwnedSemaphorePermit,
     abandon: CancellationToken,
+    alone: Option<super::AloneGuard>,
 ) {
     let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
     async move {
         crate::metrics::threads_busy(1);
         let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
         crate::metrics::pickup_latency(pickup_ms as f64 / 1000.0);
-        tracing::debug!(pickup_ms, bytes = job.original.len(), "claimed");
+        tracing::debug!(
+            pickup_ms,
+            bytes = job.original_bytes,
+            lost_before = job.lost_before,
+            "claimed"
+        );
         let fence = Fence {
             id: job.id,
             worker: &ctx.worker_id,
             claim: job.claim,
         };
-        let Some((outcome, measured)) = process_with_heartbeat(&ctx, &fence, job, &abandon).await else {
-            drop(permit);
-            crate::metrics::threads_busy(-1);
-            return;
-        };
-        drop(permit);
+        let (outcome, still_running) = process_with_heartbeat(&ctx, &fence, job, &abandon).await;
+        if let Some((outcome, measured)) = outcome {
+            write_back(&ctx, &fence, outcome, &measured, &abandon).await;
+        }
+        drop(alone);
+        if let Some(work) = still_running {
+            // The row is failed already; only the thread is left. Shutdown does not wait for
+            // it: the process exits without joining blocking threads (main.rs).
+            let _stuck = ctx.health.mark_stuck();
+            tokio::select! {
+                _ = work => tracing::info!("the timed-out job's thread returned"),
+                _ = ctx.shutdown.cancelled() => {}
+            }
+        }
         crate::metrics::threads_busy(-1);
-        write_back(&ctx, &fence, outcome, &measured).await;
+        drop(permit);
     }
     .instrument(span)
     .await
 }
 
 /// Runs the pipeline on a blocking thread, renewing the lease from this async task meanwhile.
-/// `None` when the job was abandoned (shutdown) or the claim was lost.
+/// The outcome is `None` when the job was abandoned (shutdown) or the claim was lost; the
+/// handle is `Some` when the job ran past `JOB_TIMEOUT_SECS` and its thread is still busy.
 async fn process_with_heartbeat(
     ctx: &WorkerContext,
     fence: &Fence<'_>,
     job: Job,
     abandon: &CancellationToken,
-) -> Option<(Outcome, Measured)> {
+) -> (Option<(Outcome, Measured)>, Option<StillRunning>) {
+    let Some(bytes) = job.original else {
+        let failure = Failure {
+            code: "payload_too_large",
+            message: format!(
+                "the stored image is {} bytes, over MAX_UPLOAD_BYTES ({}); it was not read",
+                job.original_bytes, ctx.config.max_upload_bytes
+            ),
+        };
+        let measured = Measured {
+            family: "unknown",
+            seconds: 0.0,
+        };
+        return (Some((Outcome::Failed(failure), measured)), None);
+    };
     let pipeline = match job.pipeline.as_ref().map(Pipeline::from_json).transpose() {
         Ok(p) => p.unwrap_or_else(|| ctx.config.pipeline_or_default()),
         // Stored by SQL and never checked: no family to name, nothing processed.
@@ -84,7 +122,7 @@ async fn process_with_heartbeat(
                 code: "invalid_pipeline",
                 message: format!("invalid pipeline: {e}"),
             };
-            return Some((Outcome::Failed(failure), measured));
+            return (Some((Outcome::Failed(failure), measured)), None);
         }
     };
     let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
@@ -92,7 +130,6 @@ async fn process_with_heartbeat(
     let span = tracing::Span::current();
     let mut work = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let bytes = job.original;
         // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
         // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
         test_hooks::before_processing(&bytes);
@@ -101,27 +138,45 @@ async fn process_with_heartbeat(
     let lease = ctx.config.lease();
     let every = lease / 3;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let timeout = ctx.config.job_timeout();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
     let mut lost = false;
     let result = loop {
         tokio::select! {
             result = &mut work => break result,
+            // Also during a shutdown's grace period: a job past its deadline then ends
+            // `failed` rather than being released to run out its time again elsewhere.
+            _ = &mut deadline => {
+                let measured = Measured { family, seconds: started.elapsed().as_secs_f64() };
+                if lost {
+                    measured.record(JobOutcome::Fenced);
+                    return (None, Some(work));
+                }
+                tracing::warn!(timeout_secs = timeout.as_secs(), "job timed out; its thread runs on until it returns");
+                let failure = Failure {
+                    code: "job_timeout",
+                    message: format!(
+                        "processing took longer than JOB_TIMEOUT_SECS ({} s) and was stopped",
+                        timeout.as_secs()
+                    ),
+                };
+                return (Some((Outcome::TimedOut(failure), measured)), Some(work));
+            }
             _ = heartbeat.tick(), if !lost => {
-                match ctx.pool.get().await {
-                    Ok(client) => match jobs::renew_lease(&client, fence, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("claim lost (lease expired or row deleted); result will be dropped");
-                            lost = true;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
-                    },
+                match db::bounded!(ctx.pool, |client| jobs::renew_lease(&client, fence, lease).await) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!("claim lost (lease expired or row deleted); result will be dropped");
+                        lost = true;
+                    }
                     Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
                 }
             }
             _ = abandon.cancelled() => {
                 crate::metrics::job_finished(JobOutcome::Released, family, started.elapsed().as_secs_f64());
                 release(ctx, fence).await;
-                return None;
+                return (None, None);
             }
         }
     };
@@ -131,7 +186,7 @@ async fn process_with_heartbeat(
     };
     if lost {
         measured.record(JobOutcome::Fenced);
-        return None;
+        return (None, None);
     }
     let outcome = match result {
         Ok(Ok(out)) => Outcome::Done(out),
@@ -157,19 +212,27 @@ async fn process_with_heartbeat(
             })
         }
     };
-    Some((outcome, measured))
+    (Some((outcome, measured)), None)
 }
 
 /// Writes the outcome, retrying with exponential backoff while the database is unavailable
 /// or refuses the write (a failed trigger, a serialization failure, a statement timeout...),
 /// for up to a lease: past it another worker may own the row, and the fence makes any late
 /// write a no-op. Giving up leaves the job to the lease sweep.
-async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, measured: &Measured) {
+/// Shutdown's grace period running out (`abandon`) ends the retries too: the lease then
+/// expires and the sweep takes the job back.
+async fn write_back(
+    ctx: &WorkerContext,
+    fence: &Fence<'_>,
+    outcome: Outcome,
+    measured: &Measured,
+    abandon: &CancellationToken,
+) {
     let deadline = tokio::time::Instant::now() + ctx.config.lease();
     let mut attempt = 0;
     loop {
-        let result = match ctx.pool.get().await {
-            Ok(client) => match &outcome {
+        let write = async {
+            db::bounded!(ctx.pool, |client| match &outcome {
                 Outcome::Done(out) => {
                     let done = Completion {
                         data: &out.bytes,
@@ -184,9 +247,18 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                     };
                     jobs::complete_if_still_owner(&client, fence, &done).await
                 }
-                Outcome::Failed(failure) => jobs::fail_if_still_owner(&client, fence, failure).await,
-            },
-            Err(e) => Err(DbError::from(e)),
+                Outcome::Failed(failure) | Outcome::TimedOut(failure) => {
+                    jobs::fail_if_still_owner(&client, fence, failure).await
+                }
+            })
+        };
+        let result = tokio::select! {
+            result = write => result,
+            _ = abandon.cancelled() => {
+                measured.record(JobOutcome::Unwritten);
+                tracing::error!("shutdown: giving up writing the result; the lease will expire and the job be retried");
+                return;
+            }
         };
         match result {
             Ok(true) => {
@@ -197,6 +269,10 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                     }
                     Outcome::Failed(failure) => {
                         measured.record(JobOutcome::Failed);
+                        tracing::info!(code = failure.code, error = %failure.message, "failed")
+                    }
+                    Outcome::TimedOut(failure) => {
+                        measured.record(JobOutcome::TimedOut);
                         tracing::info!(code = failure.code, error = %failure.message, "failed")
                     }
                 }
@@ -212,7 +288,14 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
                 let wait = wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing the result failed");
                 attempt += 1;
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = abandon.cancelled() => {
+                        measured.record(JobOutcome::Unwritten);
+                        tracing::error!("shutdown: giving up writing the result; the lease will expire and the job be retried");
+                        return;
+                    }
+                }
             }
             Err(e) => {
                 measured.record(JobOutcome::Unwritten);
@@ -225,10 +308,7 @@ async fn write_back(ctx: &WorkerContext, fence: &Fence<'_>, outcome: Outcome, me
 
 /// Hands the claim back so another replica can take it at once.
 async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
-    let result = match ctx.pool.get().await {
-        Ok(client) => jobs::release_job(&client, fence).await,
-        Err(e) => Err(DbError::from(e)),
-    };
+    let result = db::bounded!(ctx.pool, |client| jobs::release_job(&client, fence).await);
     match result {
         Ok(_) => tracing::info!("released unfinished job"),
         Err(e) => tracing::warn!(error = %e, "releasing the job failed; its lease will expire"),
@@ -243,6 +323,10 @@ mod test_hooks {
 
     /// Bytes that make a hooked worker panic, standing in for a decoder bug.
     const PANIC_MARKER: &[u8] = b"IMAGE-PROCESSOR-TEST-PANIC";
+    /// Bytes that make a hooked worker's thread hang for an hour: a job that never ends.
+    const HANG_MARKER: &[u8] = b"IMAGE-PROCESSOR-TEST-HANG";
+    /// Bytes that make a hooked worker abort its whole process: a job that kills its worker.
+    const ABORT_MARKER: &[u8] = b"IMAGE-PROCESSOR-TEST-ABORT";
 
     struct Hooks {
         delay: Duration,
@@ -268,6 +352,12 @@ mod test_hooks {
         let Some(hooks) = hooks() else { return };
         if bytes.starts_with(PANIC_MARKER) {
             panic!("test hook: simulated decoder crash");
+        }
+        if bytes.starts_with(HANG_MARKER) {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        if bytes.starts_with(ABORT_MARKER) {
+            std::process::abort();
         }
         std::thread::sleep(hooks.delay);
     }

@@ -5,6 +5,7 @@
 //! moment the next backed-off row comes due, and finished jobs. NOTIFY is only a hint: the tick
 //! and every (re)connect sweep the table too.
 
+pub mod health;
 mod job;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::health::ThreadHealth;
 use crate::config::Config;
 use crate::db::{self, jobs, listener};
 
@@ -29,6 +31,22 @@ pub(crate) struct WorkerContext {
     pub config: Arc<Config>,
     /// This process's claim-holder name: host, pid and a random suffix, unique per start.
     pub worker_id: String,
+    /// Threads stuck in jobs that timed out (read by `/healthz`).
+    pub health: Arc<ThreadHealth>,
+    /// Fires when shutdown starts.
+    pub shutdown: CancellationToken,
+}
+
+/// How often a saturated worker asks whether a row that lost a lease is waiting: such a row
+/// needs the worker to stop claiming until its threads are free, and then runs alone.
+const LOST_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// The claim loop's memory between turns.
+struct ClaimState {
+    /// When `lost_waiting` was last asked, and what it said.
+    lost_checked: Option<(tokio::time::Instant, bool)>,
+    /// Set while a row that lost a lease runs: nothing else is claimed meanwhile.
+    alone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Runs the worker until `cancel` fires, then drains: in-flight jobs get
@@ -37,6 +55,7 @@ pub async fn run(
     pool: Pool,
     url: String,
     config: Arc<Config>,
+    health: Arc<ThreadHealth>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let worker_id = format!(
@@ -51,7 +70,13 @@ pub async fn run(
         pool,
         config: config.clone(),
         worker_id,
+        health,
+        shutdown: cancel.clone(),
     });
+    let mut claims = ClaimState {
+        lost_checked: None,
+        alone: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
 
     let wake = Arc::new(Notify::new());
     let listen_cancel = cancel.child_token();
@@ -76,8 +101,8 @@ pub async fn run(
     let mut next_due: Option<tokio::time::Instant> = None;
 
     loop {
+        // Not `biased`: a worker finishing a job on every turn must not starve its own sweep.
         tokio::select! {
-            biased;
             _ = cancel.cancelled() => break,
             Some(finished) = running.join_next(), if !running.is_empty() => {
                 if let Err(e) = finished {
@@ -87,10 +112,16 @@ pub async fn run(
             _ = wake.notified() => {}
             _ = sweep.tick() => {
                 reap_expired(&ctx).await;
+                claims.lost_checked = None;
             }
             _ = sleep_until(next_due), if next_due.is_some() => {}
         }
-        next_due = claim_while_free(&ctx, &slots, &mut running, &abandon).await;
+        // Raced with shutdown: each call is bounded, but a partition can make several in a row
+        // wait their full timeout. A claim cut short is only ever a lease left to expire.
+        next_due = tokio::select! {
+            due = claim_while_free(&ctx, &slots, &mut running, &abandon, &mut claims) => due,
+            _ = cancel.cancelled() => break,
+        };
     }
 
     listen_cancel.cancel();
@@ -107,15 +138,16 @@ pub async fn run(
 
 /// Returns jobs whose worker vanished to the queue.
 async fn reap_expired(ctx: &WorkerContext) {
-    let result = match ctx.pool.get().await {
-        Ok(client) => jobs::reap_expired(&client, ctx.config.max_attempts).await,
-        Err(e) => Err(db::DbError::from(e)),
-    };
+    let result = db::bounded!(ctx.pool, |client| jobs::reap_expired(
+        &client,
+        ctx.config.max_attempts
+    )
+    .await);
     match result {
         Ok(0) => {}
         Ok(n) => {
             crate::metrics::jobs_reaped(n);
-            tracing::warn!(jobs = n, "re-queued jobs whose lease expired");
+            tracing::warn!(jobs = n, "took back jobs whose lease expired");
         }
         Err(e) => tracing::warn!(error = %e, "lease sweep failed"),
     }
@@ -131,22 +163,69 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// Claims jobs while threads are free and the queue has runnable rows. When threads are left
 /// free, returns when the next pending row comes due (`None`: nothing pending, all threads
-/// busy, or the database could not say; a notification or the sweep wakes the loop then).
+/// busy, or the database could not say; a notification, a finished job or the sweep wakes the
+/// loop then).
+///
+/// A row that lost a lease comes first, but alone: once one is waiting, this worker claims
+/// nothing more until all its threads are free, then claims that row and nothing else until it
+/// is done. A process that dies of such a job then takes no innocent job with it.
 async fn claim_while_free(
     ctx: &Arc<WorkerContext>,
     slots: &Arc<Semaphore>,
     running: &mut JoinSet<()>,
     abandon: &CancellationToken,
+    state: &mut ClaimState,
 ) -> Option<tokio::time::Instant> {
+    use std::sync::atomic::Ordering;
+    let threads = ctx.config.worker_threads as usize;
+    let max_bytes = i64::try_from(ctx.config.max_upload_bytes).unwrap_or(i64::MAX);
     loop {
+        if state.alone.load(Ordering::Acquire) {
+            return None;
+        }
         let free = slots.available_permits();
         if free == 0 {
             return None;
         }
-        let claimed = match ctx.pool.get().await {
-            Ok(client) => jobs::claim_jobs(&client, &ctx.worker_id, free as i64, ctx.config.lease()).await,
-            Err(e) => Err(db::DbError::from(e)),
-        };
+        if lost_waiting(ctx, state).await {
+            if free < threads {
+                // Drain first; the next finished job wakes the loop.
+                return None;
+            }
+            let claimed = db::bounded!(ctx.pool, |client| jobs::claim_lost(
+                &client,
+                &ctx.worker_id,
+                ctx.config.lease(),
+                max_bytes
+            )
+            .await);
+            match claimed {
+                Ok(Some(job)) => {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        return None;
+                    };
+                    tracing::info!(image_id = %job.id, "running a job that lost a lease before, alone");
+                    state.alone.store(true, Ordering::Release);
+                    let alone = AloneGuard(state.alone.clone());
+                    running.spawn(job::run(ctx.clone(), job, permit, abandon.clone(), Some(alone)));
+                    return None;
+                }
+                // Taken by another replica meanwhile: claim as usual.
+                Ok(None) => state.lost_checked = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a job that lost a lease failed; the next sweep tries again");
+                    return None;
+                }
+            }
+        }
+        let claimed = db::bounded!(ctx.pool, |client| jobs::claim_jobs(
+            &client,
+            &ctx.worker_id,
+            free as i64,
+            ctx.config.lease(),
+            max_bytes
+        )
+        .await);
         let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -161,7 +240,7 @@ async fn claim_while_free(
                 tracing::error!(image_id = %job.id, "no free thread for a claimed job");
                 return None;
             };
-            running.spawn(job::run(ctx.clone(), job, permit, abandon.clone()));
+            running.spawn(job::run(ctx.clone(), job, permit, abandon.clone(), None));
         }
         if got < free {
             return next_due(ctx).await;
@@ -169,13 +248,37 @@ async fn claim_while_free(
     }
 }
 
+/// Clears the "running alone" flag when dropped: once the lone job's outcome is written (or
+/// it was released or fenced), not when a timed-out thread finally returns.
+pub(crate) struct AloneGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AloneGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Whether a row that lost a lease is runnable, asked at most every [`LOST_CHECK_EVERY`] (the
+/// sweep's reap forgets the answer, so what it takes back is seen at once).
+async fn lost_waiting(ctx: &WorkerContext, state: &mut ClaimState) -> bool {
+    if let Some((at, waiting)) = state.lost_checked {
+        if at.elapsed() < LOST_CHECK_EVERY {
+            return waiting;
+        }
+    }
+    let waiting = db::bounded!(ctx.pool, |client| jobs::lost_waiting(&client).await);
+    let waiting = waiting.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "asking for jobs that lost a lease failed");
+        false
+    });
+    state.lost_checked = Some((tokio::time::Instant::now(), waiting));
+    waiting
+}
+
 /// When the earliest pending row becomes runnable, if one is pending. A row already runnable
 /// here lost a race to another replica's claim or was added since: try again shortly.
 async fn next_due(ctx: &WorkerContext) -> Option<tokio::time::Instant> {
-    let due = match ctx.pool.get().await {
-        Ok(client) => jobs::next_due(&client).await,
-        Err(e) => Err(db::DbError::from(e)),
-    };
+    let due = db::bounded!(ctx.pool, |client| jobs::next_due(&client).await);
     match due {
         Ok(due) => due.map(|d| tokio::time::Instant::now() + d.max(MIN_DUE_WAIT)),
         Err(e) => {
@@ -187,6 +290,9 @@ async fn next_due(ctx: &WorkerContext) -> Option<tokio::time::Instant> {
 
 /// The shortest self-wake, so rows runnable but locked by other claimers do not spin the loop.
 const MIN_DUE_WAIT: Duration = Duration::from_millis(50);
+
+/// How long shutdown waits, after the grace period, for unfinished jobs to be released.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// Waits for in-flight jobs up to `grace`, then tells the rest to release their claims.
 async fn drain(running: &mut JoinSet<()>, abandon: &CancellationToken, grace: Duration) {
@@ -205,7 +311,8 @@ async fn drain(running: &mut JoinSet<()>, abandon: &CancellationToken, grace: Du
             "grace period over; releasing unfinished jobs"
         );
         abandon.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        // Releases are bounded by `db::CALL_TIMEOUT`; past this the lease sweep does it.
+        let _ = tokio::time::timeout(RELEASE_WAIT, async {
             while running.join_next().await.is_some() {}
         })
         .await;

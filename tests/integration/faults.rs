@@ -71,14 +71,18 @@ async fn worker_killed_mid_job_is_taken_over_after_lease() {
         "worker SIGKILLed -> job completed elsewhere in {:.1} s (LEASE_SECS=3)",
         took.as_secs_f64()
     );
-    // Lease 3 s + sweep 1 s + first backoff ≤ 1 s + processing, with margin for a busy machine.
+    // Lease 3 s + sweep 1 s + processing, with margin for a busy machine.
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    let attempts: i32 = db
-        .query_one("select attempts from processed_images", &[])
+    let row = db
+        .query_one("select attempts, lost_leases from processed_images", &[])
         .await
-        .expect("row")
-        .get(0);
-    assert_eq!(attempts, 2, "expected the killed claim plus the rescuer's");
+        .expect("row");
+    let (attempts, lost): (i32, i32) = (row.get(0), row.get(1));
+    assert_eq!(
+        (attempts, lost),
+        (1, 1),
+        "the killed claim is not charged (the job may have died of a neighbour); the rescuer's is"
+    );
 }
 
 #[tokio::test]
@@ -89,20 +93,25 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
     let db = pool.get().await.expect("connection");
     insert_jobs(&db, 1).await;
     let short = Duration::from_millis(100);
-    let old = jobs::claim_jobs(&db, "old-worker", 1, short)
+    let old = jobs::claim_jobs(&db, "old-worker", 1, short, i64::MAX)
         .await
         .expect("claim")
         .remove(0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(jobs::reap_expired(&db, 5).await.expect("reap"), 1);
-    db.execute("update processed_images set run_after = now()", &[])
-        .await
-        .expect("skip backoff");
-    let new = jobs::claim_jobs(&db, "new-worker", 1, Duration::from_secs(30))
+    assert!(
+        jobs::claim_jobs(&db, "new-worker", 1, Duration::from_secs(30), i64::MAX)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a row that lost a lease must be claimed alone, not with the rest"
+    );
+    let new = jobs::claim_lost(&db, "new-worker", Duration::from_secs(30), i64::MAX)
         .await
         .expect("claim")
-        .remove(0);
-    assert_eq!(new.attempt, old.attempt + 1);
+        .expect("the taken-back row");
+    assert_eq!(new.attempt, old.attempt, "a first lost lease is not charged");
+    assert!(new.lost_before && new.claim > old.claim);
 
     let old_fence = jobs::Fence {
         id: old.id,
@@ -159,9 +168,10 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
         .expect("complete"));
 }
 
-/// The reaper's side of a retry, driven by hand: a claim whose lease runs out (however the
-/// worker failed) goes back to the queue after a growing delay, and is failed after
-/// `max_attempts`. The failures that lead there, for real, are the write-back tests below.
+/// The reaper's side of a retry, driven by hand: a first lost lease goes straight back to the
+/// queue uncharged (its process may have died of another job); after that the row runs alone,
+/// and each lease it loses alone is charged and followed by a growing delay, until it is failed
+/// after `max_attempts`. The failures that lead there, for real, are in `stranded`.
 #[tokio::test]
 async fn a_claim_whose_lease_keeps_expiring_is_retried_with_growing_delays_then_failed() {
     let test_db = fresh_database().await;
@@ -170,6 +180,29 @@ async fn a_claim_whose_lease_keeps_expiring_is_retried_with_growing_delays_then_
     let db = pool.get().await.expect("connection");
     insert_jobs(&db, 1).await;
     let max_attempts = 3;
+    let lease = Duration::from_millis(50);
+    let first = jobs::claim_jobs(&db, "flaky", 1, lease, i64::MAX)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(jobs::reap_expired(&db, max_attempts).await.expect("reap"), 1);
+    let row = db
+        .query_one(
+            "select status, attempts, run_after <= now() from processed_images",
+            &[],
+        )
+        .await
+        .expect("row");
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, i32>(1),
+            row.get::<_, bool>(2)
+        ),
+        ("pending".to_owned(), 0, true),
+        "a first loss is neither charged nor delayed"
+    );
     let mut delays = Vec::new();
     for attempt in 1..=max_attempts {
         db.execute(
@@ -178,11 +211,11 @@ async fn a_claim_whose_lease_keeps_expiring_is_retried_with_growing_delays_then_
         )
         .await
         .expect("skip the wait");
-        let job = jobs::claim_jobs(&db, "flaky", 1, Duration::from_millis(50))
+        let job = jobs::claim_lost(&db, "flaky", lease, i64::MAX)
             .await
-            .expect("claim");
-        assert_eq!(job.len(), 1, "not claimable on attempt {attempt}");
-        assert_eq!(job[0].attempt, attempt);
+            .expect("claim")
+            .unwrap_or_else(|| panic!("not claimable on attempt {attempt}"));
+        assert_eq!(job.attempt, attempt);
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Measured from a moment just before the reap, so a stalled machine can only make the
         // delay look longer, never shorter.

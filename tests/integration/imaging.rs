@@ -986,3 +986,36 @@ fn resize_output_over_the_pixel_limit_is_refused_before_allocating() {
     .unwrap_err();
     assert!(matches!(err, ImagingError::TooLarge { .. }), "{err}");
 }
+
+/// A JPEG with more scans than `MAX_SCANS` (the progressive CPU bomb: thousands of tiny scans,
+/// each revisiting every coefficient) fails at once as corrupt instead of decoding for minutes.
+/// The scans here are `FF DA` pairs in a comment segment: the guard counts markers before
+/// libjpeg sees the file, so that is what it must refuse; a file with fewer passes.
+#[test]
+fn jpeg_with_too_many_scans_is_refused_before_decoding() {
+    let base = jpeg(&quadrants(64, 48), 90);
+    let with_comment = |pairs: usize| {
+        let mut comment = Vec::new();
+        for _ in 0..pairs {
+            comment.extend([0xFF, 0xDA]);
+        }
+        let mut out = base[..2].to_vec();
+        out.extend([0xFF, 0xFE]);
+        out.extend(
+            u16::try_from(comment.len() + 2)
+                .expect("short comment")
+                .to_be_bytes(),
+        );
+        out.extend(comment);
+        out.extend(&base[2..]);
+        out
+    };
+    let bomb = with_comment(250);
+    let started = std::time::Instant::now();
+    let err = imaging::process(&bomb, &fields("width=32"), &LIMITS).expect_err("too many scans");
+    assert!(matches!(err, ImagingError::Corrupt(_)), "{err:?}");
+    assert!(err.to_string().contains("scans"), "{err}");
+    println!("refused in {:?}: {err}", started.elapsed());
+    let fine = with_comment(20);
+    imaging::process(&fine, &fields("width=32"), &LIMITS).expect("a file under the limit decodes");
+}

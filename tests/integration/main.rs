@@ -12,6 +12,9 @@
 //! - `reliability`: issue 15: fencing tokens that never repeat, completions that survive a
 //!   database crash, write-backs that back off, and small things (on clusters of their own where
 //!   they crash PostgreSQL).
+//! - `partition`: issue 15: a proxy that freezes the worker's connections (half-open TCP).
+//! - `stranded`: issue 15 again: jobs past `JOB_TIMEOUT_SECS`, jobs stranded by a killed worker
+//!   behind a backlog, a job that kills its process, oversized SQL rows, slots held to write-back.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
@@ -25,5 +28,7 @@ mod hostile;
 mod imaging;
 mod local_db;
 mod observability;
+mod partition;
 mod queue;
 mod reliability;
+mod stranded;

@@ -75,7 +75,7 @@ async fn stale_claim_cannot_pass_the_fence_after_release() {
     insert_jobs(&client, 1).await;
     let lease = Duration::from_secs(30);
 
-    let first = jobs::claim_jobs(&client, "worker-a", 1, lease)
+    let first = jobs::claim_jobs(&client, "worker-a", 1, lease, i64::MAX)
         .await
         .expect("claim")
         .remove(0);
@@ -85,7 +85,7 @@ async fn stale_claim_cannot_pass_the_fence_after_release() {
         claim: first.claim,
     };
     assert!(jobs::release_job(&client, &stale).await.expect("release"));
-    let second = jobs::claim_jobs(&client, "worker-a", 1, lease)
+    let second = jobs::claim_jobs(&client, "worker-a", 1, lease, i64::MAX)
         .await
         .expect("re-claim")
         .remove(0);
@@ -126,7 +126,7 @@ async fn stale_claim_cannot_pass_the_fence_after_retry() {
     insert_jobs(&client, 1).await;
     let lease = Duration::from_secs(30);
 
-    let first = jobs::claim_jobs(&client, "worker-a", 1, lease)
+    let first = jobs::claim_jobs(&client, "worker-a", 1, lease, i64::MAX)
         .await
         .expect("claim")
         .remove(0);
@@ -136,10 +136,11 @@ async fn stale_claim_cannot_pass_the_fence_after_retry() {
         claim: first.claim,
     };
     // The first claim's lease runs out; the sweep re-queues it and it ends failed, then a user
-    // retries it. Reaping with a budget of 1 fails the row at once.
+    // retries it. A row that lost a lease before (so ran alone) is charged, and reaping it with
+    // a budget of 1 fails it at once.
     client
         .execute(
-            "update processed_images set lease_expires_at = now() - interval '1 s'",
+            "update processed_images set lease_expires_at = now() - interval '1 s', lost_leases = 1",
             &[],
         )
         .await
@@ -149,7 +150,7 @@ async fn stale_claim_cannot_pass_the_fence_after_retry() {
         .await
         .expect("retry")
         .is_some());
-    let second = jobs::claim_jobs(&client, "worker-a", 1, lease)
+    let second = jobs::claim_jobs(&client, "worker-a", 1, lease, i64::MAX)
         .await
         .expect("re-claim")
         .remove(0);

@@ -25,7 +25,8 @@ pub struct ImageObject {
     /// Why it failed, for people; `null` unless `failed`.
     pub error: Option<String>,
     /// Why it failed, for machines: `corrupt_image`, `image_too_large`, `unsupported_media_type`,
-    /// `invalid_pipeline`, `encode_failed`, `processing_crashed` or `worker_lost`.
+    /// `invalid_pipeline`, `encode_failed`, `processing_crashed`, `worker_lost`, `job_timeout`
+    /// or `payload_too_large` (a row stored by SQL over `MAX_UPLOAD_BYTES`).
     pub error_code: Option<String>,
     pub attempts: i32,
     pub uploaded_at: DateTime<Utc>,
@@ -174,7 +175,8 @@ impl StatusCounts {
 /// A liveness or readiness answer.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct HealthAnswer {
-    /// `ok`, `ready`, `schema_outdated`, `database_unavailable` or `database_timeout`.
+    /// `ok`, `threads_stuck`, `ready`, `schema_outdated`, `database_unavailable` or
+    /// `database_timeout`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<i32>,
@@ -182,6 +184,9 @@ pub struct HealthAnswer {
     pub expected: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `/healthz` of a process running a worker: threads still busy with a timed-out job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stuck_threads: Option<u32>,
 }
 
 /// One Server-Sent Event of `GET /api/events`, as a client's EventSource sees it (a schema for

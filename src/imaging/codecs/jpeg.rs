@@ -21,6 +21,19 @@ use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 use super::{colour, Decoded};
 use crate::imaging::error::{panic_message, ImagingError};
 
+/// The most scans (SOS markers) a JPEG may have. A progressive decoder revisits the whole
+/// coefficient buffer on every scan, so a small file of thousands of tiny scans is a CPU bomb:
+/// minutes per image (libjpeg-turbo's `djpeg -maxscans` and its fuzzers guard the same way).
+/// Real progressive files have about 10; an EXIF thumbnail inside adds its own few.
+pub(crate) const MAX_SCANS: usize = 200;
+
+/// Counts SOS markers. `FF DA` cannot occur inside entropy-coded data (every `FF` there is
+/// followed by `00` or a restart marker), so a plain byte scan counts every scan, plus any
+/// inside metadata, which can only over-count.
+fn scans(bytes: &[u8]) -> usize {
+    bytes.windows(2).filter(|w| w[0] == 0xFF && w[1] == 0xDA).count()
+}
+
 /// APP1 carries EXIF (orientation), APP2 the ICC profile; nothing else is kept.
 const SAVED_MARKERS: &[Marker] = &[Marker::APP(1), Marker::APP(2)];
 
@@ -33,6 +46,12 @@ pub(crate) fn decode(
     expected: (u32, u32),
     shrink: u32,
 ) -> Result<Option<Decoded>, ImagingError> {
+    let scans = scans(bytes);
+    if scans > MAX_SCANS {
+        return Err(ImagingError::Corrupt(format!(
+            "JPEG: {scans} scans, over the limit of {MAX_SCANS} (a progressive file this fragmented would take minutes to decode)"
+        )));
+    }
     let numerator = match shrink {
         8 => 1,
         4 => 2,
