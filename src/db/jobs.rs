@@ -18,6 +18,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::DbError;
+use crate::states::JobStatus;
 
 /// A claimed job: what the worker needs to process it, and its fencing token.
 #[derive(Debug)]
@@ -194,6 +195,16 @@ macro_rules! durable_commit {
     };
 }
 
+/// [`durable_commit!`], and the status trigger left quiet: the worker sends the notification
+/// after the commit ([`notify_status`]), so the commit's flush is not taken under PostgreSQL's
+/// notify lock (`sql/0007_status_notify_after_commit.sql` says why).
+macro_rules! durable_commit_notify_after {
+    () => {
+        "(select set_config('synchronous_commit', 'on', true),
+        set_config('image_processor.status_notify_after_commit', 'on', true)) durable"
+    };
+}
+
 pub const COMPLETE_JOB: &str = concat!(
     "\
 update processed_images set status = 'completed', processed_at = now(), processed_data = $4,
@@ -203,7 +214,7 @@ update processed_images set status = 'completed', processed_at = now(), processe
     original_content_type = $10, original_width = $11, original_height = $12,
     claimed_by = null, lease_expires_at = null, error = null, error_code = null
 from ",
-    durable_commit!(),
+    durable_commit_notify_after!(),
     "
 where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'"
 );
@@ -250,7 +261,7 @@ pub const FAIL_JOB: &str = concat!(
 update processed_images set status = 'failed', processed_at = now(), error = $4, error_code = $5,
     claimed_by = null, lease_expires_at = null
 from ",
-    durable_commit!(),
+    durable_commit_notify_after!(),
     "
 where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'"
 );
@@ -325,6 +336,15 @@ pub async fn reap_expired(db: &impl GenericClient, max_attempts: i32) -> Result<
     Ok(db.execute(&stmt, &[&max_attempts]).await?)
 }
 
+pub const NOTIFY_STATUS: &str = "select pg_notify('image_status', $1)";
+
+/// Sends the status notification a completion or failure left to its writer, after its commit.
+pub async fn notify_status(db: &impl GenericClient, id: Uuid, status: JobStatus) -> Result<(), DbError> {
+    let stmt = db.prepare_cached(NOTIFY_STATUS).await?;
+    db.execute(&stmt, &[&format!("{id}:{status}")]).await?;
+    Ok(())
+}
+
 pub const NEXT_DUE: &str = "\
 select extract(epoch from min(run_after) - now())::float8 from processed_images
 where status = 'pending'";
@@ -348,6 +368,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     RELEASE_JOB,
     REAP_EXPIRED,
     NEXT_DUE,
+    NOTIFY_STATUS,
     super::images::INSERT_IMAGE,
     super::images::NOTIFY_INSERTED,
     super::images::GET_IMAGE,

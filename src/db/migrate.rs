@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "error_code", include_str!("../../sql/0004_error_code.sql")),
     (5, "claim_seq", include_str!("../../sql/0005_claim_seq.sql")),
     (6, "lost_leases", include_str!("../../sql/0006_lost_leases.sql")),
+    (
+        7,
+        "status_notify_after_commit",
+        include_str!("../../sql/0007_status_notify_after_commit.sql"),
+    ),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

@@ -154,10 +154,12 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
 /// harmless: the lease expires and the job is done again, and fencing keeps the redo from
 /// clashing. Completions and failures are different, since a client may already have seen
 /// them: those statements switch `synchronous_commit` back on for their own commit
-/// (`jobs::durable_commit!`). That costs a WAL flush per finished job, taken under the status
-/// NOTIFY's lock: measured with pgbench (8 clients, the completion statement alone, fsync on,
-/// a shared 2-core machine), 1150-1710 completions/s asynchronous, 510-710/s durable. Uploads
-/// keep full durability (the API's pool).
+/// (`jobs::durable_commit!`). That costs a WAL flush per finished job; the status notification
+/// is sent after the commit, so the flush is not taken under PostgreSQL's notify lock
+/// (sql/0007, measured by `bench/pg_completion_notify.sh`: 8 clients, fsync on, a shared 2-core
+/// machine, status flips of one row each: durable with the notification inside 218-232/s,
+/// durable with it after the commit 844-1059/s, asynchronous 1645-1863/s). Uploads keep full
+/// durability (the API's pool).
 pub fn worker_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = pg_config(url)?;
     add_option(&mut cfg, "-c synchronous_commit=off");

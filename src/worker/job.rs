@@ -16,7 +16,7 @@ use crate::backoff;
 use crate::db;
 use crate::db::jobs::{self, Completion, Failure, Fence, Job};
 use crate::imaging::{self, Pipeline, Processed};
-use crate::states::JobOutcome;
+use crate::states::{JobOutcome, JobStatus};
 
 /// How processing ended, before it is written back.
 enum Outcome {
@@ -262,6 +262,18 @@ async fn write_back(
         };
         match result {
             Ok(true) => {
+                let status = match &outcome {
+                    Outcome::Done(_) => JobStatus::Completed,
+                    Outcome::Failed(_) | Outcome::TimedOut(_) => JobStatus::Failed,
+                };
+                // After the commit, so its flush was not taken under the notify lock; a lost
+                // notification only delays watchers (sql/0007).
+                if let Err(e) =
+                    db::bounded!(ctx.pool, |client| jobs::notify_status(&client, fence.id, status)
+                        .await)
+                {
+                    tracing::warn!(error = %e, "sending the status notification failed");
+                }
                 match &outcome {
                     Outcome::Done(out) => {
                         measured.record(JobOutcome::Completed);

@@ -640,3 +640,66 @@ async fn early_answer_to_an_upload_does_not_strand_a_kept_alive_connection() {
     }
     app.stop().await;
 }
+
+/// Completions commit durably, and a transaction that notifies holds PostgreSQL's notify lock
+/// across its flush: so the completion statement leaves the status notification to the worker,
+/// which sends it after the commit (sql/0007). The claim (asynchronous) still notifies from its
+/// trigger; a completion by the worker's statement does not; `notify_status` does.
+#[tokio::test]
+async fn completion_status_is_notified_after_its_commit_not_inside_it() {
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
+    let pool = db::worker_pool(&url, 2).expect("pool");
+    let client = pool.get().await.expect("connection");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::spawn(db::listener::run(
+        url.clone(),
+        vec!["image_status"],
+        move |event| {
+            if let db::listener::ListenEvent::Notification { payload, .. } = event {
+                let _ = tx.send(payload);
+            }
+        },
+        cancel.clone(),
+    ));
+    // The listener reports nothing before it listens: wait for the insert's own event.
+    insert_jobs(&client, 1).await;
+    let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the insert's notification")
+        .expect("listener alive");
+    assert!(first.ends_with(":pending"), "{first}");
+    let job = jobs::claim_jobs(&client, "w", 1, Duration::from_secs(30), i64::MAX)
+        .await
+        .expect("claim")
+        .remove(0);
+    let claimed = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the claim's notification")
+        .expect("listener alive");
+    assert_eq!(claimed, format!("{}:processing", job.id));
+    let fence = jobs::Fence {
+        id: job.id,
+        worker: "w",
+        claim: job.claim,
+    };
+    assert!(jobs::complete_if_still_owner(&client, &fence, &late_completion())
+        .await
+        .expect("complete"));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(
+        quiet.is_err(),
+        "the completion notified inside its transaction: {quiet:?}"
+    );
+    jobs::notify_status(&client, job.id, image_processor::states::JobStatus::Completed)
+        .await
+        .expect("notify");
+    let done = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the worker's notification")
+        .expect("listener alive");
+    assert_eq!(done, format!("{}:completed", job.id));
+    cancel.cancel();
+    let _ = listener.await;
+}
