@@ -296,9 +296,12 @@ async fn stranded_jobs_do_not_wait_behind_backlog() {
         pending > 0,
         "the backlog ran out first; the test proves nothing: make it larger"
     );
+    // The goal is LEASE_SECS + 5 s: measured 7.3-8.7 s with this test alone; 18.6 s once while
+    // the whole suite shared the 2 cores, so the bound leaves room for that load. A recovery
+    // that waits behind the backlog takes minutes here, far past it.
     assert!(
-        took <= Duration::from_secs(lease + 5 + 2),
-        "recovery took {took:?}, over LEASE_SECS + 5 s (+2 s for a busy machine)"
+        took <= Duration::from_secs(lease + 5 + 15),
+        "recovery took {took:?}, over LEASE_SECS + 5 s (+15 s for a loaded machine)"
     );
     for id in stranded {
         let (status, _, attempts, lost) = row_state(&db, id).await;
