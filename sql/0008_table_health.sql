@@ -119,8 +119,12 @@ BEGIN
     END IF;
     PERFORM set_config('image_processor.count_delta', '', true);
     -- The first slot, from our own onwards, that no other open transaction holds (one this
-    -- transaction already holds counts as free).
+    -- transaction already holds counts as free). Under REPEATABLE READ, locking a row that
+    -- another transaction changed after our snapshot is a serialization failure rather than a
+    -- wait, so there only rows nobody touched since they were written (`xmax = 0`) qualify.
+    -- (SERIALIZABLE writers can still conflict with each other through these rows.)
     SELECT slot INTO s FROM processed_images_counts
+    WHERE xmax = '0'::xid OR current_setting('transaction_isolation') = 'read committed'
     ORDER BY (slot - own + 64) % 64 LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF s IS NULL THEN
         s := own;  -- all 64 held by open transactions: wait for ours
