@@ -80,7 +80,7 @@ select '\\x00'::bytea, 1, case when s = 'completed' then '\\x00'::bytea end, cas
     t, case when s <> 'pending' then t + interval '1 second' end,
     case when s <> 'pending' then t + interval '2 seconds' end
 from (select g,
-             case when g % 100 = 7 then 'pending' when g % 50 = 3 then 'failed' else 'completed' end as s,
+             case when g %% 100 = 7 then 'pending' when g %% 50 = 3 then 'failed' else 'completed' end as s,
              now() - make_interval(secs => 2592000.0 * (%(total)s - g) / %(total)s) as t
       from generate_series(%(lo)s, %(hi)s) g) rows"""
 
@@ -213,6 +213,8 @@ def reference(url, repeats=5) -> dict:
 def heartbeats(url, per_row: int, rows=4) -> dict:
     """Claims `rows` fresh rows like a worker with 4 threads, renews each `per_row` times."""
     with psycopg.connect(url, autocommit=True) as c:
+        # The worker's connections commit asynchronously (src/db/mod.rs, worker_pool).
+        c.execute("set synchronous_commit = off")
         c.execute("set image_processor.notify_after_commit = on")
         c.execute("insert into processed_images (original_data, filename) select '\\x00', 'heartbeat' "
                   "from generate_series(1, %s)", (rows,))

@@ -9,6 +9,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 use crate::common::*;
+use image_processor::config::Role;
 use image_processor::db::{self, jobs, migrate};
 
 /// The counters' sums and `count(*)` per status, read by one statement (one snapshot), so
@@ -348,4 +349,47 @@ async fn heartbeats_are_hot_updates() {
         (HEARTBEATS, HEARTBEATS),
         "(updates, HOT updates) over {HEARTBEATS} heartbeats"
     );
+}
+
+/// Each list shape is its own statement now; walk the one with a status and a cursor, over
+/// rows that share an `uploaded_at` (the id breaks the tie), and get every row once, in order.
+#[tokio::test]
+async fn pages_filtered_by_status_walk_every_row_once_newest_first() {
+    let app = spawn_app_with(Role::Api, &[]).await;
+    let db = app.db().await;
+    db.batch_execute(
+        "insert into processed_images (original_data, status, uploaded_at) \
+         select '\\x00', case when g % 3 = 0 then 'completed' else 'failed' end, \
+                timestamptz '2024-01-01' + make_interval(secs => g / 2) \
+         from generate_series(1, 15) g",
+    )
+    .await
+    .expect("rows");
+    let want: Vec<String> = db
+        .query(
+            "select id::text from processed_images where status = 'failed' \
+             order by uploaded_at desc, id desc",
+            &[],
+        )
+        .await
+        .expect("expected order")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(want.len(), 10);
+    let mut seen = Vec::new();
+    let mut path = "/api/images?status=failed&limit=3".to_owned();
+    loop {
+        let page = app.get_json(&path).await;
+        for img in page["images"].as_array().expect("images") {
+            assert_eq!(img["status"], "failed", "{img}");
+            seen.push(img["id"].as_str().expect("id").to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/images?status=failed&limit=3&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, want);
+    app.stop().await;
 }
