@@ -21,8 +21,8 @@ ALTER TABLE processed_images SET (
     -- A HOT update needs room on the row's own page. The blobs live out of line (TOAST), so a
     -- row is a few hundred bytes and a page holds 20-30 of them; 20 % free is room for a
     -- claimed row's heartbeat versions (pruned as they die) and for its completion, which then
-    -- also stays on its page. The cost is 25 % more heap pages, which only the blob-free list
-    -- and count paths ever walk, and they go through indexes.
+    -- also stays on its page. The cost is 25 % more heap pages, which nothing scans whole: the
+    -- list pages read 50 rows through an index, the stats read the counters below.
     fillfactor = 80,
     -- Every job leaves dead versions behind (claim, completion) in the heap and in the partial
     -- pending/processing indexes the claim and reaper walk. The default (vacuum once 20 % of
@@ -58,7 +58,9 @@ ALTER TABLE processed_images SET (
 -- Why per-statement: row triggers only add their change to a transaction-local setting
 -- (`image_processor.count_delta`), and a statement trigger writes the sum once. Updating a
 -- counter row once per row would write N versions of the same row in one transaction, each
--- update walking the versions before it: a 1 000 000-row `INSERT ... SELECT` would take hours.
+-- update walking the versions before it (measured: 10 000 updates of one row in one
+-- transaction 3 s, 20 000 10 s, 40 000 52 s), so a 1 000 000-row `INSERT ... SELECT` would take
+-- hours.
 -- The setting follows the transaction: a rolled-back statement or savepoint takes its part
 -- of the sum back with it. (Statement triggers with transition tables were the other way to
 -- sum per statement; they copy every changed row, images included, and cannot be limited to
