@@ -47,7 +47,7 @@ HOT_TARGET = 0.9  # heartbeats that are HOT updates
 # The worker's statements (src/db/jobs.rs: CLAIM_JOBS without the columns it returns, and
 # RENEW_LEASE as it is). Copied: keep them in step.
 CLAIM = """with picked as (
-    select id from processed_images where status = 'pending' and run_after <= now()
+    select id from processed_images where status = 'pending' and run_after <= now() and lost_leases = 0
     order by run_after limit %s for update skip locked)
 update processed_images p
 set status = 'processing', claimed_by = %s, attempts = p.attempts + 1, claim_seq = p.claim_seq + 1,

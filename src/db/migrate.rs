@@ -68,13 +68,18 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> anyhow::Result<us
         )
         .await
         .context("creating schema_migrations")?;
-    let current: i32 = client
-        .query_one("select coalesce(max(version), 0) from schema_migrations", &[])
+    // Every version not recorded yet, not only those above the highest: 0006 landed after
+    // 0007, so a database migrated in between is at 7 without 6. Each migration stands alone.
+    let done: Vec<i32> = client
+        .query("select version from schema_migrations", &[])
         .await
-        .context("reading the schema version")?
-        .get(0);
+        .context("reading the applied migrations")?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()
+        .context("reading the applied migrations")?;
     let mut applied = 0;
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| !done.contains(&m.0)) {
         let tx = client.transaction().await?;
         tx.batch_execute(sql)
             .await
