@@ -10,7 +10,7 @@ One throwaway cluster, one `image-processor api` (which applies the migrations),
               by the client, so HTTP, JSON and the pool are included.
   plans       EXPLAIN of the list statements as the service sends them, generic plans forced
               (what the plan cache may switch to): which index each uses.
-  reference   what the statements before sql/0006 cost on the same table (count(*) per status,
+  reference   what the statements before sql/0008 cost on the same table (count(*) per status,
               completed in the last minute), timed on the server.
   heartbeats  rows claimed as the worker claims them, then renewed with the worker's heartbeat
               statement many times: the share of HOT updates, from pg_stat_user_tables.
@@ -185,7 +185,7 @@ def scan_of(node) -> str:
 
 
 def reference(url, repeats=5) -> dict:
-    """The statements /api/stats ran before sql/0006, on this table (server time, median)."""
+    """The statements /api/stats ran before sql/0008, on this table (server time, median)."""
     queries = {
         "count_by_status": "select status, count(*) from processed_images group by status",
         "completed_last_minute": "select count(*) from processed_images where status = 'completed' "
@@ -286,8 +286,8 @@ def markdown(result) -> str:
     ref = result["reference"]
     hb = result["heartbeats"]
     lines += ["", "| server time on this table | ms |", "|---|---|",
-              f"| before sql/0006: `count(*)` per status | {ref['count_by_status_ms']} |",
-              f"| before sql/0006: completed in the last minute | {ref['completed_last_minute_ms']} |",
+              f"| before sql/0008: `count(*)` per status | {ref['count_by_status_ms']} |",
+              f"| before sql/0008: completed in the last minute | {ref['completed_last_minute_ms']} |",
               f"| now: the counters | {ref['stats_now_ms']} |", "",
               f"Heartbeats: {hb['hot_updates']} of {hb['updates_counted']} updates HOT "
               f"(ratio {hb['hot_ratio']}) over {hb['rows']} claimed rows, {hb['mean_ms']} ms each.", "",

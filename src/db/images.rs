@@ -272,7 +272,7 @@ pub async fn delete_image(db: &impl GenericClient, id: Uuid) -> Result<bool, DbE
     Ok(db.execute(&stmt, &[&id]).await? == 1)
 }
 
-/// Sums the trigger-kept counters (`sql/0006_table_health.sql`): 64 counter rows and at most
+/// Sums the trigger-kept counters (`sql/0008_table_health.sql`): 64 counter rows and at most
 /// 64 x 64 completion buckets, never the table itself.
 pub const STATS: &str = "\
 select coalesce(sum(pending), 0)::int8, coalesce(sum(processing), 0)::int8,

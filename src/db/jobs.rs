@@ -305,7 +305,7 @@ pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<b
 
 // Finds expired leases through the partial index of processing rows (as many as there are
 // worker threads), not an index on `lease_expires_at`: heartbeats stay HOT updates
-// (`sql/0006_table_health.sql`).
+// (`sql/0008_table_health.sql`).
 //
 // Every expression reads the row as it was: `lost_leases = 0` is "this was its first loss".
 // A first loss is not charged (the attempt is given back) and goes straight back to the queue,

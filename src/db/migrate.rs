@@ -28,11 +28,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "status_notify_after_commit",
         include_str!("../../sql/0007_status_notify_after_commit.sql"),
     ),
-    (
-        8,
-        "table_health",
-        include_str!("../../sql/0008_table_health.sql"),
-    ),
+    (8, "table_health", include_str!("../../sql/0008_table_health.sql")),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.
@@ -68,18 +64,13 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> anyhow::Result<us
         )
         .await
         .context("creating schema_migrations")?;
-    // Every version not recorded yet, not only those above the highest: 0006 landed after
-    // 0007, so a database migrated in between is at 7 without 6. Each migration stands alone.
-    let done: Vec<i32> = client
-        .query("select version from schema_migrations", &[])
+    let current: i32 = client
+        .query_one("select coalesce(max(version), 0) from schema_migrations", &[])
         .await
-        .context("reading the applied migrations")?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()
-        .context("reading the applied migrations")?;
+        .context("reading the schema version")?
+        .get(0);
     let mut applied = 0;
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| !done.contains(&m.0)) {
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = client.transaction().await?;
         tx.batch_execute(sql)
             .await

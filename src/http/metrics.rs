@@ -17,7 +17,7 @@ use crate::states::JobStatus;
 /// Queue depth is read from the database at most this often, however many scrapers there are.
 const QUEUE_REFRESH: Duration = Duration::from_secs(5);
 
-/// The queue's rows from the trigger-kept counters (`sql/0006_table_health.sql`; a count
+/// The queue's rows from the trigger-kept counters (`sql/0008_table_health.sql`; a count
 /// through the partial indexes would cost as much as the backlog, a million rows after a bulk
 /// insert), plus the planner's estimate of the whole table.
 const QUEUE_DEPTH: &str = "\

@@ -130,7 +130,7 @@ pub enum UploadAnswer {
 }
 
 /// Counts per status and recent throughput, read from counters that triggers keep exact
-/// (`sql/0006_table_health.sql`), so the answer costs the same at any table size.
+/// (`sql/0008_table_health.sql`), so the answer costs the same at any table size.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
     pub counts: StatusCounts,
