@@ -303,6 +303,10 @@ pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<b
         == 1)
 }
 
+// Finds expired leases through the partial index of processing rows (as many as there are
+// worker threads), not an index on `lease_expires_at`: heartbeats stay HOT updates
+// (`sql/0008_table_health.sql`).
+//
 // Every expression reads the row as it was: `lost_leases = 0` is "this was its first loss".
 // A first loss is not charged (the attempt is given back) and goes straight back to the queue,
 // where `claim_lost` runs it alone ahead of any backlog. A loss while running alone is charged,
@@ -378,6 +382,8 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::images::GET_THUMBNAIL,
     super::images::RETRY_IMAGE,
     super::images::DELETE_IMAGE,
-    super::images::COUNT_BY_STATUS,
-    super::images::COMPLETED_LAST_MINUTE,
+    super::images::LIST_IMAGES_BEFORE,
+    super::images::LIST_IMAGES_BY_STATUS,
+    super::images::LIST_IMAGES_BY_STATUS_BEFORE,
+    super::images::STATS,
 ];

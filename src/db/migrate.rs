@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "status_notify_after_commit",
         include_str!("../../sql/0007_status_notify_after_commit.sql"),
     ),
+    (8, "table_health", include_str!("../../sql/0008_table_health.sql")),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

@@ -15,6 +15,8 @@
 //! - `partition`: issue 15: a proxy that freezes the worker's connections (half-open TCP).
 //! - `stranded`: issue 15 again: jobs past `JOB_TIMEOUT_SECS`, jobs stranded by a killed worker
 //!   behind a backlog, a job that kills its process, oversized SQL rows, slots held to write-back.
+//! - `table_health`: issue 15, item 10: the status counters stay exact whoever writes, the
+//!   migration counts existing rows, heartbeats are HOT updates.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
@@ -32,3 +34,4 @@ mod partition;
 mod queue;
 mod reliability;
 mod stranded;
+mod table_health;

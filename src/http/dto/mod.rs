@@ -129,19 +129,22 @@ pub enum UploadAnswer {
     Several(ImageBatch),
 }
 
-/// Counts per status and recent throughput.
+/// Counts per status and recent throughput, read from counters that triggers keep exact
+/// (`sql/0008_table_health.sql`), so the answer costs the same at any table size.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
     pub counts: StatusCounts,
     /// `pending` + `processing`.
     pub queue_depth: i64,
-    /// Images completed in the last 60 s.
+    /// Jobs completed in the last 60 s (to the second), counted as they complete: a row
+    /// deleted or retried since still counts, a row inserted by SQL as `completed` does not.
     pub completed_last_minute: i64,
     pub max_upload_bytes: u64,
     pub max_pixels: u64,
 }
 
-/// Rows per status.
+/// Rows per status, exact (kept by triggers on every insert, status change, delete and
+/// truncate, whoever makes it).
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct StatusCounts {
     pub pending: i64,
