@@ -98,9 +98,7 @@ pub async fn spawn_with(
     let runs_worker = matches!(role, Role::Run | Role::Worker);
     let threads = ThreadHealth::new(config.worker_threads as usize);
     let mut state = AppState::new(pool.clone(), config.clone(), hub.clone(), cancel.clone());
-    if runs_worker {
-        state.worker_threads = Some(threads.clone());
-    }
+    state.worker_threads = runs_worker.then(|| threads.clone());
     let app = match role {
         // A worker serves only probes (and metrics) for the orchestrator.
         Role::Worker => http::ops_router(state),

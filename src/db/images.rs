@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -178,24 +179,15 @@ pub async fn list_images(
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ImageRecord>, DbError> {
-    let rows = match (status, before) {
-        (None, None) => {
-            let stmt = db.prepare_cached(LIST_IMAGES).await?;
-            db.query(&stmt, &[&limit]).await?
-        }
-        (None, Some((at, id))) => {
-            let stmt = db.prepare_cached(LIST_IMAGES_BEFORE).await?;
-            db.query(&stmt, &[&limit, &at, &id]).await?
-        }
-        (Some(status), None) => {
-            let stmt = db.prepare_cached(LIST_IMAGES_BY_STATUS).await?;
-            db.query(&stmt, &[&limit, &status]).await?
-        }
-        (Some(status), Some((at, id))) => {
-            let stmt = db.prepare_cached(LIST_IMAGES_BY_STATUS_BEFORE).await?;
-            db.query(&stmt, &[&limit, &status, &at, &id]).await?
-        }
+    let before = before.as_ref().map(|(at, id)| (at, id));
+    let (statement, params): (&str, Vec<&(dyn ToSql + Sync)>) = match (&status, before) {
+        (None, None) => (LIST_IMAGES, vec![&limit]),
+        (None, Some((at, id))) => (LIST_IMAGES_BEFORE, vec![&limit, at, id]),
+        (Some(status), None) => (LIST_IMAGES_BY_STATUS, vec![&limit, status]),
+        (Some(status), Some((at, id))) => (LIST_IMAGES_BY_STATUS_BEFORE, vec![&limit, status, at, id]),
     };
+    let stmt = db.prepare_cached(statement).await?;
+    let rows = db.query(&stmt, &params).await?;
     records(&rows)
 }
 

@@ -27,38 +27,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 503, description = "every worker thread is stuck in a job past JOB_TIMEOUT_SECS: restart the process", body = HealthAnswer),
     ))]
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<HealthAnswer>) {
-    let stuck = state
-        .worker_threads
-        .as_ref()
-        .map(|t| (t.stuck(), t.threads(), t.all_stuck()));
-    match stuck {
-        Some((stuck, threads, true)) => (
+    let threads = state.worker_threads.as_deref();
+    let (code, status, detail) = match threads {
+        Some(t) if t.all_stuck() => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(HealthAnswer {
-                status: "threads_stuck",
-                detail: Some(format!(
-                    "all {threads} worker threads are stuck in jobs past JOB_TIMEOUT_SECS"
-                )),
-                stuck_threads: Some(stuck as u32),
-                ..HealthAnswer::default()
-            }),
+            "threads_stuck",
+            Some(format!(
+                "all {} worker threads are stuck in jobs past JOB_TIMEOUT_SECS",
+                t.threads()
+            )),
         ),
-        Some((stuck, _, false)) => (
-            StatusCode::OK,
-            Json(HealthAnswer {
-                status: "ok",
-                stuck_threads: Some(stuck as u32),
-                ..HealthAnswer::default()
-            }),
-        ),
-        None => (
-            StatusCode::OK,
-            Json(HealthAnswer {
-                status: "ok",
-                ..HealthAnswer::default()
-            }),
-        ),
-    }
+        _ => (StatusCode::OK, "ok", None),
+    };
+    let answer = HealthAnswer {
+        status,
+        detail,
+        stuck_threads: threads.map(|t| t.stuck() as u32),
+        ..HealthAnswer::default()
+    };
+    (code, Json(answer))
 }
 
 /// Ready: the database answers within a bound and its schema is current.

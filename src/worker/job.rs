@@ -46,9 +46,8 @@ impl Measured {
 pub(super) async fn run(
     ctx: Arc<WorkerContext>,
     job: Job,
-    permit: OwnedSemaphorePermit,
+    mut permit: OwnedSemaphorePermit,
     abandon: CancellationToken,
-    alone: Option<super::AloneGuard>,
 ) {
     let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
     async move {
@@ -70,7 +69,9 @@ pub(super) async fn run(
         if let Some((outcome, measured)) = outcome {
             write_back(&ctx, &fence, outcome, &measured, &abandon).await;
         }
-        drop(alone);
+        // A job run alone holds every slot; once its outcome is written only its own thread
+        // is still in use (by a timed-out job that has not returned).
+        drop(permit.split(permit.num_permits().saturating_sub(1)));
         if let Some(work) = still_running {
             // The row is failed already; only the thread is left. Shutdown does not wait for
             // it: the process exits without joining blocking threads (main.rs).

@@ -45,8 +45,6 @@ const LOST_CHECK_EVERY: Duration = Duration::from_millis(250);
 struct ClaimState {
     /// When `lost_waiting` was last asked, and what it said.
     lost_checked: Option<(tokio::time::Instant, bool)>,
-    /// Set while a row that lost a lease runs: nothing else is claimed meanwhile.
-    alone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Runs the worker until `cancel` fires, then drains: in-flight jobs get
@@ -73,10 +71,7 @@ pub async fn run(
         health,
         shutdown: cancel.clone(),
     });
-    let mut claims = ClaimState {
-        lost_checked: None,
-        alone: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    };
+    let mut claims = ClaimState { lost_checked: None };
 
     let wake = Arc::new(Notify::new());
     let listen_cancel = cancel.child_token();
@@ -167,8 +162,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// loop then).
 ///
 /// A row that lost a lease comes first, but alone: once one is waiting, this worker claims
-/// nothing more until all its threads are free, then claims that row and nothing else until it
-/// is done. A process that dies of such a job then takes no innocent job with it.
+/// nothing more until all its threads are free, then claims that row and gives it every thread
+/// slot, so nothing else is claimed until its result is written. A process that dies of such a
+/// job then takes no innocent job with it.
 async fn claim_while_free(
     ctx: &Arc<WorkerContext>,
     slots: &Arc<Semaphore>,
@@ -176,19 +172,15 @@ async fn claim_while_free(
     abandon: &CancellationToken,
     state: &mut ClaimState,
 ) -> Option<tokio::time::Instant> {
-    use std::sync::atomic::Ordering;
-    let threads = ctx.config.worker_threads as usize;
+    let threads = ctx.config.worker_threads;
     let max_bytes = i64::try_from(ctx.config.max_upload_bytes).unwrap_or(i64::MAX);
     loop {
-        if state.alone.load(Ordering::Acquire) {
-            return None;
-        }
         let free = slots.available_permits();
         if free == 0 {
             return None;
         }
         if lost_waiting(ctx, state).await {
-            if free < threads {
+            if free < threads as usize {
                 // Drain first; the next finished job wakes the loop.
                 return None;
             }
@@ -201,13 +193,13 @@ async fn claim_while_free(
             .await);
             match claimed {
                 Ok(Some(job)) => {
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    // Every slot was free a moment ago and only this loop takes them.
+                    let Ok(permit) = slots.clone().try_acquire_many_owned(threads) else {
+                        tracing::error!(image_id = %job.id, "no free threads for a job to run alone");
                         return None;
                     };
                     tracing::info!(image_id = %job.id, "running a job that lost a lease before, alone");
-                    state.alone.store(true, Ordering::Release);
-                    let alone = AloneGuard(state.alone.clone());
-                    running.spawn(job::run(ctx.clone(), job, permit, abandon.clone(), Some(alone)));
+                    running.spawn(job::run(ctx.clone(), job, permit, abandon.clone()));
                     return None;
                 }
                 // Taken by another replica meanwhile: claim as usual.
@@ -240,21 +232,11 @@ async fn claim_while_free(
                 tracing::error!(image_id = %job.id, "no free thread for a claimed job");
                 return None;
             };
-            running.spawn(job::run(ctx.clone(), job, permit, abandon.clone(), None));
+            running.spawn(job::run(ctx.clone(), job, permit, abandon.clone()));
         }
         if got < free {
             return next_due(ctx).await;
         }
-    }
-}
-
-/// Clears the "running alone" flag when dropped: once the lone job's outcome is written (or
-/// it was released or fenced), not when a timed-out thread finally returns.
-pub(crate) struct AloneGuard(Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for AloneGuard {
-    fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -460,6 +460,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Inserts `n` copies of `image` by plain SQL (the SQL job source), in one statement.
+pub async fn insert_jobs_of(client: &tokio_postgres::Client, image: &[u8], n: i32) {
+    client
+        .execute(
+            "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
+            &[&image, &n],
+        )
+        .await
+        .expect("insert jobs");
+}
+
+/// Inserts `n` small PNG jobs (32×24) by plain SQL.
+pub async fn insert_jobs(client: &tokio_postgres::Client, n: i32) {
+    insert_jobs_of(client, &png(32, 24), n).await;
+}
+
+/// Waits until exactly `n` rows are `processing`, or `timeout` passes; returns whether they are.
+pub async fn wait_processing(client: &tokio_postgres::Client, n: i64, timeout: Duration) -> bool {
+    eventually(timeout, || async {
+        counts(client).await.get("processing").copied() == Some(n)
+    })
+    .await
+}
+
 /// Waits until exactly `n` rows are `completed`, or `timeout` passes; returns whether they are.
 pub async fn wait_completed(client: &tokio_postgres::Client, n: i64, timeout: Duration) -> bool {
     eventually(timeout, || async {

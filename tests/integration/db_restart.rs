@@ -43,14 +43,7 @@ async fn postgres_restarted_mid_run_loses_nothing_and_everyone_recovers() {
 
     let client = db::connect(&url).await.expect("connect");
     const JOBS: i64 = 300;
-    let bytes = png(96, 64);
-    client
-        .execute(
-            "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
-            &[&bytes, &(JOBS as i32)],
-        )
-        .await
-        .expect("insert");
+    insert_jobs_of(&client, &png(96, 64), JOBS as i32).await;
     drop(client);
     assert!(
         eventually(Duration::from_secs(20), || async {

@@ -15,17 +15,6 @@ fn slow(ms: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![("WORKER_TEST_HOOKS", "1"), ("WORKER_TEST_DELAY_MS", ms)]
 }
 
-async fn insert_jobs(client: &tokio_postgres::Client, n: i64) {
-    let bytes = png(64, 48);
-    client
-        .execute(
-            "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
-            &[&bytes, &(n as i32)],
-        )
-        .await
-        .expect("insert jobs");
-}
-
 async fn processing_by(client: &tokio_postgres::Client) -> Vec<String> {
     client
         .query(

@@ -112,23 +112,13 @@ async fn via_proxy(url: &str) -> (FreezingProxy, String) {
     (proxy, proxied)
 }
 
-async fn insert_small_jobs(client: &tokio_postgres::Client, n: i32) {
-    client
-        .execute(
-            "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
-            &[&png(32, 24), &n],
-        )
-        .await
-        .expect("insert jobs");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_partitioned_from_database_resumes_on_new_connections() {
     let test_db = fresh_database().await;
     let db = db::connect(&test_db.url).await.expect("connect");
     let (proxy, url) = via_proxy(&test_db.url).await;
     let worker = Proc::spawn("worker", &url, &[("SWEEP_SECS", "5")]);
-    insert_small_jobs(&db, 5).await;
+    insert_jobs(&db, 5).await;
     assert!(
         wait_completed(&db, 5, Duration::from_secs(30)).await,
         "the worker did not work through the proxy:\n{}",
@@ -137,7 +127,7 @@ async fn worker_partitioned_from_database_resumes_on_new_connections() {
     let before = proxy.connections();
     proxy.freeze();
     let frozen_at = Instant::now();
-    insert_small_jobs(&db, 20).await;
+    insert_jobs(&db, 20).await;
     let resumed = wait_completed(&db, 25, Duration::from_secs(60)).await;
     let took = frozen_at.elapsed();
     assert!(
@@ -172,12 +162,9 @@ async fn sigterm_during_a_partition_exits_within_the_grace_period() {
             ("WORKER_THREADS", "2"),
         ],
     );
-    insert_small_jobs(&db, 4).await;
+    insert_jobs(&db, 4).await;
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            counts(&db).await.get("processing").copied() == Some(2)
-        })
-        .await,
+        wait_processing(&db, 2, Duration::from_secs(30)).await,
         "never claimed:\n{}",
         worker.log_text()
     );

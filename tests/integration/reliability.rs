@@ -9,17 +9,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use image_processor::db::{self, jobs};
 
-/// Inserts `n` small PNG jobs by plain SQL.
-async fn insert_jobs(client: &tokio_postgres::Client, n: i32) {
-    client
-        .execute(
-            "insert into processed_images (original_data) select $1 from generate_series(1, $2::int)",
-            &[&png(32, 24), &n],
-        )
-        .await
-        .expect("insert jobs");
-}
-
 fn late_completion() -> jobs::Completion<'static> {
     jobs::Completion {
         data: b"stale",
