@@ -221,17 +221,24 @@ pub fn estimated_rows(rows: f64) {
 pub const FAMILIES: [&str; 6] = ["resize", "filter", "adjust", "geometry", "convert", "unknown"];
 
 /// The operation family a pipeline is counted under: its most expensive kind of step.
-/// `resize` > `filter` (blur, sharpen) > `adjust` (grayscale, brightness, contrast) >
-/// `geometry` (crop, rotate, flip) > `convert` (re-encode only). A fixed, small set of labels.
+/// `resize` > `filter` (blur, sharpen, kernel, pixelate) > `adjust` (grayscale, brightness,
+/// contrast, saturation, hue, gamma, sepia, invert, tint, equalize) > `geometry` (crop, rotate,
+/// flip) > `convert` (re-encode only). A fixed, small set of labels.
 pub fn family(pipeline: &Pipeline) -> &'static str {
     let rank = |step: &Step| match step {
         Step::Resize { .. } => 4,
-        Step::Blur { .. } | Step::Sharpen { .. } => 3,
-        Step::Grayscale | Step::Brightness { .. } | Step::Contrast { .. } => 2,
+        Step::Blur { .. } | Step::Sharpen { .. } | Step::Kernel { .. } | Step::Pixelate { .. } => 3,
+        Step::Grayscale
+        | Step::Brightness { .. }
+        | Step::Contrast { .. }
+        | Step::Saturation { .. }
+        | Step::Hue { .. }
+        | Step::Gamma { .. }
+        | Step::Sepia { .. }
+        | Step::Invert
+        | Step::Tint { .. }
+        | Step::Equalize => 2,
         Step::Crop { .. } | Step::Rotate { .. } | Step::Flip { .. } => 1,
-        // A step added later counts as geometry until it is placed here.
-        #[allow(unreachable_patterns)]
-        _ => 1,
     };
     match pipeline.steps.iter().map(rank).max().unwrap_or(0) {
         4 => "resize",

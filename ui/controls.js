@@ -1,6 +1,10 @@
 // The operation controls: turns the form into the SPEC's flat multipart fields, sending only what the user set.
 
-const VALUE_FIELDS = ['width', 'height', 'fit', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast'];
+const VALUE_FIELDS = [
+  'width', 'height', 'fit', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
+  'saturation', 'hue', 'gamma', 'sepia', 'tint', 'kernel', 'pixelate',
+];
+const SWITCHES = ['grayscale', 'invert', 'equalize'];
 
 const LABELS = {
   width: (v) => `width ${v}px`,
@@ -15,6 +19,15 @@ const LABELS = {
   brightness: (v) => `brightness ${v}`,
   contrast: (v) => `contrast ${v}`,
   grayscale: () => 'grayscale',
+  saturation: (v) => `saturation ${v}`,
+  hue: (v) => `hue ${v}°`,
+  gamma: (v) => `gamma ${v}`,
+  sepia: (v) => `sepia ${v}`,
+  tint: (v) => `tint #${v.replace(/^#/, '')}`,
+  kernel: (v) => `${v} kernel`,
+  pixelate: (v) => `pixelate ${v}px`,
+  invert: () => 'invert',
+  equalize: () => 'equalize',
 };
 
 export function createControls(form) {
@@ -26,7 +39,9 @@ export function createControls(form) {
       const value = form.elements[name].value.trim();
       if (value !== '') out.push([name, value]);
     }
-    if (form.elements.grayscale.checked) out.push(['grayscale', 'true']);
+    for (const name of SWITCHES) {
+      if (form.elements[name].checked) out.push([name, 'true']);
+    }
     return out;
   }
 
@@ -35,7 +50,7 @@ export function createControls(form) {
     summary.textContent = set.length
       ? `Next uploads: ${set.map(([name, value]) => LABELS[name](value)).join(' · ')}.`
       : "No options set: the server's default pipeline applies.";
-    for (const input of form.querySelectorAll('input[type="number"]')) {
+    for (const input of form.querySelectorAll('input[type="number"], input[type="text"]')) {
       input.classList.toggle('field__input--invalid', !input.checkValidity());
     }
   }

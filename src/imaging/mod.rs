@@ -23,7 +23,10 @@
 //!   - `resize`: contain / cover / fill planning, SIMD resampling, and how far a JPEG may be
 //!     pre-shrunk while decoding.
 //!   - `adjust`: per-pixel colour adjustments (brightness, contrast).
+//!   - `colour`: saturation, hue, gamma, sepia, invert, tint, equalize (and which colour space
+//!     each works in).
 //!   - `filters`: neighbourhood filters (blur, sharpen).
+//!   - `convolve`: 3×3 / 5×5 kernels (named or given) and pixelate.
 //!   - `alpha`: flattening transparency for outputs without it.
 //!   - `pixels`: raw channel access the per-pixel operations share.
 //! - `thumbnail`: the preview made with every job ([`THUMBNAIL_SIZE`]).
@@ -45,7 +48,8 @@ pub use codecs::probe::Probe;
 pub use error::ImagingError;
 pub use limits::Limits;
 pub use pipeline::{
-    Fit, Flip, Pipeline, PipelineError, Step, BLUR_RANGE, FIELD_NAMES, MAX_DIMENSION, SHARPEN_RANGE,
+    Colour, Fit, Flip, Kernel, KernelName, Pipeline, PipelineError, Step, BLUR_RANGE, FIELD_NAMES,
+    GAMMA_RANGE, MAX_DIMENSION, MAX_KERNEL_WEIGHT, PIXELATE_RANGE, SHARPEN_RANGE,
 };
 pub use thumbnail::THUMBNAIL_SIZE;
 
@@ -74,6 +78,24 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
 /// hostile input) is returned as [`ImagingError::Corrupt`] with the panic's message.
 pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
     guard(|| run(bytes, pipeline, limits))
+}
+
+/// Applies `steps` to an image already decoded to one of the 8-bit layouts, with no codec:
+/// what the benchmarks time per operation. The same panic boundary as [`process`].
+pub fn apply_steps(
+    img: image::DynamicImage,
+    steps: &[Step],
+    limits: &Limits,
+) -> Result<image::DynamicImage, ImagingError> {
+    guard(|| {
+        let mut img = img;
+        for step in steps {
+            step.validate()
+                .map_err(|e| ImagingError::Invalid(e.to_string()))?;
+            img = ops::apply(step, img, &mut None, limits)?;
+        }
+        Ok(img)
+    })
 }
 
 /// The panic boundary of the imaging layer, and its only one but for libjpeg's error channel

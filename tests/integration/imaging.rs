@@ -254,21 +254,7 @@ fn blur_smooths_and_sharpen_adds_contrast() {
 #[test]
 fn flat_fields_apply_in_the_fixed_order_whatever_order_they_come_in() {
     let p = fields("format=webp&sharpen=1&width=100&rotate=90&crop=0,0,10,10&grayscale=true&flip=v");
-    let ops: Vec<&str> = p
-        .steps
-        .iter()
-        .map(|s| match s {
-            Step::Crop { .. } => "crop",
-            Step::Rotate { .. } => "rotate",
-            Step::Flip { .. } => "flip",
-            Step::Resize { .. } => "resize",
-            Step::Grayscale => "grayscale",
-            Step::Brightness { .. } => "brightness",
-            Step::Contrast { .. } => "contrast",
-            Step::Blur { .. } => "blur",
-            Step::Sharpen { .. } => "sharpen",
-        })
-        .collect();
+    let ops: Vec<&str> = p.steps.iter().map(Step::name).collect();
     assert_eq!(ops, ["crop", "rotate", "flip", "resize", "grayscale", "sharpen"]);
     assert_eq!(p.format, Some(Format::Webp));
     assert!(p.auto_orient);
@@ -366,7 +352,9 @@ fn field_names_cover_every_flat_field() {
             "flip" => "h",
             "fit" => "cover",
             "format" => "png",
-            "auto_orient" | "upscale" | "grayscale" => "true",
+            "auto_orient" | "upscale" | "grayscale" | "invert" | "equalize" => "true",
+            "tint" => "ff8800",
+            "kernel" => "edge",
             _ => "5",
         };
         let mut pairs = vec![(*name, value)];

@@ -30,6 +30,7 @@ mod hostile;
 mod imaging;
 mod local_db;
 mod observability;
+mod operations;
 mod partition;
 mod queue;
 mod reliability;

@@ -181,6 +181,57 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     assert.equal(status, 404);
   });
 
+  it('sends the colour and filter options; the result is a red duotone', async () => {
+    await page.fill('#op-saturation', '-100');
+    await page.selectOption('#op-kernel', 'box');
+    await page.fill('#op-tint', 'zz');
+    await page.waitForFunction(() => document.getElementById('op-tint').classList.contains('field__input--invalid'));
+    await page.fill('#op-tint', 'ff0000');
+    // A person clicks the switch's label (the styled track covers the checkbox itself).
+    const equalize = page.locator('label.switch:has(#op-equalize) .switch__label');
+    await equalize.click();
+    assert.equal(await page.isChecked('#op-equalize'), true);
+    await page.waitForFunction(() => {
+      const text = document.getElementById('ops-summary').textContent;
+      return ['saturation -100', 'tint #ff0000', 'box kernel', 'equalize'].every((part) => text.includes(part));
+    });
+    await equalize.click();
+    assert.equal(await page.isChecked('#op-equalize'), false);
+    const tinted = { name: `tinted-${RUN}.png`, bytes: samplePng(160, 120, [30, 160, 90], [200, 200, 40]) };
+    await page.setInputFiles('#file-input', [{ name: tinted.name, mimeType: 'image/png', buffer: tinted.bytes }]);
+    const row = await waitForRow(tinted.name, 'completed');
+    // What the server was sent, as it stored it: the fields in their fixed order, no equalize.
+    const { body: image } = await apiJson(`/api/images/${await row.getAttribute('data-id')}`);
+    assert.deepEqual(
+      image.pipeline.steps.map((step) => step.op),
+      ['resize', 'saturation', 'tint', 'kernel'],
+      JSON.stringify(image.pipeline),
+    );
+    assert.deepEqual(image.pipeline.steps.slice(1), [
+      { op: 'saturation', value: -100 },
+      { op: 'tint', color: 'ff0000' },
+      { op: 'kernel', kernel: 'box' },
+    ]);
+    await row.locator('.thumb img').waitFor();
+    // The preview's mean colour, read back through a canvas: grey, then mapped onto red.
+    const [r, g, b] = await row.locator('.thumb img').evaluate(async (img) => {
+      await img.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(img, 0, 0);
+      const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      const sum = [0, 0, 0];
+      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c += 1) sum[c] += data[i + c];
+      return sum.map((v) => v / (data.length / 4));
+    });
+    assert.ok(r > 60 && g < 12 && b < 12, `a red duotone on average: ${[r, g, b].map(Math.round)}`);
+    await page.fill('#op-saturation', '');
+    await page.fill('#op-tint', '');
+    await page.selectOption('#op-kernel', '');
+  });
+
   it('shows a row inserted with SQL by itself', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
     const known = await page.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
     const png = samplePng(240, 160, [46, 125, 50], [200, 230, 120]);

@@ -99,6 +99,30 @@ pub struct Operations {
     #[schema(minimum = -100, maximum = 100)]
     #[param(minimum = -100, maximum = 100)]
     contrast: Option<i32>,
+    /// Scale chroma (linear light): −100 grey … 100 doubles it.
+    #[schema(minimum = -100, maximum = 100)]
+    #[param(minimum = -100, maximum = 100)]
+    saturation: Option<i32>,
+    /// Turn the hue by degrees, keeping luminance.
+    #[schema(minimum = -180, maximum = 180)]
+    #[param(minimum = -180, maximum = 180)]
+    hue: Option<i32>,
+    /// Power curve `out = in^(1/gamma)` on each channel: above 1 lightens the mid-tones.
+    #[schema(minimum = 0.1, maximum = 10)]
+    #[param(minimum = 0.1, maximum = 10)]
+    gamma: Option<f32>,
+    /// Strength of a sepia tone, percent.
+    #[schema(minimum = 0, maximum = 100)]
+    #[param(minimum = 0, maximum = 100)]
+    sepia: Option<i32>,
+    /// Negative (alpha kept).
+    invert: Option<bool>,
+    /// Duotone: luminance mapped from black to this `RRGGBB` colour.
+    #[schema(pattern = r"^#?[0-9A-Fa-f]{6}$")]
+    #[param(pattern = r"^#?[0-9A-Fa-f]{6}$")]
+    tint: Option<String>,
+    /// Histogram equalisation of luma.
+    equalize: Option<bool>,
     /// Gaussian blur sigma in pixels.
     #[schema(minimum = 0.1, maximum = 100)]
     #[param(minimum = 0.1, maximum = 100)]
@@ -107,6 +131,20 @@ pub struct Operations {
     #[schema(minimum = 0.1, maximum = 10)]
     #[param(minimum = 0.1, maximum = 10)]
     sharpen: Option<f32>,
+    /// Convolution: `edge`, `sobel`, `emboss`, `outline`, `sharpen`, `box`, `gaussian`, or 9
+    /// (3×3) or 25 (5×5) comma-separated weights (decimals, −1000 to 1000, no spaces),
+    /// normalised by their sum when it is not 0.
+    #[schema(
+        pattern = r"^(edge|sobel|emboss|outline|sharpen|box|gaussian|-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)(,-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)){8}|-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)(,-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)){24})$"
+    )]
+    #[param(
+        pattern = r"^(edge|sobel|emboss|outline|sharpen|box|gaussian|-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)(,-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)){8}|-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)(,-?(1000(\.0{1,6})?|[0-9]{1,3}(\.[0-9]{1,6})?)){24})$"
+    )]
+    kernel: Option<String>,
+    /// Pixelate with square blocks of this many output pixels.
+    #[schema(minimum = 2, maximum = 200)]
+    #[param(minimum = 2, maximum = 200)]
+    pixelate: Option<u32>,
     #[param(inline)]
     format: Option<FormatParam>,
     /// Encoder quality for JPEG, WebP and AVIF.

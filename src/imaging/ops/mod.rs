@@ -9,6 +9,8 @@ use crate::imaging::pipeline::Step;
 
 pub(super) mod adjust;
 pub(super) mod alpha;
+pub(super) mod colour;
+pub(super) mod convolve;
 pub(super) mod filters;
 pub(super) mod geometry;
 mod pixels;
@@ -22,20 +24,29 @@ pub(crate) fn apply(
     logical: &mut Option<(u32, u32)>,
     limits: &Limits,
 ) -> Result<DynamicImage, ImagingError> {
-    Ok(match *step {
-        Step::Crop { x, y, width, height } => geometry::crop(img, x, y, width, height)?,
-        Step::Rotate { degrees } => geometry::rotate(img, degrees, logical)?,
-        Step::Flip { direction } => geometry::flip(img, direction),
-        Step::Resize {
+    Ok(match step {
+        &Step::Crop { x, y, width, height } => geometry::crop(img, x, y, width, height)?,
+        &Step::Rotate { degrees } => geometry::rotate(img, degrees, logical)?,
+        &Step::Flip { direction } => geometry::flip(img, direction),
+        &Step::Resize {
             width,
             height,
             fit,
             upscale,
         } => resize::resize_step(img, logical.take(), width, height, fit, upscale, limits)?,
         Step::Grayscale => img.grayscale(),
-        Step::Brightness { value } => adjust::brightness(img, value),
-        Step::Contrast { value } => adjust::contrast(img, value),
-        Step::Blur { sigma } => filters::blur(&img, sigma),
-        Step::Sharpen { amount } => filters::sharpen(img, amount),
+        &Step::Brightness { value } => adjust::brightness(img, value),
+        &Step::Contrast { value } => adjust::contrast(img, value),
+        &Step::Saturation { value } => colour::saturation(img, value),
+        &Step::Hue { degrees } => colour::hue(img, degrees),
+        &Step::Gamma { value } => colour::gamma(img, value),
+        &Step::Sepia { value } => colour::sepia(img, value),
+        Step::Invert => colour::invert(img),
+        &Step::Tint { color } => colour::tint(img, color),
+        Step::Equalize => colour::equalize(img),
+        &Step::Blur { sigma } => filters::blur(&img, sigma),
+        &Step::Sharpen { amount } => filters::sharpen(img, amount),
+        Step::Kernel { kernel } => convolve::kernel(img, kernel),
+        &Step::Pixelate { size } => convolve::pixelate(img, size),
     })
 }

@@ -27,8 +27,17 @@ pub const FIELD_NAMES: &[&str] = &[
     "grayscale",
     "brightness",
     "contrast",
+    "saturation",
+    "hue",
+    "gamma",
+    "sepia",
+    "invert",
+    "tint",
+    "equalize",
     "blur",
     "sharpen",
+    "kernel",
+    "pixelate",
     "format",
     "quality",
 ];
@@ -39,6 +48,12 @@ pub const MAX_DIMENSION: u32 = 20_000;
 pub const BLUR_RANGE: (f32, f32) = (0.1, 100.0);
 /// Unsharp-mask strength range.
 pub const SHARPEN_RANGE: (f32, f32) = (0.1, 10.0);
+/// Gamma range (`out = in^(1/gamma)`).
+pub const GAMMA_RANGE: (f32, f32) = (0.1, 10.0);
+/// Pixelation block size range, in output pixels.
+pub const PIXELATE_RANGE: (u32, u32) = (2, 200);
+/// Largest magnitude of a custom kernel weight.
+pub const MAX_KERNEL_WEIGHT: f32 = 1000.0;
 
 /// How a resize fits the image into its box.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -60,6 +75,160 @@ pub enum Flip {
     Horizontal,
     #[serde(rename = "v", alias = "vertical")]
     Vertical,
+}
+
+/// An sRGB colour, written `RRGGBB` or `RRGGBBAA` in hex (a leading `#` is allowed); stored
+/// as lowercase `rrggbb`, or `rrggbbaa` when not opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colour {
+    pub r: u8,
+    pub g: u8,
+    pub b: u8,
+    /// 255 is opaque.
+    pub a: u8,
+}
+
+impl Colour {
+    /// Parses `RRGGBB` or `RRGGBBAA` (hex, either case, optional leading `#`).
+    pub fn parse(text: &str) -> Option<Colour> {
+        let hex = text.strip_prefix('#').unwrap_or(text);
+        if !matches!(hex.len(), 6 | 8) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
+        Some(Colour {
+            r: byte(0)?,
+            g: byte(2)?,
+            b: byte(4)?,
+            a: if hex.len() == 8 { byte(6)? } else { 255 },
+        })
+    }
+}
+
+impl std::fmt::Display for Colour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x}{:02x}{:02x}", self.r, self.g, self.b)?;
+        if self.a != 255 {
+            write!(f, "{:02x}", self.a)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Colour {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Colour {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Colour::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{text}` is not a colour: use RRGGBB or RRGGBBAA hex"))
+        })
+    }
+}
+
+/// The named convolution kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelName {
+    /// 4-neighbour Laplacian: edges bright, flat areas black.
+    Edge,
+    /// Sobel gradient magnitude (both directions).
+    Sobel,
+    /// Relief lit from the top left.
+    Emboss,
+    /// 8-neighbour Laplacian: stronger outlines than `edge`.
+    Outline,
+    /// 3×3 sharpen.
+    Sharpen,
+    /// 3×3 mean.
+    Box,
+    /// 5×5 binomial Gaussian.
+    Gaussian,
+}
+
+impl KernelName {
+    const ALL: [(&'static str, KernelName); 7] = [
+        ("edge", KernelName::Edge),
+        ("sobel", KernelName::Sobel),
+        ("emboss", KernelName::Emboss),
+        ("outline", KernelName::Outline),
+        ("sharpen", KernelName::Sharpen),
+        ("box", KernelName::Box),
+        ("gaussian", KernelName::Gaussian),
+    ];
+}
+
+/// A convolution kernel: a name, or 9 (3×3) or 25 (5×5) weights row by row. Written as a
+/// name, a comma-separated string of numbers, or (JSON) an array of numbers; stored as the
+/// name or the array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kernel {
+    Named(KernelName),
+    Custom(Vec<f32>),
+}
+
+impl Kernel {
+    /// Parses a name or comma-separated weights (the count and range are checked by
+    /// `validate`).
+    pub fn parse(text: &str) -> Result<Kernel, String> {
+        let text = text.trim();
+        if let Some((_, name)) = KernelName::ALL.iter().find(|(n, _)| *n == text) {
+            return Ok(Kernel::Named(*name));
+        }
+        if !text.contains(',') {
+            return Err(format!(
+                "`{text}` is not a kernel: name one of edge, sobel, emboss, outline, sharpen, box, gaussian, or give 9 or 25 comma-separated numbers"
+            ));
+        }
+        text.split(',')
+            .map(|n| {
+                kernel_weight(n)
+                    .ok_or_else(|| format!("`{n}` is not a weight: a decimal number from -1000 to 1000"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Kernel::Custom)
+    }
+}
+
+/// One weight of a written kernel, exactly as the OpenAPI document's pattern says: an optional
+/// `-`, up to three integer digits (or `1000`) and up to six decimals; no spaces or exponents.
+fn kernel_weight(text: &str) -> Option<f32> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let int_ok = (1..=3).contains(&int.len()) || (int == "1000" && frac.bytes().all(|b| b == b'0'));
+    let frac_ok = !digits.contains('.') || (1..=6).contains(&frac.len());
+    (int_ok && frac_ok && all_digits(int) && all_digits(frac))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+impl Serialize for Kernel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Kernel::Named(name) => name.serialize(s),
+            Kernel::Custom(weights) => weights.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Kernel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Weights(Vec<f32>),
+        }
+        match Written::deserialize(d)? {
+            Written::Text(text) => Kernel::parse(&text).map_err(serde::de::Error::custom),
+            Written::Weights(weights) => Ok(Kernel::Custom(weights)),
+        }
+    }
 }
 
 /// One operation. The JSON form is `{"op": "resize", "width": 800, ...}`; single-value
@@ -113,6 +282,71 @@ pub enum Step {
         #[serde(alias = "sharpen", alias = "value")]
         amount: f32,
     },
+    /// Scale chroma by `1 + value/100` in linear light: −100 grey, 100 doubles it.
+    Saturation {
+        #[serde(alias = "saturation", alias = "amount")]
+        value: i32,
+    },
+    /// Turn the hue by `degrees` (−180..180), keeping luminance.
+    Hue {
+        #[serde(alias = "hue", alias = "value", alias = "angle")]
+        degrees: i32,
+    },
+    /// Power curve `out = in^(1/gamma)` on every channel (above 1 lightens the mid-tones).
+    Gamma {
+        #[serde(alias = "gamma")]
+        value: f32,
+    },
+    /// Sepia tone of strength `value` percent.
+    Sepia {
+        #[serde(alias = "sepia", alias = "amount")]
+        value: i32,
+    },
+    /// Negative of every colour channel (alpha kept).
+    Invert,
+    /// Duotone: luminance mapped from black to `color`.
+    Tint {
+        #[serde(alias = "tint", alias = "value", alias = "colour")]
+        color: Colour,
+    },
+    /// Histogram equalisation of luma.
+    Equalize,
+    /// 3×3 or 5×5 convolution, normalised by the weights' sum when it is not 0.
+    Kernel {
+        #[serde(alias = "value", alias = "weights")]
+        kernel: Kernel,
+    },
+    /// Square blocks of `size` pixels, each the average of its pixels.
+    Pixelate {
+        #[serde(alias = "pixelate", alias = "value")]
+        size: u32,
+    },
+}
+
+impl Step {
+    /// The operation's name, as in `{"op": …}` and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Crop { .. } => "crop",
+            Step::Rotate { .. } => "rotate",
+            Step::Flip { .. } => "flip",
+            Step::Resize { .. } => "resize",
+            Step::Grayscale => "grayscale",
+            Step::Brightness { .. } => "brightness",
+            Step::Contrast { .. } => "contrast",
+            Step::Blur { .. } => "blur",
+            Step::Sharpen { .. } => "sharpen",
+            Step::Saturation { .. } => "saturation",
+            Step::Hue { .. } => "hue",
+            Step::Gamma { .. } => "gamma",
+            Step::Sepia { .. } => "sepia",
+            Step::Invert => "invert",
+            Step::Tint { .. } => "tint",
+            Step::Equalize => "equalize",
+            Step::Kernel { .. } => "kernel",
+            Step::Pixelate { .. } => "pixelate",
+        }
+    }
 }
 
 /// A validated pipeline: steps in order plus output settings.

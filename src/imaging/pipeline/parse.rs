@@ -1,7 +1,7 @@
 //! Reading a pipeline from its two forms: JSON (`steps`, or flat names in an object) and flat
 //! fields (query strings and multipart forms).
 
-use super::{Fit, Flip, Pipeline, PipelineError, Step, FIELD_NAMES, MAX_DIMENSION};
+use super::{Colour, Fit, Flip, Kernel, Pipeline, PipelineError, Step, FIELD_NAMES, MAX_DIMENSION};
 use crate::imaging::codecs::format::Format;
 
 impl Pipeline {
@@ -66,17 +66,23 @@ impl Pipeline {
 fn refuse_keys_on_unit_steps(value: &serde_json::Value) -> Result<(), PipelineError> {
     let steps = value.get("steps").and_then(|s| s.as_array());
     for step in steps.into_iter().flatten().filter_map(|s| s.as_object()) {
-        if step.get("op").and_then(|o| o.as_str()) == Some("grayscale") {
+        let Some(op) = step.get("op").and_then(|o| o.as_str()) else {
+            continue;
+        };
+        if UNIT_STEPS.contains(&op) {
             if let Some(extra) = step.keys().find(|k| k.as_str() != "op") {
                 return Err(PipelineError::new(
                     "pipeline",
-                    format!("unknown field `{extra}`: grayscale takes no parameters"),
+                    format!("unknown field `{extra}`: {op} takes no parameters"),
                 ));
             }
         }
     }
     Ok(())
 }
+
+/// The operations without parameters (in the flat form, switched on with `=true`).
+const UNIT_STEPS: [&str; 3] = ["grayscale", "invert", "equalize"];
 
 /// The flat fields as given, before they are arranged into steps.
 #[derive(Default)]
@@ -92,8 +98,17 @@ struct FlatFields {
     grayscale: bool,
     brightness: Option<i32>,
     contrast: Option<i32>,
+    saturation: Option<i32>,
+    hue: Option<i32>,
+    gamma: Option<f32>,
+    sepia: Option<i32>,
+    invert: bool,
+    tint: Option<Colour>,
+    equalize: bool,
     blur: Option<f32>,
     sharpen: Option<f32>,
+    kernel: Option<Kernel>,
+    pixelate: Option<u32>,
     format: Option<Format>,
     quality: Option<u8>,
 }
@@ -126,8 +141,21 @@ impl FlatFields {
             "grayscale" => self.grayscale = parse_bool(key, value)?,
             "brightness" => self.brightness = Some(parse_num(key, value, "-100 to 100")?),
             "contrast" => self.contrast = Some(parse_num(key, value, "-100 to 100")?),
+            "saturation" => self.saturation = Some(parse_num(key, value, "-100 to 100")?),
+            "hue" => self.hue = Some(parse_num(key, value, "-180 to 180")?),
+            "gamma" => self.gamma = Some(parse_num(key, value, "0.1 to 10")?),
+            "sepia" => self.sepia = Some(parse_num(key, value, "0 to 100")?),
+            "invert" => self.invert = parse_bool(key, value)?,
+            "tint" => {
+                self.tint = Some(Colour::parse(value).filter(|c| c.a == 255).ok_or_else(|| {
+                    PipelineError::new(key, format!("`{value}` is not a colour: use RRGGBB hex"))
+                })?)
+            }
+            "equalize" => self.equalize = parse_bool(key, value)?,
             "blur" => self.blur = Some(parse_num(key, value, "0.1 to 100")?),
             "sharpen" => self.sharpen = Some(parse_num(key, value, "0.1 to 10")?),
+            "kernel" => self.kernel = Some(Kernel::parse(value).map_err(|m| PipelineError::new(key, m))?),
+            "pixelate" => self.pixelate = Some(parse_num(key, value, "2 to 200")?),
             "format" => {
                 self.format = Some(Format::from_name(value).ok_or_else(|| {
                     PipelineError::new(key, "must be one of jpeg, png, webp, gif, bmp, tiff, avif")
@@ -161,8 +189,21 @@ impl FlatFields {
         }
         steps.extend(self.brightness.map(|value| Step::Brightness { value }));
         steps.extend(self.contrast.map(|value| Step::Contrast { value }));
+        steps.extend(self.saturation.map(|value| Step::Saturation { value }));
+        steps.extend(self.hue.map(|degrees| Step::Hue { degrees }));
+        steps.extend(self.gamma.map(|value| Step::Gamma { value }));
+        steps.extend(self.sepia.map(|value| Step::Sepia { value }));
+        if self.invert {
+            steps.push(Step::Invert);
+        }
+        steps.extend(self.tint.map(|color| Step::Tint { color }));
+        if self.equalize {
+            steps.push(Step::Equalize);
+        }
         steps.extend(self.blur.map(|sigma| Step::Blur { sigma }));
         steps.extend(self.sharpen.map(|amount| Step::Sharpen { amount }));
+        steps.extend(self.kernel.map(|kernel| Step::Kernel { kernel }));
+        steps.extend(self.pixelate.map(|size| Step::Pixelate { size }));
         Ok(Pipeline {
             auto_orient: self.auto_orient.unwrap_or(true),
             steps,

@@ -1,6 +1,9 @@
 //! The allowed range of every pipeline value; errors name the flat parameter.
 
-use super::{Pipeline, PipelineError, Step, BLUR_RANGE, MAX_DIMENSION, SHARPEN_RANGE};
+use super::{
+    Kernel, Pipeline, PipelineError, Step, BLUR_RANGE, GAMMA_RANGE, MAX_DIMENSION, MAX_KERNEL_WEIGHT,
+    PIXELATE_RANGE, SHARPEN_RANGE,
+};
 
 impl Pipeline {
     /// Range-checks every value; errors name the flat parameter and its allowed range.
@@ -11,26 +14,33 @@ impl Pipeline {
             }
         }
         for step in &self.steps {
-            validate_step(step)?;
+            step.validate()?;
         }
         Ok(())
     }
 }
 
+impl Step {
+    /// Range-checks this step's values.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        validate_step(self)
+    }
+}
+
 fn validate_step(step: &Step) -> Result<(), PipelineError> {
-    match *step {
-        Step::Crop { width, height, .. } => {
+    match step {
+        &Step::Crop { width, height, .. } => {
             if width == 0 || height == 0 {
                 return Err(PipelineError::new("crop", "width and height must be at least 1"));
             }
         }
         Step::Rotate { degrees } => {
-            if !matches!(degrees, 90 | 180 | 270) {
+            if !matches!(*degrees, 90 | 180 | 270) {
                 return Err(PipelineError::new("rotate", "must be 90, 180 or 270"));
             }
         }
-        Step::Flip { .. } | Step::Grayscale => {}
-        Step::Resize { width, height, .. } => {
+        Step::Flip { .. } | Step::Grayscale | Step::Invert | Step::Equalize => {}
+        &Step::Resize { width, height, .. } => {
             for (name, v) in [("width", width), ("height", height)] {
                 if let Some(v) = v {
                     if !(1..=MAX_DIMENSION).contains(&v) {
@@ -45,10 +55,49 @@ fn validate_step(step: &Step) -> Result<(), PipelineError> {
                 return Err(PipelineError::new("width", "resize needs width or height"));
             }
         }
-        Step::Brightness { value } => check_percent("brightness", value)?,
-        Step::Contrast { value } => check_percent("contrast", value)?,
-        Step::Blur { sigma } => check_float("blur", sigma, BLUR_RANGE)?,
-        Step::Sharpen { amount } => check_float("sharpen", amount, SHARPEN_RANGE)?,
+        &Step::Brightness { value } => check_percent("brightness", value)?,
+        &Step::Contrast { value } => check_percent("contrast", value)?,
+        &Step::Blur { sigma } => check_float("blur", sigma, BLUR_RANGE)?,
+        &Step::Sharpen { amount } => check_float("sharpen", amount, SHARPEN_RANGE)?,
+        &Step::Saturation { value } => check_percent("saturation", value)?,
+        &Step::Hue { degrees } => check_int("hue", i64::from(degrees), (-180, 180))?,
+        &Step::Gamma { value } => check_float("gamma", value, GAMMA_RANGE)?,
+        &Step::Sepia { value } => check_int("sepia", i64::from(value), (0, 100))?,
+        Step::Tint { color } => {
+            if color.a != 255 {
+                return Err(PipelineError::new("tint", "must be an opaque RRGGBB colour"));
+            }
+        }
+        Step::Kernel { kernel } => {
+            if let Kernel::Custom(weights) = kernel {
+                if !matches!(weights.len(), 9 | 25) {
+                    return Err(PipelineError::new(
+                        "kernel",
+                        format!("needs 9 (3×3) or 25 (5×5) weights, not {}", weights.len()),
+                    ));
+                }
+                if !weights
+                    .iter()
+                    .all(|w| (-MAX_KERNEL_WEIGHT..=MAX_KERNEL_WEIGHT).contains(w))
+                {
+                    return Err(PipelineError::new(
+                        "kernel",
+                        format!("every weight must be between -{MAX_KERNEL_WEIGHT} and {MAX_KERNEL_WEIGHT}"),
+                    ));
+                }
+            }
+        }
+        &Step::Pixelate { size } => {
+            let (lo, hi) = PIXELATE_RANGE;
+            check_int("pixelate", i64::from(size), (i64::from(lo), i64::from(hi)))?
+        }
+    }
+    Ok(())
+}
+
+fn check_int(name: &str, v: i64, (lo, hi): (i64, i64)) -> Result<(), PipelineError> {
+    if !(lo..=hi).contains(&v) {
+        return Err(PipelineError::new(name, format!("must be between {lo} and {hi}")));
     }
     Ok(())
 }
