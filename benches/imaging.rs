@@ -245,6 +245,9 @@ fn operations_per_megapixel(src: &image::RgbImage, iters: impl Fn(usize) -> usiz
         height: None,
         fit: image_processor::imaging::Fit::Contain,
         upscale: false,
+        gravity: image_processor::imaging::Gravity::Centre,
+        focus: None,
+        background: None,
     };
     let ops: Vec<(&str, Step)> = vec![
         ("resize 1/2 Lanczos3", resize),
@@ -284,6 +287,47 @@ fn operations_per_megapixel(src: &image::RgbImage, iters: impl Fn(usize) -> usiz
             },
         ),
         ("pixelate 8", Step::Pixelate { size: 8 }),
+        (
+            "cover 1/2 square, smart",
+            Step::Resize {
+                width: Some(src.height() / 2),
+                height: Some(src.height() / 2),
+                fit: image_processor::imaging::Fit::Cover,
+                upscale: false,
+                gravity: image_processor::imaging::Gravity::Smart,
+                focus: None,
+                background: None,
+            },
+        ),
+        (
+            "cover 1/2 square, centre",
+            Step::Resize {
+                width: Some(src.height() / 2),
+                height: Some(src.height() / 2),
+                fit: image_processor::imaging::Fit::Cover,
+                upscale: false,
+                gravity: image_processor::imaging::Gravity::Centre,
+                focus: None,
+                background: None,
+            },
+        ),
+        (
+            "pad 1/2 to a square",
+            Step::Resize {
+                width: Some(src.width() / 2),
+                height: Some(src.width() / 2),
+                fit: image_processor::imaging::Fit::Pad,
+                upscale: false,
+                gravity: image_processor::imaging::Gravity::Centre,
+                focus: None,
+                background: Some(Colour {
+                    r: 0,
+                    g: 0,
+                    b: 0,
+                    a: 255,
+                }),
+            },
+        ),
     ];
     let mut resize_ms = None;
     for (name, step) in ops {

@@ -1,7 +1,7 @@
 // The operation controls: turns the form into the SPEC's flat multipart fields, sending only what the user set.
 
 const VALUE_FIELDS = [
-  'width', 'height', 'fit', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
+  'width', 'height', 'fit', 'gravity', 'focus', 'background', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
   'saturation', 'hue', 'gamma', 'sepia', 'tint', 'kernel', 'pixelate',
 ];
 const SWITCHES = ['grayscale', 'invert', 'equalize'];
@@ -10,6 +10,9 @@ const LABELS = {
   width: (v) => `width ${v}px`,
   height: (v) => `height ${v}px`,
   fit: (v) => `fit ${v}`,
+  gravity: (v) => `gravity ${v}`,
+  focus: (v) => `focus ${v}`,
+  background: (v) => `background #${v.replace(/^#/, '')}`,
   format: (v) => `as ${v.toUpperCase()}`,
   quality: (v) => `quality ${v}`,
   rotate: (v) => `rotate ${v}°`,

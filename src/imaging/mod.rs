@@ -27,7 +27,8 @@
 //!     each works in).
 //!   - `filters`: neighbourhood filters (blur, sharpen).
 //!   - `convolve`: 3×3 / 5×5 kernels (named or given) and pixelate.
-//!   - `alpha`: flattening transparency for outputs without it.
+//!   - `alpha`: flattening transparency for outputs without it, or onto `background`.
+//!   - `smart`: the smart crop's saliency scoring and window search.
 //!   - `pixels`: raw channel access the per-pixel operations share.
 //! - `thumbnail`: the preview made with every job ([`THUMBNAIL_SIZE`]).
 
@@ -48,8 +49,8 @@ pub use codecs::probe::Probe;
 pub use error::ImagingError;
 pub use limits::Limits;
 pub use pipeline::{
-    Colour, Fit, Flip, Kernel, KernelName, Pipeline, PipelineError, Step, BLUR_RANGE, FIELD_NAMES,
-    GAMMA_RANGE, MAX_DIMENSION, MAX_KERNEL_WEIGHT, PIXELATE_RANGE, SHARPEN_RANGE,
+    Colour, Fit, Flip, Focus, Gravity, Kernel, KernelName, Pipeline, PipelineError, Step, BLUR_RANGE,
+    FIELD_NAMES, GAMMA_RANGE, MAX_DIMENSION, MAX_KERNEL_WEIGHT, PIXELATE_RANGE, SHARPEN_RANGE,
 };
 pub use thumbnail::THUMBNAIL_SIZE;
 
@@ -135,6 +136,9 @@ fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, 
     }
     for step in &pipeline.steps {
         img = ops::apply(step, img, &mut logical, limits)?;
+    }
+    if let Some(bg) = pipeline.background {
+        img = ops::alpha::flatten_on(&img, bg);
     }
     limits::check_pixels(img.width(), img.height(), limits)?;
     let format = pipeline.format.unwrap_or(probe.format.default_output());

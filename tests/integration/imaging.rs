@@ -313,7 +313,7 @@ fn bad_values_name_the_parameter_and_its_range() {
         ("height=abc", "height", "20000"),
         ("rotate=45", "rotate", "90, 180 or 270"),
         ("flip=x", "flip", "h or v"),
-        ("fit=stretch&width=5", "fit", "contain, cover or fill"),
+        ("fit=stretch&width=5", "fit", "contain, cover, fill or pad"),
         ("crop=1,2,3", "crop", "x,y,w,h"),
         ("crop=1,2,0,4", "crop", "at least 1"),
         // Exactly the documented grammar: no spaces, signs, leading zeros or 10-digit values.
@@ -354,12 +354,18 @@ fn field_names_cover_every_flat_field() {
             "format" => "png",
             "auto_orient" | "upscale" | "grayscale" | "invert" | "equalize" => "true",
             "tint" => "ff8800",
+            "background" => "ffffff",
             "kernel" => "edge",
+            "gravity" => "center",
+            "focus" => "0.5,0.5",
             _ => "5",
         };
         let mut pairs = vec![(*name, value)];
-        if matches!(*name, "fit" | "upscale") {
+        if matches!(*name, "fit" | "upscale" | "gravity" | "focus") {
             pairs.push(("width", "10"));
+        }
+        if *name == "focus" {
+            pairs.extend([("height", "10"), ("fit", "cover")]);
         }
         assert!(Pipeline::from_fields(pairs).is_ok(), "{name}");
     }

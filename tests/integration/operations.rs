@@ -407,3 +407,290 @@ async fn colour_and_filter_families_work_end_to_end_and_refuse_bad_values() {
     }
     app.stop().await;
 }
+
+/// Left half red, right half blue, a green stripe across the top quarter.
+fn halves(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| match (y < h / 4, x < w / 2) {
+        (true, _) => Rgb([0, 200, 0]),
+        (false, true) => Rgb([220, 0, 0]),
+        (false, false) => Rgb([0, 0, 220]),
+    })
+}
+
+#[test]
+fn gravity_and_focus_choose_what_cover_keeps() {
+    let input = png_of(&halves(400, 200));
+    let red = |p: &Rgb<u8>| p.0[0] > 150 && p.0[2] < 60;
+    let blue = |p: &Rgb<u8>| p.0[2] > 150 && p.0[0] < 60;
+    let cover = |extra: &str| apply(&input, &format!("width=100&height=100&fit=cover{extra}"));
+    let west = cover("&gravity=west");
+    assert_eq!(west.dimensions(), (100, 100));
+    assert!(west.pixels().skip(100 * 60).all(red), "west keeps the red half");
+    assert!(
+        cover("&gravity=east").pixels().skip(100 * 60).all(blue),
+        "east keeps the blue half"
+    );
+    let centre = cover("");
+    assert!(
+        red(centre.get_pixel(20, 80)) && blue(centre.get_pixel(80, 80)),
+        "centre keeps both"
+    );
+    // A focus point at the far right: the window moves as far right as the image allows.
+    assert!(cover("&focus=0.95,0.5").pixels().skip(100 * 60).all(blue));
+    // The focus point wins over gravity.
+    assert!(cover("&gravity=west&focus=1,0.5")
+        .pixels()
+        .skip(100 * 60)
+        .all(blue));
+    // Vertical: a portrait crop to a wide box keeps the top (north) or the bottom (south).
+    let tall = png_of(&halves(200, 400));
+    let north = apply(&tall, "width=200&height=100&fit=cover&gravity=north");
+    assert!(
+        north.get_pixel(100, 10).0[1] > 150,
+        "north keeps the green stripe"
+    );
+    let south = apply(&tall, "width=200&height=100&fit=cover&gravity=south");
+    assert!(south.pixels().all(|p| p.0[1] < 60), "south leaves the stripe out");
+}
+
+#[test]
+fn smart_gravity_finds_the_detailed_region() {
+    // A calm backdrop with a busy, colourful patch near the left edge.
+    let mut img = RgbImage::from_fn(600, 300, |x, y| Rgb([100 + ((x + y) % 3) as u8, 110, 130]));
+    for y in 40..260 {
+        for x in 10..140 {
+            let v = if (x / 5 + y / 5) % 2 == 0 { 250 } else { 10 };
+            img.put_pixel(x, y, Rgb([v, 255 - v, v / 2]));
+        }
+    }
+    let out = apply(&png_of(&img), "width=150&height=150&fit=cover&gravity=smart");
+    let busy = out.pixels().filter(|p| chroma(p) > 100).count();
+    // The patch fills about a third of the best window; downscaling blurs part of its checks.
+    assert!(
+        busy > out.pixels().len() / 6,
+        "the smart crop keeps the patch: {busy} busy pixels"
+    );
+    let centre = apply(&png_of(&img), "width=150&height=150&fit=cover");
+    assert_eq!(
+        centre.pixels().filter(|p| chroma(p) > 100).count(),
+        0,
+        "the centre crop misses it"
+    );
+}
+
+#[test]
+fn pad_letterboxes_with_the_background_or_transparency() {
+    let input = png_of(&halves(400, 200));
+    let out = apply(&input, "width=300&height=300&fit=pad&background=00ff00");
+    assert_eq!(out.dimensions(), (300, 300));
+    assert_eq!(out.get_pixel(150, 10).0, [0, 255, 0], "padding above");
+    assert_eq!(out.get_pixel(150, 290).0, [0, 255, 0], "padding below");
+    assert!(out.get_pixel(20, 200).0[0] > 150, "the image in the middle band");
+    // Gravity places the image: north puts the band at the top.
+    let top = apply(
+        &input,
+        "width=300&height=300&fit=pad&background=000000&gravity=north",
+    );
+    assert_eq!(top.get_pixel(150, 290).0, [0, 0, 0]);
+    assert!(
+        top.get_pixel(150, 5).0[1] > 150,
+        "the green stripe is at the very top"
+    );
+    // No background: transparent padding in PNG, white once flattened into JPEG.
+    let pipeline = Pipeline::from_fields([
+        ("width", "300"),
+        ("height", "300"),
+        ("fit", "pad"),
+        ("format", "png"),
+    ])
+    .expect("valid")
+    .expect("some");
+    let out = imaging::process(&input, &pipeline, &LIMITS).expect("processes");
+    let rgba = image::load_from_memory(&out.bytes).expect("decodes").to_rgba8();
+    assert_eq!(rgba.get_pixel(150, 10).0[3], 0, "transparent padding");
+    assert_eq!(rgba.get_pixel(20, 200).0[3], 255, "opaque image");
+    let as_jpeg = imaging::process(
+        &input,
+        &Pipeline::from_fields([
+            ("width", "300"),
+            ("height", "300"),
+            ("fit", "pad"),
+            ("format", "jpeg"),
+        ])
+        .expect("valid")
+        .expect("some"),
+        &LIMITS,
+    )
+    .expect("processes");
+    let rgb = image::load_from_memory(&as_jpeg.bytes)
+        .expect("decodes")
+        .to_rgb8();
+    assert!(
+        rgb.get_pixel(150, 10).0.iter().all(|&c| c > 245),
+        "white padding in JPEG"
+    );
+}
+
+#[test]
+fn background_flattens_transparency_in_every_format() {
+    let rgba = image::RgbaImage::from_fn(20, 20, |x, _| {
+        image::Rgba([255, 0, 0, if x < 10 { 0 } else { 255 }])
+    });
+    let input = encode(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png);
+    let out = apply(&input, "background=0000ff");
+    assert_eq!(
+        out.get_pixel(2, 2).0,
+        [0, 0, 255],
+        "transparent part shows the background"
+    );
+    assert_eq!(out.get_pixel(15, 2).0, [255, 0, 0], "opaque part stays");
+    let pipeline = Pipeline::from_fields([("background", "0000ff"), ("format", "png")])
+        .expect("valid")
+        .expect("some");
+    let png = imaging::process(&input, &pipeline, &LIMITS).expect("processes");
+    let img = image::load_from_memory(&png.bytes).expect("decodes");
+    assert!(!img.color().has_alpha(), "an opaque background leaves no alpha");
+}
+
+#[test]
+fn geometry_parameters_are_checked_with_their_rules() {
+    for (fields, param, hint) in [
+        (
+            &[("fit", "pad"), ("width", "10")][..],
+            "fit",
+            "needs both width and height",
+        ),
+        (&[("gravity", "north")][..], "gravity", "needs width or height"),
+        (&[("focus", "0.5,0.5")][..], "focus", "needs width or height"),
+        (
+            &[("gravity", "up"), ("width", "10")][..],
+            "gravity",
+            "center, north",
+        ),
+        (
+            &[("gravity", "north"), ("width", "10")][..],
+            "gravity",
+            "applies to fit=",
+        ),
+        (
+            &[
+                ("gravity", "smart"),
+                ("width", "10"),
+                ("height", "10"),
+                ("fit", "pad"),
+            ][..],
+            "gravity",
+            "applies to fit=",
+        ),
+        (
+            &[
+                ("focus", "0.5,0.5"),
+                ("width", "10"),
+                ("height", "10"),
+                ("fit", "pad"),
+            ][..],
+            "focus",
+            "applies to fit=",
+        ),
+        (&[("focus", "1.5,0.5"), ("width", "10")][..], "focus", "fx,fy"),
+        (&[("focus", "0.5"), ("width", "10")][..], "focus", "fx,fy"),
+        (&[("focus", "0.5, 0.5"), ("width", "10")][..], "focus", "fx,fy"),
+        (&[("focus", ".5,.5"), ("width", "10")][..], "focus", "fx,fy"),
+        (&[("background", "fff")][..], "background", "RRGGBB"),
+        (&[("background", "ff00ff0")][..], "background", "RRGGBB"),
+        (&[("fit", "stretch"), ("width", "10")][..], "fit", "pad"),
+    ] {
+        let e = Pipeline::from_fields(fields.iter().copied()).expect_err(&format!("{fields:?}"));
+        assert_eq!(e.param, param, "{fields:?}: {e}");
+        assert!(e.message.contains(hint), "{fields:?}: {e}");
+    }
+    for json in [
+        serde_json::json!({"steps": [{"op": "resize", "width": 10, "height": 10, "fit": "cover", "focus": [2, 0]}]}),
+        serde_json::json!({"steps": [{"op": "resize", "width": 10, "fit": "contain", "background": "ffffff"}]}),
+        serde_json::json!({"steps": [{"op": "resize", "width": 10, "fit": "fill", "gravity": "east"}]}),
+    ] {
+        assert!(Pipeline::from_json(&json).is_err(), "{json}");
+    }
+    // Accepted: the edges, both spellings of the centre, a JSON focus pair, `#` on colours.
+    for fields in [
+        &[
+            ("focus", "0,1"),
+            ("width", "10"),
+            ("height", "10"),
+            ("fit", "cover"),
+        ][..],
+        &[
+            ("focus", "1.000000,0.123456"),
+            ("width", "10"),
+            ("height", "10"),
+            ("fit", "cover"),
+        ][..],
+        &[("gravity", "center"), ("width", "10")][..],
+        &[
+            ("gravity", "southwest"),
+            ("width", "10"),
+            ("height", "10"),
+            ("fit", "pad"),
+        ][..],
+        &[("background", "#FFEEDDCC")][..],
+    ] {
+        assert!(
+            Pipeline::from_fields(fields.iter().copied()).is_ok(),
+            "{fields:?}"
+        );
+    }
+    let json = serde_json::json!({"steps": [{"op": "resize", "width": 10, "height": 10, "fit": "cover",
+        "gravity": "smart", "focus": "0.25,0.75"}], "background": "ffffff"});
+    let p = Pipeline::from_json(&json).expect("valid");
+    let stored = serde_json::to_value(&p).expect("serialises");
+    assert_eq!(stored["steps"][0]["focus"], serde_json::json!([0.25, 0.75]));
+    assert_eq!(stored["steps"][0]["gravity"], "smart");
+    assert_eq!(stored["background"], "ffffff");
+    assert_eq!(Pipeline::from_json(&stored).expect("round trip"), p);
+}
+
+#[tokio::test]
+async fn geometry_family_works_end_to_end() {
+    let app = spawn_app().await;
+    let res = upload(
+        &app,
+        png_of(&halves(400, 200)),
+        &[
+            ("width", "40"),
+            ("height", "20"),
+            ("fit", "cover"),
+            ("gravity", "east"),
+            ("format", "png"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = res.json().await.expect("json");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["pipeline"]["steps"][0]["gravity"], "east", "{done}");
+    let (_, padded) = processed(
+        &app,
+        png_of(&halves(200, 400)),
+        &[
+            ("width", "40"),
+            ("height", "20"),
+            ("fit", "pad"),
+            ("background", "ffffff"),
+            ("format", "png"),
+        ],
+    )
+    .await;
+    assert_eq!(padded.get_pixel(2, 10).0, [255, 255, 255], "white side bars");
+    let res = upload(
+        &app,
+        png_of(&halves(40, 20)),
+        &[("focus", "0.5,0.5"), ("width", "10")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["param"], "focus", "{body}");
+    app.stop().await;
+}

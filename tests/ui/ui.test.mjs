@@ -232,6 +232,34 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.selectOption('#op-kernel', '');
   });
 
+  it('offers pad, gravity, focus and background, and checks what is typed', async () => {
+    await page.fill('#op-height', '200');
+    await page.selectOption('#op-fit', 'pad');
+    await page.selectOption('#op-gravity', 'north');
+    await page.fill('#op-background', '#00000080');
+    await page.fill('#op-focus', '2,0.5');
+    await page.waitForFunction(() => document.getElementById('op-focus').classList.contains('field__input--invalid'));
+    await page.fill('#op-focus', '');
+    await page.waitForFunction(() => {
+      const text = document.getElementById('ops-summary').textContent;
+      return ['fit pad', 'gravity north', 'background #00000080'].every((part) => text.includes(part));
+    });
+    const boxed = { name: `boxed-${RUN}.png`, bytes: samplePng(200, 100, [200, 40, 40], [40, 40, 200]) };
+    await page.setInputFiles('#file-input', [{ name: boxed.name, mimeType: 'image/png', buffer: boxed.bytes }]);
+    const row = await waitForRow(boxed.name, 'completed');
+    const { body: image } = await apiJson(`/api/images/${await row.getAttribute('data-id')}`);
+    assert.equal(image.processed.width, 200);
+    assert.equal(image.processed.height, 200, 'padded to the box');
+    assert.deepEqual(image.pipeline.steps[0], {
+      op: 'resize', width: 200, height: 200, fit: 'pad', upscale: false, gravity: 'north', background: '00000080',
+    });
+    assert.equal(image.pipeline.background, '00000080');
+    await page.fill('#op-height', '');
+    await page.selectOption('#op-fit', '');
+    await page.selectOption('#op-gravity', '');
+    await page.fill('#op-background', '');
+  });
+
   it('shows a row inserted with SQL by itself', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
     const known = await page.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
     const png = samplePng(240, 160, [46, 125, 50], [200, 230, 120]);

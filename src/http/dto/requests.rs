@@ -45,6 +45,25 @@ pub enum FitParam {
     Cover,
     /// Stretch to the box.
     Fill,
+    /// Keep the aspect ratio inside the box, then pad to exactly the box with `background`.
+    Pad,
+}
+
+/// Which part `fit=cover` keeps, or where `fit=pad` places the image.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GravityParam {
+    Center,
+    North,
+    South,
+    East,
+    West,
+    Northeast,
+    Northwest,
+    Southeast,
+    Southwest,
+    /// The most salient region (detail, skin, saturation); `fit=cover` only.
+    Smart,
 }
 
 /// Mirror axis.
@@ -57,9 +76,10 @@ pub enum FlipParam {
 }
 
 /// The flat operation fields, as query parameters or multipart fields, applied in this order.
-/// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit` and
-/// `upscale` need `width` or `height`; a `pipeline` part excludes every field here. Unknown
-/// fields are refused.
+/// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit`, `upscale`,
+/// `gravity` and `focus` need `width` or `height`; `fit=pad` needs both; `gravity` applies to
+/// `fit=cover` and `fit=pad` (`smart` to `cover` only), `focus` to `fit=cover`; a `pipeline`
+/// part excludes every field here. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -87,6 +107,19 @@ pub struct Operations {
     height: Option<u32>,
     #[param(inline)]
     fit: Option<FitParam>,
+    #[param(inline)]
+    gravity: Option<GravityParam>,
+    /// `fx,fy`: a point (fractions of width and height, 0 to 1, up to 6 decimals) that
+    /// `fit=cover` keeps as close to the centre as it can; wins over `gravity`.
+    #[schema(pattern = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?),(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")]
+    #[param(pattern = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?),(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")]
+    focus: Option<String>,
+    /// `RRGGBB` or `RRGGBBAA`: the padding of `fit=pad`, and what any transparency is
+    /// flattened onto, whatever the output format (unset: only formats without alpha flatten,
+    /// onto white; `pad` pads with transparency).
+    #[schema(pattern = r"^#?[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")]
+    #[param(pattern = r"^#?[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")]
+    background: Option<String>,
     /// Allow a result larger than the input (default false).
     upscale: Option<bool>,
     /// Drop colour.

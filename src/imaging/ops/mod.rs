@@ -15,6 +15,7 @@ pub(super) mod filters;
 pub(super) mod geometry;
 mod pixels;
 pub(super) mod resize;
+mod smart;
 
 /// Applies one step. `logical` carries the full-resolution size of a pre-shrunk JPEG up to the
 /// first resize (see [`resize::dct_shrink`]); geometry steps keep it in step, resize consumes it.
@@ -33,7 +34,21 @@ pub(crate) fn apply(
             height,
             fit,
             upscale,
-        } => resize::resize_step(img, logical.take(), width, height, fit, upscale, limits)?,
+            gravity,
+            focus,
+            background,
+        } => {
+            let target = resize::Target {
+                width,
+                height,
+                fit,
+                upscale,
+                gravity,
+                focus,
+                background,
+            };
+            resize::resize_step(img, logical.take(), target, limits)?
+        }
         Step::Grayscale => img.grayscale(),
         &Step::Brightness { value } => adjust::brightness(img, value),
         &Step::Contrast { value } => adjust::contrast(img, value),

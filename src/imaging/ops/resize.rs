@@ -1,13 +1,15 @@
-//! Resize geometry (contain / cover / fill, no upscaling unless asked) and resampling with
-//! `fast_image_resize`, whose SIMD convolution is several times faster than `image`'s resize.
-//! Also decides how far the JPEG decoder may pre-shrink in the DCT domain.
+//! Resize geometry (contain / cover / fill / pad, no upscaling unless asked), which part `cover`
+//! keeps (gravity, a focus point, or the smart crop's pick) and where `pad` places the image;
+//! resampling with `fast_image_resize`, whose SIMD convolution is several times faster than
+//! `image`'s resize. Also decides how far the JPEG decoder may pre-shrink in the DCT domain.
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 
+use super::smart;
 use crate::imaging::error::ImagingError;
 use crate::imaging::limits::{check_pixels, Limits};
-use crate::imaging::pipeline::{Fit, Pipeline, Step};
+use crate::imaging::pipeline::{Colour, Fit, Focus, Gravity, Pipeline, Step};
 
 /// What a resize does to a `w×h` source: the source rectangle it reads (for `cover`, a
 /// centred crop) and the size it produces.
@@ -93,6 +95,7 @@ pub(crate) fn dct_shrink(w: u32, h: u32, pipeline: &Pipeline) -> u32 {
                 height,
                 fit,
                 upscale,
+                ..
             } => {
                 // EXIF orientation or a rotate may swap the axes: take the less shrinking case.
                 let scale = [(w, h), (h, w)]
@@ -110,36 +113,120 @@ pub(crate) fn dct_shrink(w: u32, h: u32, pipeline: &Pipeline) -> u32 {
     1
 }
 
+/// What a resize step asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+    pub upscale: bool,
+    pub gravity: Gravity,
+    pub focus: Option<Focus>,
+    pub background: Option<Colour>,
+}
+
 /// Applies a resize step. `logical` is the full-resolution size this (pre-shrunk) image stands
 /// for; the geometry is planned on it and the source rectangle mapped onto the actual pixels.
 pub(crate) fn resize_step(
     img: DynamicImage,
     logical: Option<(u32, u32)>,
-    width: Option<u32>,
-    height: Option<u32>,
-    fit: Fit,
-    upscale: bool,
+    t: Target,
     limits: &Limits,
 ) -> Result<DynamicImage, ImagingError> {
     let actual = (img.width(), img.height());
     let dims = logical.unwrap_or(actual);
-    let Some(mut p) = plan(dims, width, height, fit, upscale) else {
-        return Ok(img);
+    let resized = match plan(dims, t.width, t.height, t.fit, t.upscale) {
+        None => img,
+        Some(mut p) => {
+            if t.fit == Fit::Cover {
+                place_cover(&mut p, dims, &img, t.gravity, t.focus);
+            }
+            if dims != actual {
+                let sx = f64::from(actual.0) / f64::from(dims.0);
+                let sy = f64::from(actual.1) / f64::from(dims.1);
+                let (x, y, w, h) = p.src;
+                p.src = (
+                    x * sx,
+                    y * sy,
+                    (w * sx).min(f64::from(actual.0)),
+                    (h * sy).min(f64::from(actual.1)),
+                );
+            }
+            // The output bound, checked before anything is allocated.
+            check_pixels(p.dst.0, p.dst.1, limits)?;
+            resample(&img, p)?
+        }
     };
-    if dims != actual {
-        let sx = f64::from(actual.0) / f64::from(dims.0);
-        let sy = f64::from(actual.1) / f64::from(dims.1);
-        let (x, y, w, h) = p.src;
-        p.src = (
-            x * sx,
-            y * sy,
-            (w * sx).min(f64::from(actual.0)),
-            (h * sy).min(f64::from(actual.1)),
-        );
+    match (t.fit, t.width, t.height) {
+        (Fit::Pad, Some(bw), Some(bh)) => {
+            let anchor = t.gravity.anchor().unwrap_or((0.5, 0.5));
+            pad(resized, (bw, bh), anchor, t.background, limits)
+        }
+        _ => Ok(resized),
     }
-    // The output bound, checked before anything is allocated.
-    check_pixels(p.dst.0, p.dst.1, limits)?;
-    resample(&img, p)
+}
+
+/// Moves `cover`'s source rectangle (planned centred) to where the focus point, the gravity or
+/// the smart crop wants it, within the image.
+fn place_cover(p: &mut Plan, (w, h): (u32, u32), img: &DynamicImage, gravity: Gravity, focus: Option<Focus>) {
+    let (fw, fh) = (f64::from(w), f64::from(h));
+    let (_, _, cw, ch) = p.src;
+    let (free_x, free_y) = ((fw - cw).max(0.0), (fh - ch).max(0.0));
+    let (ax, ay) = match focus {
+        // As close to the centre as the image allows: the window centred on the point, clamped.
+        Some(f) => {
+            let at = |point: f64, size: f64, full: f64, free: f64| {
+                if free > 0.0 {
+                    ((point * full - size / 2.0).clamp(0.0, free)) / free
+                } else {
+                    0.5
+                }
+            };
+            (
+                at(f64::from(f.x), cw, fw, free_x),
+                at(f64::from(f.y), ch, fh, free_y),
+            )
+        }
+        None => gravity
+            .anchor()
+            .unwrap_or_else(|| smart::anchor(img, (cw / fw, ch / fh))),
+    };
+    p.src.0 = free_x * ax;
+    p.src.1 = free_y * ay;
+}
+
+/// Pads `img` to exactly `box_size` with `background` (transparent when `None`), placing it at
+/// `anchor` (fractions of the free space). The padding never blends with the image: the image's
+/// own pixels, alpha included, are copied as they are.
+fn pad(
+    img: DynamicImage,
+    (bw, bh): (u32, u32),
+    (ax, ay): (f64, f64),
+    background: Option<Colour>,
+    limits: &Limits,
+) -> Result<DynamicImage, ImagingError> {
+    let (w, h) = (img.width(), img.height());
+    if (w, h) == (bw, bh) {
+        return Ok(img);
+    }
+    check_pixels(bw, bh, limits)?;
+    let bg = background.unwrap_or(Colour {
+        r: 0,
+        g: 0,
+        b: 0,
+        a: 0,
+    });
+    let mut canvas = image::RgbaImage::from_pixel(bw, bh, image::Rgba([bg.r, bg.g, bg.b, bg.a]));
+    let x = (f64::from(bw.saturating_sub(w)) * ax).round() as i64;
+    let y = (f64::from(bh.saturating_sub(h)) * ay).round() as i64;
+    let opaque = bg.a == 255 && !img.color().has_alpha();
+    image::imageops::replace(&mut canvas, &img.to_rgba8(), x, y);
+    let out = DynamicImage::ImageRgba8(canvas);
+    Ok(if opaque {
+        DynamicImage::ImageRgb8(out.to_rgb8())
+    } else {
+        out
+    })
 }
 
 /// Resamples with a Lanczos3 kernel (premultiplying alpha so edges don't fringe).
@@ -186,6 +273,9 @@ mod tests {
                 height,
                 fit,
                 upscale: false,
+                gravity: Gravity::Centre,
+                focus: None,
+                background: None,
             }],
             ..Pipeline::default()
         }

@@ -3,8 +3,10 @@
 //! Both forms produce the same [`Pipeline`]; the flat form always applies its operations in the
 //! fixed SPEC order, the JSON form in the order given (and may repeat an operation).
 //!
-//! Here: the types and their serde (stored) form. `parse`: reading both forms; `validate`: the
-//! range of every value, checked after parsing and again before a stored pipeline runs.
+//! Here: the pipeline and its steps with their serde (stored) form. `values`: the parameter
+//! types that are more than a number (colours, kernels, gravity, focus points); `parse`:
+//! reading both forms; `validate`: the range of every value, checked after parsing and again
+//! before a stored pipeline runs.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +14,9 @@ use crate::imaging::codecs::format::Format;
 
 mod parse;
 mod validate;
+mod values;
+
+pub use values::{Colour, Focus, Gravity, Kernel, KernelName};
 
 /// The flat field names that configure a pipeline, in their fixed application order. The HTTP
 /// layer uses this list to pick operation fields out of query strings and multipart forms.
@@ -23,6 +28,9 @@ pub const FIELD_NAMES: &[&str] = &[
     "width",
     "height",
     "fit",
+    "gravity",
+    "focus",
+    "background",
     "upscale",
     "grayscale",
     "brightness",
@@ -66,6 +74,9 @@ pub enum Fit {
     Cover,
     /// Stretch to exactly the box.
     Fill,
+    /// Keep the aspect ratio inside the box, then pad to exactly the box with `background`
+    /// (transparent when none is given; a format without alpha then flattens it onto white).
+    Pad,
 }
 
 /// A mirror axis: `h` mirrors left↔right, `v` mirrors top↔bottom.
@@ -75,160 +86,6 @@ pub enum Flip {
     Horizontal,
     #[serde(rename = "v", alias = "vertical")]
     Vertical,
-}
-
-/// An sRGB colour, written `RRGGBB` or `RRGGBBAA` in hex (a leading `#` is allowed); stored
-/// as lowercase `rrggbb`, or `rrggbbaa` when not opaque.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Colour {
-    pub r: u8,
-    pub g: u8,
-    pub b: u8,
-    /// 255 is opaque.
-    pub a: u8,
-}
-
-impl Colour {
-    /// Parses `RRGGBB` or `RRGGBBAA` (hex, either case, optional leading `#`).
-    pub fn parse(text: &str) -> Option<Colour> {
-        let hex = text.strip_prefix('#').unwrap_or(text);
-        if !matches!(hex.len(), 6 | 8) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
-        Some(Colour {
-            r: byte(0)?,
-            g: byte(2)?,
-            b: byte(4)?,
-            a: if hex.len() == 8 { byte(6)? } else { 255 },
-        })
-    }
-}
-
-impl std::fmt::Display for Colour {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:02x}{:02x}{:02x}", self.r, self.g, self.b)?;
-        if self.a != 255 {
-            write!(f, "{:02x}", self.a)?;
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for Colour {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Colour {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Colour::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!("`{text}` is not a colour: use RRGGBB or RRGGBBAA hex"))
-        })
-    }
-}
-
-/// The named convolution kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KernelName {
-    /// 4-neighbour Laplacian: edges bright, flat areas black.
-    Edge,
-    /// Sobel gradient magnitude (both directions).
-    Sobel,
-    /// Relief lit from the top left.
-    Emboss,
-    /// 8-neighbour Laplacian: stronger outlines than `edge`.
-    Outline,
-    /// 3×3 sharpen.
-    Sharpen,
-    /// 3×3 mean.
-    Box,
-    /// 5×5 binomial Gaussian.
-    Gaussian,
-}
-
-impl KernelName {
-    const ALL: [(&'static str, KernelName); 7] = [
-        ("edge", KernelName::Edge),
-        ("sobel", KernelName::Sobel),
-        ("emboss", KernelName::Emboss),
-        ("outline", KernelName::Outline),
-        ("sharpen", KernelName::Sharpen),
-        ("box", KernelName::Box),
-        ("gaussian", KernelName::Gaussian),
-    ];
-}
-
-/// A convolution kernel: a name, or 9 (3×3) or 25 (5×5) weights row by row. Written as a
-/// name, a comma-separated string of numbers, or (JSON) an array of numbers; stored as the
-/// name or the array.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kernel {
-    Named(KernelName),
-    Custom(Vec<f32>),
-}
-
-impl Kernel {
-    /// Parses a name or comma-separated weights (the count and range are checked by
-    /// `validate`).
-    pub fn parse(text: &str) -> Result<Kernel, String> {
-        let text = text.trim();
-        if let Some((_, name)) = KernelName::ALL.iter().find(|(n, _)| *n == text) {
-            return Ok(Kernel::Named(*name));
-        }
-        if !text.contains(',') {
-            return Err(format!(
-                "`{text}` is not a kernel: name one of edge, sobel, emboss, outline, sharpen, box, gaussian, or give 9 or 25 comma-separated numbers"
-            ));
-        }
-        text.split(',')
-            .map(|n| {
-                kernel_weight(n)
-                    .ok_or_else(|| format!("`{n}` is not a weight: a decimal number from -1000 to 1000"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Kernel::Custom)
-    }
-}
-
-/// One weight of a written kernel, exactly as the OpenAPI document's pattern says: an optional
-/// `-`, up to three integer digits (or `1000`) and up to six decimals; no spaces or exponents.
-fn kernel_weight(text: &str) -> Option<f32> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let int_ok = (1..=3).contains(&int.len()) || (int == "1000" && frac.bytes().all(|b| b == b'0'));
-    let frac_ok = !digits.contains('.') || (1..=6).contains(&frac.len());
-    (int_ok && frac_ok && all_digits(int) && all_digits(frac))
-        .then(|| text.parse().ok())
-        .flatten()
-}
-
-impl Serialize for Kernel {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Kernel::Named(name) => name.serialize(s),
-            Kernel::Custom(weights) => weights.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Kernel {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Text(String),
-            Weights(Vec<f32>),
-        }
-        match Written::deserialize(d)? {
-            Written::Text(text) => Kernel::parse(&text).map_err(serde::de::Error::custom),
-            Written::Weights(weights) => Ok(Kernel::Custom(weights)),
-        }
-    }
 }
 
 /// One operation. The JSON form is `{"op": "resize", "width": 800, ...}`; single-value
@@ -259,6 +116,15 @@ pub enum Step {
         /// Allow the result to be larger than the input (off by default).
         #[serde(default)]
         upscale: bool,
+        /// Which part `cover` keeps, or where `pad` places the image (default centre).
+        #[serde(default, skip_serializing_if = "Gravity::is_centre")]
+        gravity: Gravity,
+        /// A point `cover` keeps as close to the centre as it can (wins over `gravity`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        focus: Option<Focus>,
+        /// The padding colour of `pad`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        background: Option<Colour>,
     },
     /// Drop colour (alpha is kept).
     Grayscale,
@@ -365,6 +231,10 @@ pub struct Pipeline {
     /// Encoder quality 1–100 for lossy formats (JPEG, WebP, AVIF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
+    /// Flatten any transparency onto this colour, whatever the output format. Unset: only
+    /// formats without alpha (JPEG) flatten, onto white.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<Colour>,
 }
 
 fn default_true() -> bool {
@@ -398,9 +268,13 @@ impl Default for Pipeline {
                 height: Some(800),
                 fit: Fit::Contain,
                 upscale: false,
+                gravity: Gravity::Centre,
+                focus: None,
+                background: None,
             }],
             format: None,
             quality: None,
+            background: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Reading a pipeline from its two forms: JSON (`steps`, or flat names in an object) and flat
 //! fields (query strings and multipart forms).
 
-use super::{Colour, Fit, Flip, Kernel, Pipeline, PipelineError, Step, FIELD_NAMES, MAX_DIMENSION};
+use super::{
+    Colour, Fit, Flip, Focus, Gravity, Kernel, Pipeline, PipelineError, Step, FIELD_NAMES, MAX_DIMENSION,
+};
 use crate::imaging::codecs::format::Format;
 
 impl Pipeline {
@@ -94,6 +96,9 @@ struct FlatFields {
     width: Option<u32>,
     height: Option<u32>,
     fit: Option<Fit>,
+    gravity: Option<Gravity>,
+    focus: Option<Focus>,
+    background: Option<Colour>,
     upscale: Option<bool>,
     grayscale: bool,
     brightness: Option<i32>,
@@ -134,8 +139,27 @@ impl FlatFields {
                     "contain" => Fit::Contain,
                     "cover" => Fit::Cover,
                     "fill" => Fit::Fill,
-                    _ => return Err(PipelineError::new(key, "must be contain, cover or fill")),
+                    "pad" => Fit::Pad,
+                    _ => return Err(PipelineError::new(key, "must be contain, cover, fill or pad")),
                 })
+            }
+            "gravity" => {
+                self.gravity = Some(Gravity::parse(value).ok_or_else(|| {
+                    PipelineError::new(
+                        key,
+                        "must be center, north, south, east, west, northeast, northwest, southeast, southwest or smart",
+                    )
+                })?)
+            }
+            "focus" => {
+                self.focus = Some(Focus::parse(value).ok_or_else(|| {
+                    PipelineError::new(key, format!("`{value}` is not fx,fy: two fractions from 0 to 1"))
+                })?)
+            }
+            "background" => {
+                self.background = Some(Colour::parse(value).ok_or_else(|| {
+                    PipelineError::new(key, format!("`{value}` is not a colour: use RRGGBB or RRGGBBAA hex"))
+                })?)
             }
             "upscale" => self.upscale = Some(parse_bool(key, value)?),
             "grayscale" => self.grayscale = parse_bool(key, value)?,
@@ -173,16 +197,28 @@ impl FlatFields {
         steps.extend(self.rotate.map(|degrees| Step::Rotate { degrees }));
         steps.extend(self.flip.map(|direction| Step::Flip { direction }));
         if self.width.is_some() || self.height.is_some() {
+            let fit = self.fit.unwrap_or_default();
             steps.push(Step::Resize {
                 width: self.width,
                 height: self.height,
-                fit: self.fit.unwrap_or_default(),
+                fit,
                 upscale: self.upscale.unwrap_or(false),
+                gravity: self.gravity.unwrap_or_default(),
+                focus: self.focus,
+                // `background` pads a `pad` box and (below) flattens the output.
+                background: if fit == Fit::Pad { self.background } else { None },
             });
-        } else if self.fit.is_some() {
-            return Err(PipelineError::new("fit", "needs width or height"));
-        } else if self.upscale == Some(true) {
-            return Err(PipelineError::new("upscale", "needs width or height"));
+        } else {
+            for (given, name) in [
+                (self.fit.is_some(), "fit"),
+                (self.upscale == Some(true), "upscale"),
+                (self.gravity.is_some(), "gravity"),
+                (self.focus.is_some(), "focus"),
+            ] {
+                if given {
+                    return Err(PipelineError::new(name, "needs width or height"));
+                }
+            }
         }
         if self.grayscale {
             steps.push(Step::Grayscale);
@@ -209,6 +245,7 @@ impl FlatFields {
             steps,
             format: self.format,
             quality: self.quality,
+            background: self.background,
         })
     }
 }

@@ -1,8 +1,8 @@
 //! The allowed range of every pipeline value; errors name the flat parameter.
 
 use super::{
-    Kernel, Pipeline, PipelineError, Step, BLUR_RANGE, GAMMA_RANGE, MAX_DIMENSION, MAX_KERNEL_WEIGHT,
-    PIXELATE_RANGE, SHARPEN_RANGE,
+    Fit, Focus, Gravity, Kernel, Pipeline, PipelineError, Step, BLUR_RANGE, GAMMA_RANGE, MAX_DIMENSION,
+    MAX_KERNEL_WEIGHT, PIXELATE_RANGE, SHARPEN_RANGE,
 };
 
 impl Pipeline {
@@ -40,7 +40,15 @@ fn validate_step(step: &Step) -> Result<(), PipelineError> {
             }
         }
         Step::Flip { .. } | Step::Grayscale | Step::Invert | Step::Equalize => {}
-        &Step::Resize { width, height, .. } => {
+        &Step::Resize {
+            width,
+            height,
+            fit,
+            gravity,
+            focus,
+            background,
+            ..
+        } => {
             for (name, v) in [("width", width), ("height", height)] {
                 if let Some(v) = v {
                     if !(1..=MAX_DIMENSION).contains(&v) {
@@ -53,6 +61,35 @@ fn validate_step(step: &Step) -> Result<(), PipelineError> {
             }
             if width.is_none() && height.is_none() {
                 return Err(PipelineError::new("width", "resize needs width or height"));
+            }
+            if fit == Fit::Pad && (width.is_none() || height.is_none()) {
+                return Err(PipelineError::new("fit", "pad needs both width and height"));
+            }
+            let cover = fit == Fit::Cover;
+            let gravity_applies = match fit {
+                Fit::Cover => true,
+                Fit::Pad => gravity != Gravity::Smart,
+                Fit::Contain | Fit::Fill => gravity == Gravity::Centre,
+            };
+            if !gravity_applies {
+                return Err(PipelineError::new(
+                    "gravity",
+                    "applies to fit=cover (smart too) and fit=pad (compass points only)",
+                ));
+            }
+            if let Some(Focus { x, y }) = focus {
+                if !cover {
+                    return Err(PipelineError::new("focus", "applies to fit=cover only"));
+                }
+                if !((0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y)) {
+                    return Err(PipelineError::new("focus", "must be two fractions from 0 to 1"));
+                }
+            }
+            if background.is_some() && fit != Fit::Pad {
+                return Err(PipelineError::new(
+                    "background",
+                    "pads fit=pad only here; to flatten transparency, set it beside format",
+                ));
             }
         }
         &Step::Brightness { value } => check_percent("brightness", value)?,
