@@ -221,13 +221,17 @@ pub fn estimated_rows(rows: f64) {
 pub const FAMILIES: [&str; 6] = ["resize", "filter", "adjust", "geometry", "convert", "unknown"];
 
 /// The operation family a pipeline is counted under: its most expensive kind of step.
-/// `resize` > `filter` (blur, sharpen, kernel, pixelate) > `adjust` (grayscale, brightness,
+/// `resize` > `filter` (blur, sharpen, kernel, pixelate, watermark) > `adjust` (grayscale, brightness,
 /// contrast, saturation, hue, gamma, sepia, invert, tint, equalize) > `geometry` (crop, rotate,
 /// flip) > `convert` (re-encode only). A fixed, small set of labels.
 pub fn family(pipeline: &Pipeline) -> &'static str {
     let rank = |step: &Step| match step {
         Step::Resize { .. } => 4,
-        Step::Blur { .. } | Step::Sharpen { .. } | Step::Kernel { .. } | Step::Pixelate { .. } => 3,
+        Step::Blur { .. }
+        | Step::Sharpen { .. }
+        | Step::Kernel { .. }
+        | Step::Pixelate { .. }
+        | Step::Watermark { .. } => 3,
         Step::Grayscale
         | Step::Brightness { .. }
         | Step::Contrast { .. }

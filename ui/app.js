@@ -298,7 +298,9 @@ async function refreshStats() {
 
 // ---- uploads ----------------------------------------------------------------------------------
 
-const controls = createControls($('ops-form'));
+const controls = createControls($('ops-form'), {
+  listCompleted: () => api.list({ status: 'completed', limit: 100 }).then((page) => page.images || []),
+});
 const uploader = createUploader({
   list: $('upload-list'),
   getFields: controls.fields,

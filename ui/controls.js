@@ -1,8 +1,11 @@
 // The operation controls: turns the form into the SPEC's flat multipart fields, sending only what the user set.
 
+import { h } from './dom.js';
+
 const VALUE_FIELDS = [
   'width', 'height', 'fit', 'gravity', 'focus', 'background', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
   'saturation', 'hue', 'gamma', 'sepia', 'tint', 'kernel', 'pixelate',
+  'watermark', 'watermark_gravity', 'watermark_opacity', 'watermark_scale',
 ];
 const SWITCHES = ['grayscale', 'invert', 'equalize'];
 
@@ -29,11 +32,19 @@ const LABELS = {
   tint: (v) => `tint #${v.replace(/^#/, '')}`,
   kernel: (v) => `${v} kernel`,
   pixelate: (v) => `pixelate ${v}px`,
+  watermark: (_, form) => `watermark “${form.elements.watermark.selectedOptions[0]?.textContent || 'image'}”`,
+  watermark_gravity: (v) => `watermark ${v}`,
+  watermark_opacity: (v) => `watermark opacity ${v}`,
+  watermark_scale: (v) => `watermark width ${v}%`,
   invert: () => 'invert',
   equalize: () => 'equalize',
 };
 
-export function createControls(form) {
+/**
+ * The operation controls. `listCompleted` (optional) returns a promise of completed images, to
+ * offer as watermarks; the list is refreshed whenever the watermark picker gets focus.
+ */
+export function createControls(form, { listCompleted } = {}) {
   const summary = document.getElementById('ops-summary');
 
   function fields() {
@@ -51,12 +62,33 @@ export function createControls(form) {
   function updateSummary() {
     const set = fields();
     summary.textContent = set.length
-      ? `Next uploads: ${set.map(([name, value]) => LABELS[name](value)).join(' · ')}.`
+      ? `Next uploads: ${set.map(([name, value]) => LABELS[name](value, form)).join(' · ')}.`
       : "No options set: the server's default pipeline applies.";
     for (const input of form.querySelectorAll('input[type="number"], input[type="text"]')) {
       input.classList.toggle('field__input--invalid', !input.checkValidity());
     }
   }
+
+  const picker = form.elements.watermark;
+  async function refreshWatermarks() {
+    if (!listCompleted) return;
+    let images;
+    try {
+      images = await listCompleted();
+    } catch {
+      return; // the picker keeps what it had; uploads report any problem themselves
+    }
+    const chosen = picker.value;
+    const options = [h('option', { value: '' }, 'none')];
+    for (const image of images) {
+      options.push(h('option', { value: image.id }, image.filename || image.id.slice(0, 8)));
+    }
+    picker.replaceChildren(...options);
+    picker.value = images.some((image) => image.id === chosen) ? chosen : '';
+    updateSummary();
+  }
+  picker.addEventListener('focus', refreshWatermarks);
+  picker.addEventListener('pointerdown', refreshWatermarks);
 
   form.addEventListener('input', updateSummary);
   form.addEventListener('change', updateSummary);
@@ -67,6 +99,7 @@ export function createControls(form) {
 
   return {
     fields,
+    refreshWatermarks,
     /** True when every field is in range; otherwise shows the browser's message on the first bad one. */
     validate() {
       for (const input of form.querySelectorAll('input')) {

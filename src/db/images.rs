@@ -286,3 +286,37 @@ pub async fn stats(db: &impl GenericClient) -> Result<(Vec<(JobStatus, i64)>, i6
     ];
     Ok((counts, row.try_get(4)?))
 }
+
+/// The processed bytes of the given images that are `completed` (the watermarks a pipeline
+/// draws); one larger than `$2` bytes comes back as `NULL`, unread.
+pub const GET_WATERMARKS: &str =
+    "select id, case when octet_length(processed_data) <= $2::int8 then processed_data end \
+     from processed_images where id = any($1) and status = 'completed'";
+
+/// The watermark images among `ids` that can be drawn: completed, at most `max_bytes`.
+pub async fn watermarks(
+    db: &impl GenericClient,
+    ids: &[Uuid],
+    max_bytes: i64,
+) -> Result<Vec<(Uuid, Vec<u8>)>, DbError> {
+    let stmt = db.prepare_cached(GET_WATERMARKS).await?;
+    let rows = db.query(&stmt, &[&ids, &max_bytes]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let bytes: Option<Vec<u8>> = row.try_get(1)?;
+        if let Some(bytes) = bytes {
+            out.push((row.try_get(0)?, bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` are completed images (an upload's watermarks must be).
+pub const COMPLETED_AMONG: &str =
+    "select id from processed_images where id = any($1) and status = 'completed'";
+
+pub async fn completed_among(db: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
+    let stmt = db.prepare_cached(COMPLETED_AMONG).await?;
+    let rows = db.query(&stmt, &[&ids]).await?;
+    rows.iter().map(|r| r.try_get(0).map_err(DbError::from)).collect()
+}

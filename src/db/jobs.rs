@@ -386,4 +386,6 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::images::LIST_IMAGES_BY_STATUS,
     super::images::LIST_IMAGES_BY_STATUS_BEFORE,
     super::images::STATS,
+    super::images::GET_WATERMARKS,
+    super::images::COMPLETED_AMONG,
 ];

@@ -29,6 +29,7 @@
 //!   - `convolve`: 3×3 / 5×5 kernels (named or given) and pixelate.
 //!   - `alpha`: flattening transparency for outputs without it, or onto `background`.
 //!   - `smart`: the smart crop's saliency scoring and window search.
+//!   - `watermark`: another image's output drawn over this one.
 //!   - `pixels`: raw channel access the per-pixel operations share.
 //! - `thumbnail`: the preview made with every job ([`THUMBNAIL_SIZE`]).
 
@@ -78,11 +79,27 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
 /// contribute their first frame. Never panics: a panic inside (in practice a decoder meeting
 /// hostile input) is returned as [`ImagingError::Corrupt`] with the panic's message.
 pub fn process(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
-    guard(|| run(bytes, pipeline, limits))
+    process_with(bytes, pipeline, limits, &Overlays::new())
 }
 
-/// Applies `steps` to an image already decoded to one of the 8-bit layouts, with no codec:
-/// what the benchmarks time per operation. The same panic boundary as [`process`].
+/// The encoded bytes of the images a pipeline draws as watermarks, by id
+/// ([`Pipeline::watermark_ids`]). Imaging does no I/O: the worker loads them.
+pub type Overlays = std::collections::HashMap<uuid::Uuid, Vec<u8>>;
+
+/// [`process`] for a pipeline with watermark steps: `overlays` holds their images. A step whose
+/// image is missing fails the job with a clear reason.
+pub fn process_with(
+    bytes: &[u8],
+    pipeline: &Pipeline,
+    limits: &Limits,
+    overlays: &Overlays,
+) -> Result<Processed, ImagingError> {
+    guard(|| run(bytes, pipeline, limits, overlays))
+}
+
+/// Applies `steps` to an image already decoded to one of the 8-bit layouts, with no codec (and
+/// no watermark images): what the benchmarks time per operation. The same panic boundary as
+/// [`process`].
 pub fn apply_steps(
     img: image::DynamicImage,
     steps: &[Step],
@@ -93,7 +110,7 @@ pub fn apply_steps(
         for step in steps {
             step.validate()
                 .map_err(|e| ImagingError::Invalid(e.to_string()))?;
-            img = ops::apply(step, img, &mut None, limits)?;
+            img = ops::apply(step, img, &mut None, limits, &Overlays::new())?;
         }
         Ok(img)
     })
@@ -115,7 +132,12 @@ fn guard<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingErr
 }
 
 /// [`process`] without the boundary.
-fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, ImagingError> {
+fn run(
+    bytes: &[u8],
+    pipeline: &Pipeline,
+    limits: &Limits,
+    overlays: &Overlays,
+) -> Result<Processed, ImagingError> {
     // A pipeline stored by SQL was never checked at upload.
     pipeline
         .validate()
@@ -135,7 +157,7 @@ fn run(bytes: &[u8], pipeline: &Pipeline, limits: &Limits) -> Result<Processed, 
         ops::geometry::auto_orient(&mut img, o, &mut logical);
     }
     for step in &pipeline.steps {
-        img = ops::apply(step, img, &mut logical, limits)?;
+        img = ops::apply(step, img, &mut logical, limits, overlays)?;
     }
     if let Some(bg) = pipeline.background {
         img = ops::alpha::flatten_on(&img, bg);

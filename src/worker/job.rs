@@ -127,6 +127,11 @@ async fn process_with_heartbeat(
         }
     };
     let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
+    let Some(overlays) = load_watermarks(ctx, &pipeline).await else {
+        crate::metrics::job_finished(JobOutcome::Released, family, 0.0);
+        release(ctx, fence).await;
+        return (None, None);
+    };
     let limits = ctx.config.limits();
     let span = tracing::Span::current();
     let mut work = tokio::task::spawn_blocking(move || {
@@ -134,7 +139,7 @@ async fn process_with_heartbeat(
         // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
         // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
         test_hooks::before_processing(&bytes);
-        imaging::process(&bytes, &pipeline, &limits)
+        imaging::process_with(&bytes, &pipeline, &limits, &overlays)
     });
     let lease = ctx.config.lease();
     let every = lease / 3;
@@ -320,6 +325,28 @@ async fn write_back(
 }
 
 /// Hands the claim back so another replica can take it at once.
+/// The images the pipeline draws as watermarks. One that is gone (deleted, retried, over
+/// `MAX_UPLOAD_BYTES`) is simply absent: imaging then fails the job saying so. `None` when the
+/// database could not answer: the job is released to run again rather than failed.
+async fn load_watermarks(ctx: &WorkerContext, pipeline: &Pipeline) -> Option<imaging::Overlays> {
+    let ids = pipeline.watermark_ids();
+    if ids.is_empty() {
+        return Some(imaging::Overlays::new());
+    }
+    let max_bytes = i64::try_from(ctx.config.max_upload_bytes).unwrap_or(i64::MAX);
+    match db::bounded!(ctx.pool, |client| db::images::watermarks(
+        &client, &ids, max_bytes
+    )
+    .await)
+    {
+        Ok(rows) => Some(rows.into_iter().collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "loading the watermark images failed; releasing the job");
+            None
+        }
+    }
+}
+
 async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
     let result = db::bounded!(ctx.pool, |client| jobs::release_job(&client, fence).await);
     match result {

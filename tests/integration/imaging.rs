@@ -356,11 +356,15 @@ fn field_names_cover_every_flat_field() {
             "tint" => "ff8800",
             "background" => "ffffff",
             "kernel" => "edge",
-            "gravity" => "center",
+            "gravity" | "watermark_gravity" => "center",
             "focus" => "0.5,0.5",
+            "watermark" => "00000000-0000-0000-0000-000000000001",
             _ => "5",
         };
         let mut pairs = vec![(*name, value)];
+        if name.starts_with("watermark_") {
+            pairs.push(("watermark", "00000000-0000-0000-0000-000000000001"));
+        }
         if matches!(*name, "fit" | "upscale" | "gravity" | "focus") {
             pairs.push(("width", "10"));
         }

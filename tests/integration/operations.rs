@@ -694,3 +694,165 @@ async fn geometry_family_works_end_to_end() {
     assert_eq!(body["error"]["param"], "focus", "{body}");
     app.stop().await;
 }
+
+#[test]
+fn watermark_fields_have_defaults_rules_and_ranges() {
+    let id = uuid::Uuid::new_v4().to_string();
+    let p = Pipeline::from_fields([("watermark", id.as_str())])
+        .expect("valid")
+        .expect("some");
+    assert_eq!(
+        serde_json::to_value(&p.steps[0]).expect("serialises"),
+        serde_json::json!({"op": "watermark", "image": id, "gravity": "southeast", "opacity": 50, "scale": 20})
+    );
+    assert_eq!(p.watermark_ids().len(), 1);
+    for (fields, param) in [
+        (vec![("watermark", "not-a-uuid")], "watermark"),
+        (vec![("watermark_opacity", "10")], "watermark_opacity"),
+        (vec![("watermark_scale", "10")], "watermark_scale"),
+        (vec![("watermark_gravity", "north")], "watermark_gravity"),
+        (
+            vec![("watermark", id.as_str()), ("watermark_opacity", "101")],
+            "watermark_opacity",
+        ),
+        (
+            vec![("watermark", id.as_str()), ("watermark_scale", "0")],
+            "watermark_scale",
+        ),
+        (
+            vec![("watermark", id.as_str()), ("watermark_scale", "101")],
+            "watermark_scale",
+        ),
+        (
+            vec![("watermark", id.as_str()), ("watermark_gravity", "smart")],
+            "watermark_gravity",
+        ),
+    ] {
+        let e = Pipeline::from_fields(fields.clone()).expect_err(&format!("{fields:?}"));
+        assert_eq!(e.param, param, "{fields:?}: {e}");
+    }
+    // The JSON form repeats it, up to four different images.
+    let step =
+        |n: u128| serde_json::json!({"op": "watermark", "image": uuid::Uuid::from_u128(n), "opacity": 80});
+    let four = serde_json::json!({"steps": [step(1), step(2), step(3), step(4), step(1)]});
+    assert_eq!(
+        Pipeline::from_json(&four)
+            .expect("four images")
+            .watermark_ids()
+            .len(),
+        4
+    );
+    let five = serde_json::json!({"steps": [step(1), step(2), step(3), step(4), step(5)]});
+    assert_eq!(Pipeline::from_json(&five).expect_err("five").param, "watermark");
+}
+
+#[test]
+fn process_with_draws_the_overlay_and_a_missing_one_fails_the_job() {
+    let logo_id = uuid::Uuid::new_v4();
+    let logo = png_of(&RgbImage::from_pixel(8, 8, Rgb([0, 0, 0])));
+    let base = png_of(&RgbImage::from_pixel(100, 100, Rgb([255, 255, 255])));
+    let pipeline = Pipeline::from_fields([
+        ("watermark", logo_id.to_string().as_str()),
+        ("watermark_gravity", "northwest"),
+        ("watermark_opacity", "100"),
+        ("watermark_scale", "10"),
+        ("format", "png"),
+    ])
+    .expect("valid")
+    .expect("some");
+    let overlays = imaging::Overlays::from([(logo_id, logo)]);
+    let out = imaging::process_with(&base, &pipeline, &LIMITS, &overlays).expect("processes");
+    let img = image::load_from_memory(&out.bytes).expect("decodes").to_rgb8();
+    assert_eq!(
+        img.get_pixel(5, 5).0,
+        [0, 0, 0],
+        "a 10-px black mark 2 px from the corner"
+    );
+    assert_eq!(img.get_pixel(13, 5).0, [255, 255, 255]);
+    assert_eq!(img.get_pixel(1, 1).0, [255, 255, 255], "the margin");
+    let err = imaging::process(&base, &pipeline, &LIMITS).expect_err("no overlay");
+    assert_eq!(err.code(), "invalid_pipeline");
+    assert!(err.to_string().contains(&logo_id.to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn watermark_draws_a_completed_image_and_refuses_others() {
+    let app = spawn_app().await;
+    // The logo: a small red square, processed as PNG so its output keeps the colour exactly.
+    let res = upload(
+        &app,
+        png_of(&RgbImage::from_pixel(16, 16, Rgb([255, 0, 0]))),
+        &[("format", "png")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let logo: serde_json::Value = res.json().await.expect("json");
+    let logo_id = logo["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.wait_done(&logo_id).await["status"], "completed");
+
+    let white = RgbImage::from_pixel(40, 20, Rgb([255, 255, 255]));
+    let (done, img) = processed(
+        &app,
+        png_of(&white),
+        &[
+            ("watermark", logo_id.as_str()),
+            ("watermark_opacity", "100"),
+            ("watermark_scale", "25"),
+            ("format", "png"),
+        ],
+    )
+    .await;
+    assert_eq!(done["pipeline"]["steps"][0]["op"], "watermark", "{done}");
+    // 25 % of 40 = 10 px, bottom right, margin 2 % of 20 = 0.4 -> 0 px.
+    assert_eq!(img.get_pixel(35, 15).0, [255, 0, 0], "the logo in the corner");
+    assert_eq!(img.get_pixel(5, 5).0, [255, 255, 255], "the rest untouched");
+
+    // Unknown, and not yet completed: 400 naming `watermark`, nothing stored.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let pending = app
+        .db()
+        .await
+        .query_one(
+            "insert into processed_images (original_data, status) values ('x', 'failed') returning id::text",
+            &[],
+        )
+        .await
+        .expect("insert")
+        .get::<_, String>(0);
+    for id in [unknown.as_str(), pending.as_str()] {
+        let res = upload(&app, png_of(&white), &[("watermark", id)]).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{id}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(body["error"]["param"], "watermark", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap_or("").contains(id),
+            "{body}"
+        );
+    }
+
+    // A job whose watermark was deleted after the upload fails, saying which and why.
+    let db = app.db().await;
+    let pipeline = serde_json::json!({"steps": [{"op": "watermark", "image": logo_id}]});
+    db.execute(
+        "delete from processed_images where id = $1::text::uuid",
+        &[&logo_id],
+    )
+    .await
+    .expect("delete the logo");
+    let id: uuid::Uuid = db
+        .query_one(
+            "insert into processed_images (original_data, pipeline) values ($1, $2) returning id",
+            &[&png_of(&white), &pipeline],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    let failed = app.wait_done(&id.to_string()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error_code"], "invalid_pipeline", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap_or("").contains(&logo_id),
+        "{failed}"
+    );
+    app.stop().await;
+}

@@ -260,6 +260,30 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.fill('#op-background', '');
   });
 
+  it('draws a completed image as a watermark, picked from the list', async () => {
+    const sunsetId = await rowLocator(SUNSET.name).getAttribute('data-id');
+    await page.focus('#op-watermark');
+    await page.waitForFunction(
+      (id) => [...document.querySelectorAll('#op-watermark option')].some((option) => option.value === id),
+      sunsetId,
+    );
+    await page.selectOption('#op-watermark', sunsetId);
+    await page.fill('#op-watermark_opacity', '100');
+    await page.waitForFunction(
+      (name) => document.getElementById('ops-summary').textContent.includes(`watermark “${name}”`),
+      SUNSET.name,
+    );
+    const marked = { name: `marked-${RUN}.png`, bytes: samplePng(300, 200, [250, 250, 250], [230, 230, 230]) };
+    await page.setInputFiles('#file-input', [{ name: marked.name, mimeType: 'image/png', buffer: marked.bytes }]);
+    const row = await waitForRow(marked.name, 'completed');
+    const { body: image } = await apiJson(`/api/images/${await row.getAttribute('data-id')}`);
+    assert.deepEqual(image.pipeline.steps.at(-1), {
+      op: 'watermark', image: sunsetId, gravity: 'southeast', opacity: 100, scale: 20,
+    });
+    await page.selectOption('#op-watermark', '');
+    await page.fill('#op-watermark_opacity', '');
+  });
+
   it('shows a row inserted with SQL by itself', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
     const known = await page.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
     const png = samplePng(240, 160, [46, 125, 50], [200, 230, 120]);

@@ -49,6 +49,21 @@ pub enum FitParam {
     Pad,
 }
 
+/// Where a watermark sits.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WatermarkGravityParam {
+    Center,
+    North,
+    South,
+    East,
+    West,
+    Northeast,
+    Northwest,
+    Southeast,
+    Southwest,
+}
+
 /// Which part `fit=cover` keeps, or where `fit=pad` places the image.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -79,7 +94,8 @@ pub enum FlipParam {
 /// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit`, `upscale`,
 /// `gravity` and `focus` need `width` or `height`; `fit=pad` needs both; `gravity` applies to
 /// `fit=cover` and `fit=pad` (`smart` to `cover` only), `focus` to `fit=cover`; a `pipeline`
-/// part excludes every field here. Unknown fields are refused.
+/// part excludes every field here; `watermark_gravity`, `watermark_opacity` and
+/// `watermark_scale` need `watermark`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -178,6 +194,20 @@ pub struct Operations {
     #[schema(minimum = 2, maximum = 200)]
     #[param(minimum = 2, maximum = 200)]
     pixelate: Option<u32>,
+    /// The id of a completed image whose output is drawn over this one (`400` naming
+    /// `watermark` when it is unknown or not completed).
+    watermark: Option<uuid::Uuid>,
+    /// Where the watermark sits (default `southeast`), 2 % of the shorter side from the edges.
+    #[param(inline)]
+    watermark_gravity: Option<WatermarkGravityParam>,
+    /// Watermark opacity, percent (default 50).
+    #[schema(minimum = 0, maximum = 100)]
+    #[param(minimum = 0, maximum = 100)]
+    watermark_opacity: Option<u8>,
+    /// Watermark width as a percentage of the output's width (default 20).
+    #[schema(minimum = 1, maximum = 100)]
+    #[param(minimum = 1, maximum = 100)]
+    watermark_scale: Option<u8>,
     #[param(inline)]
     format: Option<FormatParam>,
     /// Encoder quality for JPEG, WebP and AVIF.

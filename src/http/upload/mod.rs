@@ -55,6 +55,9 @@ pub async fn upload(State(state): State<AppState>, body: UploadBody) -> Result<R
         slot: _slot,
     } = body;
     let pipeline = parse_pipeline(&fields)?;
+    if let Some(p) = &pipeline {
+        check_watermarks(&state, p).await?;
+    }
     let probes = probe_all(&state, &files).await?;
     let records = store(&state, &files, &probes, pipeline.as_ref()).await?;
     tracing::info!(files = records.len(), "accepted upload");
@@ -128,6 +131,24 @@ fn parse_pipeline(fields: &[(String, String)]) -> Result<Option<Pipeline>, ApiEr
     Ok(Pipeline::from_fields(
         fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?)
+}
+
+/// Every watermark a pipeline draws must be a completed image now: the worker draws its
+/// output. (One deleted or retried before the job runs fails that job, saying so.)
+async fn check_watermarks(state: &AppState, pipeline: &Pipeline) -> Result<(), ApiError> {
+    let ids = pipeline.watermark_ids();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let client = state.pool.get().await?;
+    let completed = images::completed_among(&client, &ids).await?;
+    match ids.iter().find(|id| !completed.contains(id)) {
+        Some(missing) => Err(ApiError::bad(
+            "watermark",
+            format!("{missing} is not a completed image: a watermark must name one"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Sniffs and header-checks every file on a blocking thread (TIFF and GIF headers can take

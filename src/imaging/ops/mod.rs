@@ -6,6 +6,7 @@ use image::DynamicImage;
 use crate::imaging::error::ImagingError;
 use crate::imaging::limits::Limits;
 use crate::imaging::pipeline::Step;
+use crate::imaging::Overlays;
 
 pub(super) mod adjust;
 pub(super) mod alpha;
@@ -16,6 +17,7 @@ pub(super) mod geometry;
 mod pixels;
 pub(super) mod resize;
 mod smart;
+mod watermark;
 
 /// Applies one step. `logical` carries the full-resolution size of a pre-shrunk JPEG up to the
 /// first resize (see [`resize::dct_shrink`]); geometry steps keep it in step, resize consumes it.
@@ -24,6 +26,7 @@ pub(crate) fn apply(
     img: DynamicImage,
     logical: &mut Option<(u32, u32)>,
     limits: &Limits,
+    overlays: &Overlays,
 ) -> Result<DynamicImage, ImagingError> {
     Ok(match step {
         &Step::Crop { x, y, width, height } => geometry::crop(img, x, y, width, height)?,
@@ -63,5 +66,20 @@ pub(crate) fn apply(
         &Step::Sharpen { amount } => filters::sharpen(img, amount),
         Step::Kernel { kernel } => convolve::kernel(img, kernel),
         &Step::Pixelate { size } => convolve::pixelate(img, size),
+        &Step::Watermark {
+            image,
+            gravity,
+            opacity,
+            scale,
+        } => {
+            let mark = watermark::Mark {
+                id: image,
+                bytes: overlays.get(&image).map(Vec::as_slice),
+                gravity,
+                opacity,
+                scale,
+            };
+            watermark::watermark(img, mark, limits)?
+        }
     })
 }

@@ -46,6 +46,10 @@ pub const FIELD_NAMES: &[&str] = &[
     "sharpen",
     "kernel",
     "pixelate",
+    "watermark",
+    "watermark_gravity",
+    "watermark_opacity",
+    "watermark_scale",
     "format",
     "quality",
 ];
@@ -187,6 +191,33 @@ pub enum Step {
         #[serde(alias = "pixelate", alias = "value")]
         size: u32,
     },
+    /// Overlay another completed image's output: `scale` percent of this image's width, placed
+    /// at `gravity` (a compass point or the centre), drawn at `opacity` percent.
+    Watermark {
+        #[serde(alias = "watermark", alias = "id", alias = "value")]
+        image: uuid::Uuid,
+        #[serde(default = "default_watermark_gravity")]
+        gravity: Gravity,
+        #[serde(default = "default_watermark_opacity")]
+        opacity: u8,
+        #[serde(default = "default_watermark_scale")]
+        scale: u8,
+    },
+}
+
+/// The watermark defaults: bottom right, half transparent, a fifth of the width.
+pub const WATERMARK_DEFAULTS: (Gravity, u8, u8) = (Gravity::Southeast, 50, 20);
+
+fn default_watermark_gravity() -> Gravity {
+    WATERMARK_DEFAULTS.0
+}
+
+fn default_watermark_opacity() -> u8 {
+    WATERMARK_DEFAULTS.1
+}
+
+fn default_watermark_scale() -> u8 {
+    WATERMARK_DEFAULTS.2
 }
 
 impl Step {
@@ -211,7 +242,23 @@ impl Step {
             Step::Equalize => "equalize",
             Step::Kernel { .. } => "kernel",
             Step::Pixelate { .. } => "pixelate",
+            Step::Watermark { .. } => "watermark",
         }
+    }
+}
+
+impl Pipeline {
+    /// The images this pipeline draws as watermarks, each once, in order of first use.
+    pub fn watermark_ids(&self) -> Vec<uuid::Uuid> {
+        let mut ids = Vec::new();
+        for step in &self.steps {
+            if let Step::Watermark { image, .. } = step {
+                if !ids.contains(image) {
+                    ids.push(*image);
+                }
+            }
+        }
+        ids
     }
 }
 

@@ -114,6 +114,10 @@ struct FlatFields {
     sharpen: Option<f32>,
     kernel: Option<Kernel>,
     pixelate: Option<u32>,
+    watermark: Option<uuid::Uuid>,
+    watermark_gravity: Option<Gravity>,
+    watermark_opacity: Option<u8>,
+    watermark_scale: Option<u8>,
     format: Option<Format>,
     quality: Option<u8>,
 }
@@ -180,6 +184,22 @@ impl FlatFields {
             "sharpen" => self.sharpen = Some(parse_num(key, value, "0.1 to 10")?),
             "kernel" => self.kernel = Some(Kernel::parse(value).map_err(|m| PipelineError::new(key, m))?),
             "pixelate" => self.pixelate = Some(parse_num(key, value, "2 to 200")?),
+            "watermark" => {
+                self.watermark = Some(
+                    uuid::Uuid::try_parse(value)
+                        .map_err(|_| PipelineError::new(key, format!("`{value}` is not an image id")))?,
+                )
+            }
+            "watermark_gravity" => {
+                self.watermark_gravity = Some(Gravity::parse(value).filter(|g| *g != Gravity::Smart).ok_or_else(|| {
+                    PipelineError::new(
+                        key,
+                        "must be center, north, south, east, west, northeast, northwest, southeast or southwest",
+                    )
+                })?)
+            }
+            "watermark_opacity" => self.watermark_opacity = Some(parse_num(key, value, "0 to 100")?),
+            "watermark_scale" => self.watermark_scale = Some(parse_num(key, value, "1 to 100")?),
             "format" => {
                 self.format = Some(Format::from_name(value).ok_or_else(|| {
                     PipelineError::new(key, "must be one of jpeg, png, webp, gif, bmp, tiff, avif")
@@ -240,6 +260,26 @@ impl FlatFields {
         steps.extend(self.sharpen.map(|amount| Step::Sharpen { amount }));
         steps.extend(self.kernel.map(|kernel| Step::Kernel { kernel }));
         steps.extend(self.pixelate.map(|size| Step::Pixelate { size }));
+        let (gravity, opacity, scale) = super::WATERMARK_DEFAULTS;
+        match self.watermark {
+            Some(image) => steps.push(Step::Watermark {
+                image,
+                gravity: self.watermark_gravity.unwrap_or(gravity),
+                opacity: self.watermark_opacity.unwrap_or(opacity),
+                scale: self.watermark_scale.unwrap_or(scale),
+            }),
+            None => {
+                for (given, name) in [
+                    (self.watermark_gravity.is_some(), "watermark_gravity"),
+                    (self.watermark_opacity.is_some(), "watermark_opacity"),
+                    (self.watermark_scale.is_some(), "watermark_scale"),
+                ] {
+                    if given {
+                        return Err(PipelineError::new(name, "needs watermark (the id of an image)"));
+                    }
+                }
+            }
+        }
         Ok(Pipeline {
             auto_orient: self.auto_orient.unwrap_or(true),
             steps,

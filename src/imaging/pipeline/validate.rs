@@ -16,6 +16,12 @@ impl Pipeline {
         for step in &self.steps {
             step.validate()?;
         }
+        if self.watermark_ids().len() > MAX_WATERMARKS {
+            return Err(PipelineError::new(
+                "watermark",
+                format!("at most {MAX_WATERMARKS} different watermark images per pipeline"),
+            ));
+        }
         Ok(())
     }
 }
@@ -124,6 +130,21 @@ fn validate_step(step: &Step) -> Result<(), PipelineError> {
                 }
             }
         }
+        &Step::Watermark {
+            gravity,
+            opacity,
+            scale,
+            ..
+        } => {
+            if gravity == Gravity::Smart {
+                return Err(PipelineError::new(
+                    "watermark_gravity",
+                    "must be the centre or a compass point, not smart",
+                ));
+            }
+            check_int("watermark_opacity", i64::from(opacity), (0, 100))?;
+            check_int("watermark_scale", i64::from(scale), (1, 100))?;
+        }
         &Step::Pixelate { size } => {
             let (lo, hi) = PIXELATE_RANGE;
             check_int("pixelate", i64::from(size), (i64::from(lo), i64::from(hi)))?
@@ -131,6 +152,9 @@ fn validate_step(step: &Step) -> Result<(), PipelineError> {
     }
     Ok(())
 }
+
+/// Each watermark image is loaded whole for the job: a bound on them bounds its memory.
+pub const MAX_WATERMARKS: usize = 4;
 
 fn check_int(name: &str, v: i64, (lo, hi): (i64, i64)) -> Result<(), PipelineError> {
     if !(lo..=hi).contains(&v) {
