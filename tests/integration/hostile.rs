@@ -271,6 +271,7 @@ async fn hostile_requests_get_json_4xx_and_leave_stored_rows_intact() {
         f.part("file", file(png(4, 4), &format!("{i}.png"), "image/png"))
     });
     let many_fields = (0..65).fold(Form::new(), |f, i| f.text(format!("x{i}"), "1"));
+    let long_kernel = vec!["1"; 100_000].join(",");
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let nested_obj = format!("{}1{}", "{\"steps\":".repeat(5_000), "}".repeat(5_000));
     let long_path = format!("/api/images/{}", "a".repeat(9_000));
@@ -638,6 +639,84 @@ async fn hostile_requests_get_json_4xx_and_leave_stored_rows_intact() {
         Case {
             name: "rotate=45",
             request: form_with(&[("rotate", "45")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        // The second release's operations.
+        Case {
+            name: "a kernel of 100 000 weights",
+            request: form_with(&[("kernel", &long_kernel)]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "a kernel of Arabic-Indic digits",
+            request: form_with(&[("kernel", "١,١,١,١,١,١,١,١,١")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "a kernel weight of 1e309",
+            request: form_with(&[(
+                "pipeline",
+                r#"{"steps":[{"op":"kernel","kernel":[1,1,1,1,1e309,1,1,1,1]}]}"#,
+            )]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "tint with a NUL",
+            request: form_with(&[("tint", "ff\u{0}000")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "background of nine hex digits",
+            request: form_with(&[("background", "ffffffff0")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "focus=NaN,NaN",
+            request: form_with(&[
+                ("focus", "NaN,NaN"),
+                ("width", "10"),
+                ("height", "10"),
+                ("fit", "cover"),
+            ]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "a JSON focus of three numbers",
+            request: form_with(&[(
+                "pipeline",
+                r#"{"steps":[{"op":"resize","width":10,"height":10,"fit":"cover","focus":[0.1,0.2,0.3]}]}"#,
+            )]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "pad with one side in JSON",
+            request: form_with(&[(
+                "pipeline",
+                r#"{"steps":[{"op":"resize","width":10,"fit":"pad"}]}"#,
+            )]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "pixelate=4294967296",
+            request: form_with(&[("pixelate", "4294967296")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "SQL as a watermark id",
+            request: form_with(&[("watermark", "'; drop table processed_images; --")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "the nil UUID as a watermark",
+            request: form_with(&[("watermark", "00000000-0000-0000-0000-000000000000")]),
+            expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
+        },
+        Case {
+            name: "a watermark opacity of 300 in JSON",
+            request: form_with(&[(
+                "pipeline",
+                r#"{"steps":[{"op":"watermark","image":"00000000-0000-0000-0000-000000000001","opacity":300}]}"#,
+            )]),
             expect: Expect::Error(S::BAD_REQUEST, "invalid_parameter"),
         },
         // JSON pipelines.
