@@ -5,7 +5,7 @@ import { h } from './dom.js';
 const VALUE_FIELDS = [
   'width', 'height', 'fit', 'gravity', 'focus', 'background', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
   'saturation', 'hue', 'gamma', 'sepia', 'tint', 'kernel', 'pixelate',
-  'watermark', 'watermark_gravity', 'watermark_opacity', 'watermark_scale',
+  'watermark', 'watermark_gravity', 'watermark_opacity', 'watermark_scale', 'priority', 'not_before',
 ];
 const SWITCHES = ['grayscale', 'invert', 'equalize'];
 
@@ -36,6 +36,8 @@ const LABELS = {
   watermark_gravity: (v) => `watermark ${v}`,
   watermark_opacity: (v) => `watermark opacity ${v}`,
   watermark_scale: (v) => `watermark width ${v}%`,
+  priority: (v) => `priority ${v}`,
+  not_before: (v) => `not before ${new Date(v).toLocaleString()}`,
   invert: () => 'invert',
   equalize: () => 'equalize',
 };
@@ -51,7 +53,9 @@ export function createControls(form, { listCompleted } = {}) {
     const out = [];
     for (const name of VALUE_FIELDS) {
       const value = form.elements[name].value.trim();
-      if (value !== '') out.push([name, value]);
+      if (value === '') continue;
+      // A datetime-local is the browser's local time without a zone: send it as RFC 3339 UTC.
+      out.push([name, name === 'not_before' ? new Date(value).toISOString() : value]);
     }
     for (const name of SWITCHES) {
       if (form.elements[name].checked) out.push([name, 'true']);

@@ -15,7 +15,8 @@ macro_rules! record_columns {
     () => {
         "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
          pipeline, original_content_type, original_bytes, original_width, original_height, \
-         processed_content_type, processed_bytes, processed_width, processed_height"
+         processed_content_type, processed_bytes, processed_width, processed_height, priority, \
+         not_before"
     };
 }
 
@@ -35,6 +36,10 @@ pub struct ImageRecord {
     pub pipeline: Option<serde_json::Value>,
     pub original: Media,
     pub processed: Media,
+    /// −100..100: higher is claimed first.
+    pub priority: i16,
+    /// Not claimed before this time.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// Type, size and dimensions of one side (original or processed); fields are `None` until known.
@@ -71,6 +76,8 @@ impl ImageRecord {
                 width: row.try_get(16)?,
                 height: row.try_get(17)?,
             },
+            priority: row.try_get(18)?,
+            not_before: row.try_get(19)?,
         })
     }
 }
@@ -90,12 +97,15 @@ pub struct NewImage<'a> {
     pub content_type: &'a str,
     pub width: i32,
     pub height: i32,
+    /// −100..100 (validated by the API).
+    pub priority: i16,
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 pub const INSERT_IMAGE: &str = concat!(
     "insert into processed_images (original_data, filename, pipeline, original_content_type, \
-     original_width, original_height, original_bytes) \
-     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea)) returning ",
+     original_width, original_height, original_bytes, priority, not_before) \
+     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8) returning ",
     record_columns!()
 );
 
@@ -113,6 +123,8 @@ pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result
                 &new.content_type,
                 &new.width,
                 &new.height,
+                &new.priority,
+                &new.not_before,
             ],
         )
         .await?;
@@ -239,7 +251,7 @@ pub async fn get_blob(db: &impl GenericClient, id: Uuid, which: Blob) -> Result<
 
 pub const RETRY_IMAGE: &str = concat!(
     "update processed_images set status = 'pending', attempts = 0, lost_leases = 0, error = null, error_code = null, \
-     run_after = now(), \
+     run_after = greatest(now(), not_before), \
      claimed_by = null, lease_expires_at = null, started_at = null, processed_at = null, \
      processed_data = null, processed_content_type = null, processed_width = null, \
      processed_height = null, thumbnail_data = null, thumbnail_content_type = null \

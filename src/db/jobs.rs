@@ -62,7 +62,7 @@ with picked as (
     where status = 'pending' and run_after <= now() and ",
             $which,
             "
-    order by run_after
+    order by priority desc, run_after
     limit $2
     for update skip locked
 )
@@ -82,7 +82,8 @@ returning p.id, p.attempts, p.claim_seq,
     };
 }
 
-/// Runnable rows that never lost a lease, oldest first.
+/// Runnable rows that never lost a lease: highest priority first, then the row runnable longest
+/// (`processed_images_claim_idx`, `sql/0009_priority_not_before.sql`).
 pub const CLAIM_JOBS: &str = claim_statement!("lost_leases = 0");
 
 /// One runnable row that lost a lease before (the caller passes limit 1).

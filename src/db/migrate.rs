@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../sql/0007_status_notify_after_commit.sql"),
     ),
     (8, "table_health", include_str!("../../sql/0008_table_health.sql")),
+    (
+        9,
+        "priority_not_before",
+        include_str!("../../sql/0009_priority_not_before.sql"),
+    ),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

@@ -28,6 +28,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod imaging;
+mod job_control;
 mod local_db;
 mod observability;
 mod operations;

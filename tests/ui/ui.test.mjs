@@ -284,6 +284,26 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.fill('#op-watermark_opacity', '');
   });
 
+  it('schedules an upload with a priority and "not before"; it waits, then runs', async () => {
+    const at = new Date(Date.now() + 3000);
+    const pad = (n) => String(n).padStart(2, '0');
+    const local = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
+    await page.fill('#op-priority', '9');
+    await page.fill('#op-not_before', local);
+    await page.waitForFunction(() => /priority 9 · not before/.test(document.getElementById('ops-summary').textContent));
+    const later = { name: `later-${RUN}.png`, bytes: samplePng(120, 90, [90, 90, 200], [20, 20, 60]) };
+    await page.setInputFiles('#file-input', [{ name: later.name, mimeType: 'image/png', buffer: later.bytes }]);
+    const row = await waitForRow(later.name, 'pending');
+    const { body: image } = await apiJson(`/api/images/${await row.getAttribute('data-id')}`);
+    assert.equal(image.priority, 9);
+    assert.equal(Math.floor(Date.parse(image.not_before) / 1000), Math.floor(at.getTime() / 1000), image.not_before);
+    await waitForRow(later.name, 'completed');
+    const { body: done } = await apiJson(`/api/images/${image.id}`);
+    assert.ok(Date.parse(done.started_at) >= Date.parse(image.not_before), `started ${done.started_at}`);
+    await page.fill('#op-priority', '');
+    await page.fill('#op-not_before', '');
+  });
+
   it('shows a row inserted with SQL by itself', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
     const known = await page.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
     const png = samplePng(240, 160, [46, 125, 50], [200, 230, 120]);

@@ -35,6 +35,11 @@ pub struct ImageObject {
     /// The pipeline in its JSON form; `null` means `DEFAULT_PIPELINE`.
     #[schema(value_type = Option<Object>)]
     pub pipeline: Option<serde_json::Value>,
+    /// −100..100: higher is claimed first; among equals, the row runnable longest.
+    #[schema(minimum = -100, maximum = 100)]
+    pub priority: i16,
+    /// Not claimed before this time (`null`: as soon as a worker is free).
+    pub not_before: Option<DateTime<Utc>>,
     pub original: MediaObject,
     pub processed: Option<MediaObject>,
     pub links: Links,
@@ -90,6 +95,8 @@ impl From<ImageRecord> for ImageObject {
             started_at: r.started_at,
             processed_at: r.processed_at,
             pipeline: r.pipeline,
+            priority: r.priority,
+            not_before: r.not_before,
             original: r.original.into(),
             links: Links {
                 original: format!("{base}/original"),

@@ -94,7 +94,7 @@ pub enum FlipParam {
 /// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit`, `upscale`,
 /// `gravity` and `focus` need `width` or `height`; `fit=pad` needs both; `gravity` applies to
 /// `fit=cover` and `fit=pad` (`smart` to `cover` only), `focus` to `fit=cover`; a `pipeline`
-/// part excludes every field here; `watermark_gravity`, `watermark_opacity` and
+/// part excludes every field here but `priority` and `not_before`; `watermark_gravity`, `watermark_opacity` and
 /// `watermark_scale` need `watermark`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -214,6 +214,14 @@ pub struct Operations {
     #[schema(minimum = 1, maximum = 100)]
     #[param(minimum = 1, maximum = 100)]
     quality: Option<u8>,
+    /// Not an operation but the job's place in the queue: −100..100 (default 0), higher is
+    /// claimed first; among equals, the row runnable longest. Allowed beside `pipeline`.
+    #[schema(minimum = -100, maximum = 100)]
+    #[param(minimum = -100, maximum = 100)]
+    priority: Option<i16>,
+    /// Not an operation but when the job may run: an RFC 3339 time (at most 366 days ahead);
+    /// the image stays `pending` until then. Allowed beside `pipeline`.
+    not_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Most files one upload request may carry.
@@ -335,7 +343,12 @@ mod tests {
     #[test]
     fn operation_fields_match_the_pipeline_parser() {
         let documented: Vec<String> = operation_properties().into_keys().collect();
-        let mut parsed: Vec<String> = FIELD_NAMES.iter().map(|s| s.to_string()).collect();
+        // The pipeline's fields, plus the two job fields the upload handler takes first.
+        let mut parsed: Vec<String> = FIELD_NAMES
+            .iter()
+            .chain(&["priority", "not_before"])
+            .map(|s| s.to_string())
+            .collect();
         parsed.sort_unstable();
         assert_eq!(documented, parsed);
     }

@@ -17,6 +17,8 @@ use super::error::ApiError;
 use super::error::ErrorBody;
 use super::legacy;
 use super::state::AppState;
+use chrono::{DateTime, Utc};
+
 use crate::db::images::{self, NewImage};
 use crate::db::DbError;
 use crate::imaging::{self, ImagingError, Pipeline, Probe};
@@ -51,15 +53,16 @@ pub async fn upload(State(state): State<AppState>, body: UploadBody) -> Result<R
     // `_slot` is held until the answer is built: the upload's memory stays counted.
     let UploadBody {
         files,
-        fields,
+        mut fields,
         slot: _slot,
     } = body;
+    let job = JobFields::take(&mut fields)?;
     let pipeline = parse_pipeline(&fields)?;
     if let Some(p) = &pipeline {
         check_watermarks(&state, p).await?;
     }
     let probes = probe_all(&state, &files).await?;
-    let records = store(&state, &files, &probes, pipeline.as_ref()).await?;
+    let records = store(&state, &files, &probes, pipeline.as_ref(), &job).await?;
     tracing::info!(files = records.len(), "accepted upload");
     crate::metrics::upload_accepted(files.len(), files.iter().map(|f| f.data.len()).sum());
     Ok(answer(records))
@@ -71,6 +74,7 @@ async fn store(
     files: &[Upload],
     probes: &[Probe],
     pipeline: Option<&Pipeline>,
+    job: &JobFields,
 ) -> Result<Vec<images::ImageRecord>, ApiError> {
     let pipeline_json = pipeline
         .map(serde_json::to_value)
@@ -87,6 +91,8 @@ async fn store(
             content_type: probe.format.content_type(),
             width: probe.width as i32,
             height: probe.height as i32,
+            priority: job.priority,
+            not_before: job.not_before,
         };
         records.push(images::insert_image(&tx, &new).await?);
     }
@@ -112,6 +118,73 @@ fn answer(mut records: Vec<images::ImageRecord>) -> Response {
         })
     };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
+}
+
+/// The fields of an upload that say when its job runs rather than what it does.
+struct JobFields {
+    /// −100..100, default 0.
+    priority: i16,
+    /// Not claimed before this time.
+    not_before: Option<DateTime<Utc>>,
+}
+
+/// How far ahead `not_before` may be: further is more likely a typo than a plan.
+const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
+
+impl JobFields {
+    /// Takes `priority` and `not_before` out of the fields (so the rest is the pipeline's). As
+    /// with the operation fields, a field given twice (say in the query and the form) takes the
+    /// last value.
+    fn take(fields: &mut Vec<(String, String)>) -> Result<JobFields, ApiError> {
+        let mut job = JobFields {
+            priority: 0,
+            not_before: None,
+        };
+        let mut error = None;
+        fields.retain(|(key, value)| {
+            let result = match key.as_str() {
+                "priority" => parse_priority(value).map(|p| job.priority = p),
+                "not_before" => parse_not_before(value).map(|t| job.not_before = Some(t)),
+                _ => return true,
+            };
+            if let Err(e) = result {
+                error.get_or_insert(e);
+            }
+            false
+        });
+        error.map_or(Ok(job), Err)
+    }
+}
+
+fn parse_priority(value: &str) -> Result<i16, ApiError> {
+    value
+        .parse::<i16>()
+        .ok()
+        .filter(|p| (-100..=100).contains(p))
+        .ok_or_else(|| {
+            ApiError::bad(
+                "priority",
+                format!("`{value}` is not an integer from -100 to 100"),
+            )
+        })
+}
+
+fn parse_not_before(value: &str) -> Result<DateTime<Utc>, ApiError> {
+    let at = DateTime::parse_from_rfc3339(value)
+        .map_err(|_| {
+            ApiError::bad(
+                "not_before",
+                format!("`{value}` is not an RFC 3339 time such as 2026-12-24T18:00:00Z"),
+            )
+        })?
+        .with_timezone(&Utc);
+    if at > Utc::now() + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
+        return Err(ApiError::bad(
+            "not_before",
+            format!("at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+        ));
+    }
+    Ok(at)
 }
 
 /// A `pipeline` JSON field, or flat operation fields, or neither (the worker's default).

@@ -1,0 +1,190 @@
+//! Job control: `priority` (higher first; among equals, the row runnable longest) and
+//! `not_before` (scheduled jobs stay pending until then), through the API and plain SQL, with
+//! a real worker claiming.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use image_processor::config::Role;
+use image_processor::db;
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+
+use crate::common::*;
+
+async fn upload(app: &TestApp, fields: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = Form::new().part(
+        "file",
+        Part::bytes(png(40, 30))
+            .file_name("job.png")
+            .mime_str("image/png")
+            .expect("mime"),
+    );
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    app.http
+        .post(app.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+#[tokio::test]
+async fn higher_priority_is_claimed_first_and_equals_oldest_first() {
+    let test_db = fresh_database().await;
+    let client = db::connect(&test_db.url).await.expect("connect");
+    // Inserted before any worker runs, one by one so their run_after differ.
+    let mut ids = Vec::new();
+    for (name, priority) in [("a", 0i16), ("b", 5), ("c", -3), ("d", 5), ("e", 0), ("f", 100)] {
+        let id: uuid::Uuid = client
+            .query_one(
+                "insert into processed_images (original_data, filename, priority) values ($1, $2, $3) returning id",
+                &[&png(16, 12), &name, &priority],
+            )
+            .await
+            .expect("insert")
+            .get(0);
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // One thread: each claim takes exactly one row, so the claim order is the run order.
+    let app = spawn_app_on(Role::Worker, test_db.url.clone(), &[("worker-threads", "1")]).await;
+    assert!(
+        wait_completed(&client, 6, Duration::from_secs(60)).await,
+        "not all jobs completed"
+    );
+    let order: Vec<String> = client
+        .query("select filename from processed_images order by started_at", &[])
+        .await
+        .expect("order")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, ["f", "b", "d", "a", "e", "c"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn not_before_keeps_a_job_pending_until_then() {
+    // The fallback sweep a minute away: only the worker's own due-time wake-up can claim it.
+    let app = spawn_app_with(Role::Run, &[("sweep-secs", "60")]).await;
+    let at = Utc::now() + chrono::Duration::milliseconds(2500);
+    let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let res = upload(
+        &app,
+        &[("not_before", &at_text), ("priority", "7"), ("width", "20")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["priority"], 7);
+    let id = body["id"].as_str().expect("id").to_owned();
+    let stored: DateTime<Utc> = body["not_before"]
+        .as_str()
+        .expect("not_before")
+        .parse()
+        .expect("time");
+    assert_eq!(stored, at.with_timezone(&Utc).trunc_subsecs_millis(), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let early = app.get_json(&format!("/api/images/{id}")).await;
+    assert_eq!(early["status"], "pending", "claimed before not_before: {early}");
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let started: DateTime<Utc> = done["started_at"]
+        .as_str()
+        .expect("started")
+        .parse()
+        .expect("time");
+    assert!(started >= stored, "started {started} before not_before {stored}");
+    // Woken when it came due, not at the next sweep (a minute away here).
+    assert!(
+        started - stored < chrono::Duration::seconds(3),
+        "claimed {} ms after it came due",
+        (started - stored).num_milliseconds()
+    );
+
+    // A plain SQL insert with not_before starts runnable there too.
+    let client = app.db().await;
+    let sql_at: DateTime<Utc> = client
+        .query_one(
+            "insert into processed_images (original_data, not_before) values ($1, now() + interval '1 hour') \
+             returning run_after",
+            &[&png(8, 8)],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    assert!(
+        sql_at > Utc::now() + chrono::Duration::minutes(59),
+        "run_after {sql_at}"
+    );
+    app.stop().await;
+}
+
+trait Millis {
+    fn trunc_subsecs_millis(self) -> Self;
+}
+
+impl Millis for DateTime<Utc> {
+    fn trunc_subsecs_millis(self) -> Self {
+        use chrono::DurationRound;
+        self.duration_trunc(chrono::Duration::milliseconds(1))
+            .unwrap_or(self)
+    }
+}
+
+#[tokio::test]
+async fn priority_and_not_before_are_checked_and_named() {
+    let app = spawn_app().await;
+    let far = (Utc::now() + chrono::Duration::days(400)).to_rfc3339();
+    for (fields, param) in [
+        (vec![("priority", "101")], "priority"),
+        (vec![("priority", "-101")], "priority"),
+        (vec![("priority", "1.5")], "priority"),
+        (vec![("priority", "99999999999")], "priority"),
+        (vec![("not_before", "tomorrow")], "not_before"),
+        (vec![("not_before", "2026-13-01T00:00:00Z")], "not_before"),
+        (vec![("not_before", "2026-12-01 10:00:00")], "not_before"),
+        (vec![("not_before", far.as_str())], "not_before"),
+    ] {
+        let res = upload(&app, &fields).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{fields:?}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_error(&format!("{fields:?}"), &body, "invalid_parameter");
+        assert_eq!(body["error"]["param"], param, "{fields:?}: {body}");
+    }
+    // Beside a JSON pipeline, and in the past (runnable at once).
+    let res = upload(
+        &app,
+        &[
+            ("pipeline", r#"{"steps": [{"op": "grayscale"}]}"#),
+            ("priority", "-100"),
+            ("not_before", "2020-01-01T00:00:00+02:00"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["priority"], -100);
+    assert_eq!(body["not_before"], "2019-12-31T22:00:00Z");
+    let done = app.wait_done(body["id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // The table refuses what the API would: SQL writers get the constraint.
+    let err = app
+        .db()
+        .await
+        .execute(
+            "insert into processed_images (original_data, priority) values ('x', 101)",
+            &[],
+        )
+        .await
+        .expect_err("out of range");
+    assert_eq!(
+        err.as_db_error().and_then(|e| e.constraint()),
+        Some("processed_images_priority_range"),
+        "{err:?}"
+    );
+    app.stop().await;
+}
