@@ -231,7 +231,7 @@ fn main() {
 /// (an operation should not cost more than that resize unless it says why). Every figure
 /// includes one 9 MB copy of the input, the same for all.
 fn operations_per_megapixel(src: &image::RgbImage, iters: impl Fn(usize) -> usize) {
-    use image_processor::imaging::{Colour, Kernel, KernelName, Step};
+    use image_processor::imaging::{Colour, Fit, Gravity, Kernel, KernelName, Step};
     let img = image::DynamicImage::ImageRgb8(src.clone());
     let mp = f64::from(src.width() * src.height()) / 1e6;
     println!();
@@ -240,17 +240,29 @@ fn operations_per_megapixel(src: &image::RgbImage, iters: impl Fn(usize) -> usiz
         src.width(),
         src.height()
     );
-    let resize = Step::Resize {
-        width: Some(src.width() / 2),
-        height: None,
-        fit: image_processor::imaging::Fit::Contain,
-        upscale: false,
-        gravity: image_processor::imaging::Gravity::Centre,
-        focus: None,
-        background: None,
+    let resize = |width: u32, height: Option<u32>, fit: Fit, gravity: Gravity, background: Option<Colour>| {
+        Step::Resize {
+            width: Some(width),
+            height,
+            fit,
+            upscale: false,
+            gravity,
+            focus: None,
+            background,
+        }
     };
+    let (w, h) = (src.width(), src.height());
+    let black = Some(Colour {
+        r: 0,
+        g: 0,
+        b: 0,
+        a: 255,
+    });
     let ops: Vec<(&str, Step)> = vec![
-        ("resize 1/2 Lanczos3", resize),
+        (
+            "resize 1/2 Lanczos3",
+            resize(w / 2, None, Fit::Contain, Gravity::Centre, None),
+        ),
         ("saturation 50", Step::Saturation { value: 50 }),
         ("hue 90", Step::Hue { degrees: 90 }),
         ("gamma 2.2", Step::Gamma { value: 2.2 }),
@@ -289,44 +301,15 @@ fn operations_per_megapixel(src: &image::RgbImage, iters: impl Fn(usize) -> usiz
         ("pixelate 8", Step::Pixelate { size: 8 }),
         (
             "cover 1/2 square, smart",
-            Step::Resize {
-                width: Some(src.height() / 2),
-                height: Some(src.height() / 2),
-                fit: image_processor::imaging::Fit::Cover,
-                upscale: false,
-                gravity: image_processor::imaging::Gravity::Smart,
-                focus: None,
-                background: None,
-            },
+            resize(h / 2, Some(h / 2), Fit::Cover, Gravity::Smart, None),
         ),
         (
             "cover 1/2 square, centre",
-            Step::Resize {
-                width: Some(src.height() / 2),
-                height: Some(src.height() / 2),
-                fit: image_processor::imaging::Fit::Cover,
-                upscale: false,
-                gravity: image_processor::imaging::Gravity::Centre,
-                focus: None,
-                background: None,
-            },
+            resize(h / 2, Some(h / 2), Fit::Cover, Gravity::Centre, None),
         ),
         (
             "pad 1/2 to a square",
-            Step::Resize {
-                width: Some(src.width() / 2),
-                height: Some(src.width() / 2),
-                fit: image_processor::imaging::Fit::Pad,
-                upscale: false,
-                gravity: image_processor::imaging::Gravity::Centre,
-                focus: None,
-                background: Some(Colour {
-                    r: 0,
-                    g: 0,
-                    b: 0,
-                    a: 255,
-                }),
-            },
+            resize(w / 2, Some(w / 2), Fit::Pad, Gravity::Centre, black),
         ),
     ];
     let mut resize_ms = None;

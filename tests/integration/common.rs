@@ -511,3 +511,23 @@ pub fn assert_error(context: &str, body: &serde_json::Value, code: &str) {
         "{context}: no message: {body}"
     );
 }
+
+/// Uploads one PNG as a multipart `file` part with the given text fields; the raw answer.
+pub async fn upload_png(app: &TestApp, png: Vec<u8>, fields: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(png)
+            .file_name("upload.png")
+            .mime_str("image/png")
+            .expect("mime"),
+    );
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    app.http
+        .post(app.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}

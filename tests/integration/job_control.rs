@@ -7,28 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use image_processor::config::Role;
 use image_processor::db;
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 
 use crate::common::*;
 
 async fn upload(app: &TestApp, fields: &[(&str, &str)]) -> reqwest::Response {
-    let mut form = Form::new().part(
-        "file",
-        Part::bytes(png(40, 30))
-            .file_name("job.png")
-            .mime_str("image/png")
-            .expect("mime"),
-    );
-    for (k, v) in fields {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    app.http
-        .post(app.url("/api/images"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload")
+    upload_png(app, png(40, 30), fields).await
 }
 
 #[tokio::test]

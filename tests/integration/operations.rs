@@ -5,7 +5,6 @@
 
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage};
 use image_processor::imaging::{self, Limits, Pipeline, Step};
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 
 use crate::common::*;
@@ -321,27 +320,8 @@ fn every_new_parameter_is_range_checked_and_named() {
     }
 }
 
-async fn upload(app: &TestApp, input: Vec<u8>, fields: &[(&str, &str)]) -> reqwest::Response {
-    let mut form = Form::new().part(
-        "file",
-        Part::bytes(input)
-            .file_name("card.png")
-            .mime_str("image/png")
-            .expect("mime"),
-    );
-    for (k, v) in fields {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    app.http
-        .post(app.url("/api/images"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload")
-}
-
 async fn processed(app: &TestApp, input: Vec<u8>, fields: &[(&str, &str)]) -> (serde_json::Value, RgbImage) {
-    let res = upload(app, input, fields).await;
+    let res = upload_png(app, input, fields).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let body: serde_json::Value = res.json().await.expect("json");
     let id = body["id"].as_str().expect("id").to_owned();
@@ -399,7 +379,7 @@ async fn colour_and_filter_families_work_end_to_end_and_refuse_bad_values() {
         ("tint", "blue"),
         ("pixelate", "1"),
     ] {
-        let res = upload(&app, png_of(&src), &[(field, value)]).await;
+        let res = upload_png(&app, png_of(&src), &[(field, value)]).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{field}={value}");
         let body: serde_json::Value = res.json().await.expect("json");
         assert_error(&format!("{field}={value}"), &body, "invalid_parameter");
@@ -652,7 +632,7 @@ fn geometry_parameters_are_checked_with_their_rules() {
 #[tokio::test]
 async fn geometry_family_works_end_to_end() {
     let app = spawn_app().await;
-    let res = upload(
+    let res = upload_png(
         &app,
         png_of(&halves(400, 200)),
         &[
@@ -683,7 +663,7 @@ async fn geometry_family_works_end_to_end() {
     )
     .await;
     assert_eq!(padded.get_pixel(2, 10).0, [255, 255, 255], "white side bars");
-    let res = upload(
+    let res = upload_png(
         &app,
         png_of(&halves(40, 20)),
         &[("focus", "0.5,0.5"), ("width", "10")],
@@ -779,7 +759,7 @@ fn process_with_draws_the_overlay_and_a_missing_one_fails_the_job() {
 async fn watermark_draws_a_completed_image_and_refuses_others() {
     let app = spawn_app().await;
     // The logo: a small red square, processed as PNG so its output keeps the colour exactly.
-    let res = upload(
+    let res = upload_png(
         &app,
         png_of(&RgbImage::from_pixel(16, 16, Rgb([255, 0, 0]))),
         &[("format", "png")],
@@ -820,7 +800,7 @@ async fn watermark_draws_a_completed_image_and_refuses_others() {
         .expect("insert")
         .get::<_, String>(0);
     for id in [unknown.as_str(), pending.as_str()] {
-        let res = upload(&app, png_of(&white), &[("watermark", id)]).await;
+        let res = upload_png(&app, png_of(&white), &[("watermark", id)]).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{id}");
         let body: serde_json::Value = res.json().await.expect("json");
         assert_eq!(body["error"]["param"], "watermark", "{body}");

@@ -353,6 +353,36 @@ mod tests {
         assert_eq!(documented, parsed);
     }
 
+    /// The gravity words are listed twice for the document (imaging stays free of utoipa):
+    /// they must be the parser's.
+    #[test]
+    fn documented_gravities_are_the_parsers() {
+        let words = |schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>| -> Vec<String> {
+            let json = serde_json::to_value(schema).expect("schema as JSON");
+            let values = json["enum"].as_array().cloned().unwrap_or_default();
+            values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let parser: Vec<String> = crate::imaging::Gravity::ALL
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let mut documented = words(GravityParam::schema());
+        let mut sorted_parser = parser.clone();
+        documented.sort_unstable();
+        sorted_parser.sort_unstable();
+        assert_eq!(documented, sorted_parser);
+        let mut watermark = words(WatermarkGravityParam::schema());
+        watermark.push("smart".into());
+        watermark.sort_unstable();
+        assert_eq!(
+            watermark, sorted_parser,
+            "watermarks take every gravity but smart"
+        );
+    }
+
     /// The bounds in the attributes above are literals (attributes cannot name constants):
     /// they must say what the parser enforces.
     #[test]

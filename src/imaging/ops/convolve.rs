@@ -14,7 +14,7 @@
 
 use image::DynamicImage;
 
-use super::pixels::colour_bytes;
+use super::pixels::{colour_bytes, raw_bytes};
 use crate::imaging::pipeline::{Kernel, KernelName};
 
 /// The weights of a named kernel, row by row.
@@ -64,7 +64,7 @@ fn apply(img: DynamicImage, weights: &[f32]) -> DynamicImage {
 fn convolve(mut img: DynamicImage, kernels: &[&[f32]], combine: impl Fn(&[f32]) -> f32) -> DynamicImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let src = img.clone();
-    let (Some((out, (channels, alpha))), Some(bytes)) = (colour_bytes(&mut img), raw(&src)) else {
+    let (Some((out, (channels, alpha))), Some(bytes)) = (colour_bytes(&mut img), raw_bytes(&src)) else {
         return img;
     };
     if w == 0 || h == 0 {
@@ -128,17 +128,6 @@ fn fill_padded(padded: &mut [f32], row: &[u8], channels: usize, r: usize) {
         for (c, v) in px.iter_mut().enumerate() {
             *v = f32::from(row[sx * channels + c]);
         }
-    }
-}
-
-/// The bytes of one of the four 8-bit layouts, read-only.
-fn raw(img: &DynamicImage) -> Option<&[u8]> {
-    match img {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_) => Some(img.as_bytes()),
-        _ => None,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use image::DynamicImage;
 
-use super::pixels::colour_bytes;
+use super::pixels::{colour_bytes, raw_bytes};
 
 /// Gaussian blur; large radii use the box-blur approximation, whose cost does not grow with
 /// sigma.
@@ -17,7 +17,7 @@ pub(crate) fn blur(img: &DynamicImage, sigma: f32) -> DynamicImage {
 /// Unsharp mask: `pixel + amount × (pixel − blurred)`, with a one-pixel Gaussian.
 pub(crate) fn sharpen(mut img: DynamicImage, amount: f32) -> DynamicImage {
     let blurred = img.blur(1.0);
-    let (Some(dst), Some(src)) = (colour_bytes(&mut img), blurred_bytes(&blurred)) else {
+    let (Some(dst), Some(src)) = (colour_bytes(&mut img), raw_bytes(&blurred)) else {
         return img;
     };
     let (channels, alpha) = dst.1;
@@ -29,15 +29,4 @@ pub(crate) fn sharpen(mut img: DynamicImage, amount: f32) -> DynamicImage {
         *d = (v + amount * (v - f32::from(*s))).round().clamp(0.0, 255.0) as u8;
     }
     img
-}
-
-/// The raw bytes of the blurred copy, in one of the four 8-bit layouts.
-fn blurred_bytes(img: &DynamicImage) -> Option<&[u8]> {
-    match img {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_) => Some(img.as_bytes()),
-        _ => None,
-    }
 }

@@ -25,3 +25,14 @@ pub(crate) fn map_colour_channels(img: &mut DynamicImage, f: impl Fn(u8) -> u8) 
         }
     }
 }
+
+/// The bytes of an image in one of the four 8-bit layouts, read-only; `None` for any other.
+pub(crate) fn raw_bytes(img: &DynamicImage) -> Option<&[u8]> {
+    match img {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => Some(img.as_bytes()),
+        _ => None,
+    }
+}
