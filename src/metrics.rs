@@ -25,6 +25,7 @@ const THREADS_BUSY: &str = "image_processor_worker_threads_busy";
 const THREADS_STUCK: &str = "image_processor_worker_threads_stuck";
 const QUEUE_DEPTH: &str = "image_processor_queue_depth";
 const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
+const OLDEST_PENDING: &str = "image_processor_queue_oldest_pending_seconds";
 
 /// Request latencies: most answers are milliseconds; long-polls and SSE run to a minute.
 const HTTP_BUCKETS: &[f64] = &[
@@ -134,11 +135,17 @@ fn describe() {
         "rows waiting (pending) or claimed (processing), refreshed at most every few seconds"
     );
     metrics::describe_gauge!(
+        OLDEST_PENDING,
+        metrics::Unit::Seconds,
+        "how long the longest-waiting runnable pending row has waited (0: none); scheduled rows count from their not_before"
+    );
+    metrics::describe_gauge!(
         ROWS_ESTIMATE,
         "all rows of processed_images, from the planner's estimate (pg_class.reltuples)"
     );
     metrics::gauge!(THREADS_BUSY).set(0.0);
     metrics::gauge!(THREADS_STUCK).set(0.0);
+    metrics::gauge!(OLDEST_PENDING).set(0.0);
     for outcome in JobOutcome::ALL {
         for family in FAMILIES {
             metrics::counter!(JOBS, "outcome" => outcome.label(), "family" => family).absolute(0);
@@ -209,6 +216,11 @@ pub fn upload_accepted(files: usize, bytes: usize) {
 /// The queue as last read from the database.
 pub fn queue_depth(status: JobStatus, rows: i64) {
     metrics::gauge!(QUEUE_DEPTH, "status" => status.as_str()).set(rows as f64);
+}
+
+/// How long the longest-waiting runnable row has waited, as last read from the database.
+pub fn oldest_pending(seconds: f64) {
+    metrics::gauge!(OLDEST_PENDING).set(seconds.max(0.0));
 }
 
 /// The planner's row estimate for the whole table.

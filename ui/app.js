@@ -288,6 +288,10 @@ async function refreshStats() {
   document.querySelector('[data-count="all"]').textContent = String(total);
   const parts = [];
   if (stats.queue_depth != null) parts.push(`${stats.queue_depth} in queue`);
+  // Only worth a word when something has been waiting noticeably.
+  if (Number(stats.oldest_pending_seconds) >= 1) {
+    parts.push(`oldest waiting ${Math.round(stats.oldest_pending_seconds)} s`);
+  }
   if (stats.completed_last_minute != null) parts.push(`${stats.completed_last_minute} completed in the last minute`);
   $('throughput').textContent = parts.join(' · ');
   if (Number(stats.max_upload_bytes) > 0) {

@@ -276,18 +276,43 @@ pub async fn delete_image(db: &impl GenericClient, id: Uuid) -> Result<bool, DbE
     Ok(db.execute(&stmt, &[&id]).await? == 1)
 }
 
+/// How long the longest-waiting runnable pending row has waited, in seconds (0 when none):
+/// the first entry of the pending index (`run_after`), so one index probe at any table size.
+/// A scheduled row counts from its `not_before`, a backed-off one from the end of its backoff.
+#[macro_export]
+macro_rules! oldest_pending_seconds {
+    () => {
+        "(select coalesce(extract(epoch from now() - min(run_after)), 0)::float8 \
+          from processed_images where status = 'pending' and run_after <= now())"
+    };
+}
+pub use oldest_pending_seconds;
+
 /// Sums the trigger-kept counters (`sql/0008_table_health.sql`): 64 counter rows and at most
-/// 64 x 64 completion buckets, never the table itself.
-pub const STATS: &str = "\
+/// 64 x 64 completion buckets, never the table itself; and the oldest pending row's wait.
+pub const STATS: &str = concat!(
+    "\
 select coalesce(sum(pending), 0)::int8, coalesce(sum(processing), 0)::int8,
        coalesce(sum(completed), 0)::int8, coalesce(sum(failed), 0)::int8,
        (select coalesce(sum(n), 0)::int8 from processed_images_completions
-        where second >= date_trunc('second', now()) - interval '59 seconds')
-from processed_images_counts";
+        where second >= date_trunc('second', now()) - interval '59 seconds'),
+       ",
+    oldest_pending_seconds!(),
+    "
+from processed_images_counts"
+);
+
+/// What `/api/stats` reads in one statement.
+pub struct StatsRow {
+    pub counts: Vec<(JobStatus, i64)>,
+    /// Completions in the last minute.
+    pub recent: i64,
+    pub oldest_pending_seconds: f64,
+}
 
 /// Rows per status, and completions in the last minute (to the second: the current second and
 /// the 59 before it; status changes into `completed`, whether or not the row is still there).
-pub async fn stats(db: &impl GenericClient) -> Result<(Vec<(JobStatus, i64)>, i64), DbError> {
+pub async fn stats(db: &impl GenericClient) -> Result<StatsRow, DbError> {
     let stmt = db.prepare_cached(STATS).await?;
     let row = db.query_one(&stmt, &[]).await?;
     let counts = vec![
@@ -296,7 +321,11 @@ pub async fn stats(db: &impl GenericClient) -> Result<(Vec<(JobStatus, i64)>, i6
         (JobStatus::Completed, row.try_get(2)?),
         (JobStatus::Failed, row.try_get(3)?),
     ];
-    Ok((counts, row.try_get(4)?))
+    Ok(StatsRow {
+        counts,
+        recent: row.try_get(4)?,
+        oldest_pending_seconds: row.try_get(5)?,
+    })
 }
 
 /// The processed bytes of the given images that are `completed` (the watermarks a pipeline

@@ -148,12 +148,13 @@ async fn delete(State(state): State<AppState>, ImageId(id): ImageId) -> Result<S
     ))]
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let client = state.pool.get().await?;
-    let (counts, recent) = images::stats(&client).await?;
-    let counts = StatusCounts::from_rows(counts);
+    let row = images::stats(&client).await?;
+    let counts = StatusCounts::from_rows(row.counts);
     Ok(Json(Stats {
         queue_depth: counts.queue_depth(),
         counts,
-        completed_last_minute: recent,
+        completed_last_minute: row.recent,
+        oldest_pending_seconds: row.oldest_pending_seconds,
         max_upload_bytes: state.config.max_upload_bytes,
         max_pixels: state.config.max_pixels,
     }))

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::state::AppState;
+use crate::db::images::oldest_pending_seconds;
 use crate::states::JobStatus;
 
 /// Queue depth is read from the database at most this often, however many scrapers there are.
@@ -20,10 +21,15 @@ const QUEUE_REFRESH: Duration = Duration::from_secs(5);
 /// The queue's rows from the trigger-kept counters (`sql/0008_table_health.sql`; a count
 /// through the partial indexes would cost as much as the backlog, a million rows after a bulk
 /// insert), plus the planner's estimate of the whole table.
-const QUEUE_DEPTH: &str = "\
+const QUEUE_DEPTH: &str = concat!(
+    "\
 select coalesce(sum(pending), 0)::int8, coalesce(sum(processing), 0)::int8,
-       (select reltuples::float8 from pg_class where oid = 'processed_images'::regclass)
-from processed_images_counts";
+       (select reltuples::float8 from pg_class where oid = 'processed_images'::regclass),
+       ",
+    oldest_pending_seconds!(),
+    "
+from processed_images_counts"
+);
 
 /// The route label for requests no route matched.
 const UNMATCHED: &str = "unmatched";
@@ -66,10 +72,12 @@ async fn refresh_queue_depth(state: &AppState) {
         let pending: i64 = row.try_get(0).map_err(|e| e.to_string())?;
         let processing: i64 = row.try_get(1).map_err(|e| e.to_string())?;
         let estimate: Option<f64> = row.try_get(2).map_err(|e| e.to_string())?;
-        Ok::<_, String>((pending, processing, estimate))
+        let oldest: f64 = row.try_get(3).map_err(|e| e.to_string())?;
+        Ok::<_, String>((pending, processing, estimate, oldest))
     };
     match tokio::time::timeout(Duration::from_secs(2), read).await {
-        Ok(Ok((pending, processing, estimate))) => {
+        Ok(Ok((pending, processing, estimate, oldest))) => {
+            crate::metrics::oldest_pending(oldest);
             crate::metrics::queue_depth(JobStatus::Pending, pending);
             crate::metrics::queue_depth(JobStatus::Processing, processing);
             if let Some(rows) = estimate {

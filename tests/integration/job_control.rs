@@ -172,3 +172,35 @@ async fn priority_and_not_before_are_checked_and_named() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stats_and_metrics_say_how_long_the_oldest_runnable_job_has_waited() {
+    // The API alone: nothing claims, so the rows stay pending.
+    let app = spawn_app_with(Role::Api, &[]).await;
+    let stats = app.get_json("/api/stats").await;
+    assert_eq!(stats["oldest_pending_seconds"], 0.0, "{stats}");
+    let client = app.db().await;
+    client
+        .execute(
+            "insert into processed_images (original_data, run_after) values ('a', now() - interval '30 seconds'), \
+             ('b', now() - interval '5 seconds')",
+            &[],
+        )
+        .await
+        .expect("insert waiting rows");
+    // Scheduled for later: not waiting yet, so it does not count.
+    client
+        .execute(
+            "insert into processed_images (original_data, not_before) values ('c', now() + interval '1 hour')",
+            &[],
+        )
+        .await
+        .expect("insert a scheduled row");
+    let stats = app.get_json("/api/stats").await;
+    let oldest = stats["oldest_pending_seconds"].as_f64().expect("a number");
+    assert!((30.0..40.0).contains(&oldest), "{stats}");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics text");
+    let gauge = metric_value(&metrics, "image_processor_queue_oldest_pending_seconds").expect("the gauge");
+    assert!((30.0..40.0).contains(&gauge), "{gauge}");
+    app.stop().await;
+}

@@ -250,6 +250,7 @@ async fn metrics_show_every_family_after_a_few_jobs() {
         "image_processor_job_pickup_latency_seconds_bucket",
         "image_processor_worker_threads_busy",
         "image_processor_queue_depth",
+        "image_processor_queue_oldest_pending_seconds",
     ] {
         assert!(text.contains(family), "{family} missing from /metrics:\n{text}");
     }

@@ -146,6 +146,10 @@ pub struct Stats {
     /// Jobs completed in the last 60 s (to the second), counted as they complete: a row
     /// deleted or retried since still counts, a row inserted by SQL as `completed` does not.
     pub completed_last_minute: i64,
+    /// How long the longest-waiting runnable pending image has waited, in seconds (0 when
+    /// none): a scheduled one counts from its `not_before`, a backed-off one from the end of
+    /// its backoff. Alert on it rising.
+    pub oldest_pending_seconds: f64,
     pub max_upload_bytes: u64,
     pub max_pixels: u64,
 }
