@@ -128,6 +128,13 @@ pub async fn spawn_with(
     }
     if runs_worker {
         let jobs_pool = db::worker_pool(&url, config.db_pool_size)?;
+        if let Some(days) = config.retention_days {
+            parts.push(tokio::spawn(crate::retention::run(
+                jobs_pool.clone(),
+                days,
+                cancel.clone(),
+            )));
+        }
         parts.push(tokio::spawn(worker::run(
             jobs_pool,
             url,

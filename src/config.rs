@@ -159,6 +159,12 @@ pub struct Config {
     /// Connections in the pool of each process.
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: usize,
+
+    /// Delete finished images (`completed`, `failed`) whose `processed_at` is older than this
+    /// many days, in batches, by one worker replica at a time. Unset: keep everything.
+    #[arg(long, env = "RETENTION_DAYS", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retention_days: Option<u32>,
 }
 
 /// A secret that failed to load from its `*_FILE`.

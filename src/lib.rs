@@ -12,6 +12,8 @@
 //! - [`imaging`]: pure decode → operations → encode, no I/O.
 //! - [`http`]: the axum API, downloads, live events and the embedded UI (`ui/`).
 //! - [`metrics`]: the Prometheus recorder and one function per thing counted.
+//! - [`retention`]: `RETENTION_DAYS`, batched deletes of old finished images, one replica at a
+//!   time.
 //! - [`bench_jpeg`]: the hidden `bench-jpeg` role, timing the JPEG path of this very build.
 //!
 //! The database is the only queue: an upload (or any SQL `INSERT`) adds a `pending` row, a
@@ -28,6 +30,7 @@ pub mod db;
 pub mod http;
 pub mod imaging;
 pub mod metrics;
+pub mod retention;
 pub mod states;
 pub mod telemetry;
 pub mod worker;

@@ -26,6 +26,7 @@ const THREADS_STUCK: &str = "image_processor_worker_threads_stuck";
 const QUEUE_DEPTH: &str = "image_processor_queue_depth";
 const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
 const OLDEST_PENDING: &str = "image_processor_queue_oldest_pending_seconds";
+const EXPIRED: &str = "image_processor_images_expired_total";
 
 /// Request latencies: most answers are milliseconds; long-polls and SSE run to a minute.
 const HTTP_BUCKETS: &[f64] = &[
@@ -134,6 +135,11 @@ fn describe() {
         QUEUE_DEPTH,
         "rows waiting (pending) or claimed (processing), refreshed at most every few seconds"
     );
+    metrics::describe_counter!(
+        EXPIRED,
+        "finished images this process deleted for being older than RETENTION_DAYS"
+    );
+    metrics::counter!(EXPIRED).absolute(0);
     metrics::describe_gauge!(
         OLDEST_PENDING,
         metrics::Unit::Seconds,
@@ -216,6 +222,11 @@ pub fn upload_accepted(files: usize, bytes: usize) {
 /// The queue as last read from the database.
 pub fn queue_depth(status: JobStatus, rows: i64) {
     metrics::gauge!(QUEUE_DEPTH, "status" => status.as_str()).set(rows as f64);
+}
+
+/// Finished images deleted by the retention pass.
+pub fn expired(rows: u64) {
+    metrics::counter!(EXPIRED).increment(rows);
 }
 
 /// How long the longest-waiting runnable row has waited, as last read from the database.

@@ -389,4 +389,5 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::images::STATS,
     super::images::GET_WATERMARKS,
     super::images::COMPLETED_AMONG,
+    crate::retention::DELETE_EXPIRED,
 ];

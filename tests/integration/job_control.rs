@@ -204,3 +204,94 @@ async fn stats_and_metrics_say_how_long_the_oldest_runnable_job_has_waited() {
     assert!((30.0..40.0).contains(&gauge), "{gauge}");
     app.stop().await;
 }
+
+/// Rows for the retention tests: 250 completed and 3 failed long finished (expired), plus rows
+/// that must stay: old but still pending, uploaded long ago but finished yesterday, recent.
+async fn insert_retention_rows(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "insert into processed_images (original_data, status, uploaded_at, processed_at, filename)
+               select 'x', 'completed', now() - interval '10 days', now() - interval '10 days', 'expired'
+               from generate_series(1, 250);
+             insert into processed_images (original_data, status, uploaded_at, processed_at, filename)
+               select 'x', 'failed', now() - interval '9 days', now() - interval '9 days', 'expired'
+               from generate_series(1, 3);
+             insert into processed_images (original_data, status, uploaded_at, processed_at, filename)
+               values ('x', 'completed', now() - interval '10 days', now() - interval '1 day', 'kept'),
+                      ('x', 'completed', now() - interval '1 hour', now() - interval '1 hour', 'kept'),
+                      ('x', 'failed', now(), now(), 'kept');",
+        )
+        .await
+        .expect("insert rows");
+}
+
+async fn count_named(client: &tokio_postgres::Client, name: &str) -> i64 {
+    client
+        .query_one(
+            "select count(*) from processed_images where filename = $1",
+            &[&name],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn retention_deletes_old_finished_images_in_batches_and_keeps_the_rest() {
+    let test_db = fresh_database().await;
+    let client = db::connect(&test_db.url).await.expect("connect");
+    insert_retention_rows(&client).await;
+    // Two worker replicas with RETENTION_DAYS: each passes at start, one batch at a time.
+    let extra = [("retention-days", "7")];
+    let one = spawn_app_on(Role::Worker, test_db.url.clone(), &extra).await;
+    let two = spawn_app_on(Role::Worker, test_db.url.clone(), &extra).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count_named(&client, "expired").await == 0
+        })
+        .await,
+        "expired rows left: {}",
+        count_named(&client, "expired").await
+    );
+    assert_eq!(count_named(&client, "kept").await, 3, "only expired rows go");
+    // The registry is this test process's (other tests delete too): at least these rows.
+    let metrics = one.get("/metrics").await.text().await.expect("metrics");
+    let expired = metric_value(&metrics, "image_processor_images_expired_total").expect("the counter");
+    assert!(expired >= 253.0, "{expired}");
+    two.stop().await;
+    one.stop().await;
+}
+
+#[tokio::test]
+async fn a_retention_pass_waits_its_turn_behind_another_replica() {
+    let test_db = fresh_database().await;
+    let client = db::connect(&test_db.url).await.expect("connect");
+    insert_retention_rows(&client).await;
+    let pool = db::worker_pool(&test_db.url, 2).expect("pool");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    // Another replica mid-pass holds the fleet-wide lock: this one deletes nothing.
+    client
+        .execute(
+            "select pg_advisory_lock($1)",
+            &[&image_processor::retention::LOCK_KEY],
+        )
+        .await
+        .expect("lock");
+    let deleted = image_processor::retention::pass(&pool, 7, &cancel)
+        .await
+        .expect("pass");
+    assert_eq!(deleted, 0);
+    assert_eq!(count_named(&client, "expired").await, 253);
+    client
+        .execute(
+            "select pg_advisory_unlock($1)",
+            &[&image_processor::retention::LOCK_KEY],
+        )
+        .await
+        .expect("unlock");
+    let deleted = image_processor::retention::pass(&pool, 7, &cancel)
+        .await
+        .expect("pass");
+    assert_eq!(deleted, 253, "three batches of 100 (the last one short)");
+    assert_eq!(count_named(&client, "kept").await, 3);
+}
