@@ -285,7 +285,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
   });
 
   it('schedules an upload with a priority and "not before"; it waits, then runs', async () => {
-    const at = new Date(Date.now() + 3000);
+    const at = new Date(Date.now() + 6000); // room for a slow upload to be seen pending first
     const pad = (n) => String(n).padStart(2, '0');
     const local = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
     await page.fill('#op-priority', '9');
