@@ -646,13 +646,20 @@ async fn completion_status_is_notified_after_its_commit_not_inside_it() {
         url.clone(),
         vec!["image_status"],
         move |event| {
-            if let db::listener::ListenEvent::Notification { payload, .. } = event {
-                let _ = tx.send(payload);
-            }
+            let _ = tx.send(match event {
+                db::listener::ListenEvent::Notification { payload, .. } => payload,
+                db::listener::ListenEvent::Connected => "connected".into(),
+            });
         },
         cancel.clone(),
     ));
-    // The listener reports nothing before it listens: wait for the insert's own event.
+    // Insert only once the listener listens: an insert before its LISTEN is never reported
+    // (this raced, and failed once under a loaded machine).
+    let connected = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the listener connects")
+        .expect("listener alive");
+    assert_eq!(connected, "connected");
     insert_jobs(&client, 1).await;
     let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
