@@ -352,12 +352,17 @@ pub async fn watermarks(
     Ok(out)
 }
 
-/// Which of `ids` are completed images (an upload's watermarks must be).
-pub const COMPLETED_AMONG: &str =
-    "select id from processed_images where id = any($1) and status = 'completed'";
+/// Which of `ids` are completed images whose output the worker will load (at most `$2` bytes):
+/// an upload's watermarks must be.
+pub const COMPLETED_AMONG: &str = "select id from processed_images \
+     where id = any($1) and status = 'completed' and octet_length(processed_data) <= $2::int8";
 
-pub async fn completed_among(db: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
+pub async fn completed_among(
+    db: &impl GenericClient,
+    ids: &[Uuid],
+    max_bytes: i64,
+) -> Result<Vec<Uuid>, DbError> {
     let stmt = db.prepare_cached(COMPLETED_AMONG).await?;
-    let rows = db.query(&stmt, &[&ids]).await?;
+    let rows = db.query(&stmt, &[&ids, &max_bytes]).await?;
     rows.iter().map(|r| r.try_get(0).map_err(DbError::from)).collect()
 }

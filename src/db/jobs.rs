@@ -83,7 +83,7 @@ returning p.id, p.attempts, p.claim_seq,
 }
 
 /// Runnable rows that never lost a lease: highest priority first, then the row runnable longest
-/// (`processed_images_claim_idx`, `sql/0009_priority_not_before.sql`).
+/// (`processed_images_claim_idx`, `sql/0010_claim_index.sql`).
 pub const CLAIM_JOBS: &str = claim_statement!("lost_leases = 0");
 
 /// One runnable row that lost a lease before (the caller passes limit 1).

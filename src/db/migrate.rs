@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "priority_not_before",
         include_str!("../../sql/0009_priority_not_before.sql"),
     ),
+    (10, "claim_index", include_str!("../../sql/0010_claim_index.sql")),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

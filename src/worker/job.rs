@@ -127,10 +127,16 @@ async fn process_with_heartbeat(
         }
     };
     let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
-    let Some(overlays) = load_watermarks(ctx, &pipeline).await else {
-        crate::metrics::job_finished(JobOutcome::Released, family, 0.0);
-        release(ctx, fence).await;
-        return (None, None);
+    let overlays = match load_watermarks(ctx, &pipeline).await {
+        Ok(overlays) => overlays,
+        // Failed, not released: a release gives the attempt back and the row would be claimed
+        // again at once, so a read that keeps failing (too slow, say) would loop for ever.
+        Err(failure) => {
+            return (
+                Some((Outcome::Failed(failure), Measured { family, seconds: 0.0 })),
+                None,
+            )
+        }
     };
     let limits = ctx.config.limits();
     let span = tracing::Span::current();
@@ -324,14 +330,13 @@ async fn write_back(
     }
 }
 
-/// Hands the claim back so another replica can take it at once.
 /// The images the pipeline draws as watermarks. One that is gone (deleted, retried, over
-/// `MAX_UPLOAD_BYTES`) is simply absent: imaging then fails the job saying so. `None` when the
-/// database could not answer: the job is released to run again rather than failed.
-async fn load_watermarks(ctx: &WorkerContext, pipeline: &Pipeline) -> Option<imaging::Overlays> {
+/// `MAX_UPLOAD_BYTES`) is simply absent: imaging then fails the job saying so. A database that
+/// cannot answer fails the job too (`watermark_unavailable`; a retry runs it again).
+async fn load_watermarks(ctx: &WorkerContext, pipeline: &Pipeline) -> Result<imaging::Overlays, Failure> {
     let ids = pipeline.watermark_ids();
     if ids.is_empty() {
-        return Some(imaging::Overlays::new());
+        return Ok(imaging::Overlays::new());
     }
     let max_bytes = i64::try_from(ctx.config.max_upload_bytes).unwrap_or(i64::MAX);
     match db::bounded!(ctx.pool, |client| db::images::watermarks(
@@ -339,14 +344,18 @@ async fn load_watermarks(ctx: &WorkerContext, pipeline: &Pipeline) -> Option<ima
     )
     .await)
     {
-        Ok(rows) => Some(rows.into_iter().collect()),
+        Ok(rows) => Ok(rows.into_iter().collect()),
         Err(e) => {
-            tracing::warn!(error = %e, "loading the watermark images failed; releasing the job");
-            None
+            tracing::warn!(error = %e, "loading the watermark images failed");
+            Err(Failure {
+                code: "watermark_unavailable",
+                message: format!("the watermark images could not be read: {e}"),
+            })
         }
     }
 }
 
+/// Hands the claim back so another replica can take it at once.
 async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
     let result = db::bounded!(ctx.pool, |client| jobs::release_job(&client, fence).await);
     match result {

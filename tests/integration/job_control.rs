@@ -105,6 +105,18 @@ async fn not_before_keeps_a_job_pending_until_then() {
         sql_at > Utc::now() + chrono::Duration::minutes(59),
         "run_after {sql_at}"
     );
+    // A SQL writer that brings not_before forward makes the row runnable then: it completes.
+    let id: uuid::Uuid = client
+        .query_one(
+            "update processed_images set not_before = now() - interval '1 minute' \
+             where run_after > now() + interval '59 minutes' returning id",
+            &[],
+        )
+        .await
+        .expect("update")
+        .get(0);
+    let done = app.wait_done(&id.to_string()).await;
+    assert_eq!(done["status"], "completed", "{done}");
     app.stop().await;
 }
 

@@ -711,19 +711,24 @@ fn watermark_fields_have_defaults_rules_and_ranges() {
         let e = Pipeline::from_fields(fields.clone()).expect_err(&format!("{fields:?}"));
         assert_eq!(e.param, param, "{fields:?}: {e}");
     }
-    // The JSON form repeats it, up to four different images.
+    // The JSON form repeats it, up to four times.
     let step =
         |n: u128| serde_json::json!({"op": "watermark", "image": uuid::Uuid::from_u128(n), "opacity": 80});
-    let four = serde_json::json!({"steps": [step(1), step(2), step(3), step(4), step(1)]});
-    assert_eq!(
-        Pipeline::from_json(&four)
-            .expect("four images")
-            .watermark_ids()
-            .len(),
-        4
-    );
+    let four = serde_json::json!({"steps": [step(1), step(2), step(3), step(1)]});
+    let ids = Pipeline::from_json(&four).expect("four steps").watermark_ids();
+    assert_eq!(ids.len(), 3, "each image once");
     let five = serde_json::json!({"steps": [step(1), step(2), step(3), step(4), step(5)]});
     assert_eq!(Pipeline::from_json(&five).expect_err("five").param, "watermark");
+    // Steps are counted, not images: one image drawn five times is five decodes.
+    let same = serde_json::json!({"steps": [step(1), step(1), step(1), step(1), step(1)]});
+    assert_eq!(
+        Pipeline::from_json(&same).expect_err("five steps").param,
+        "watermark"
+    );
+    // And no pipeline has more than 32 steps.
+    let long = serde_json::json!({"steps": vec![serde_json::json!({"op": "invert"}); 33]});
+    let e = Pipeline::from_json(&long).expect_err("33 steps");
+    assert!(e.message.contains("32"), "{e}");
 }
 
 #[test]

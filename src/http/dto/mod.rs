@@ -25,8 +25,9 @@ pub struct ImageObject {
     /// Why it failed, for people; `null` unless `failed`.
     pub error: Option<String>,
     /// Why it failed, for machines: `corrupt_image`, `image_too_large`, `unsupported_media_type`,
-    /// `invalid_pipeline`, `encode_failed`, `processing_crashed`, `worker_lost`, `job_timeout`
-    /// or `payload_too_large` (a row stored by SQL over `MAX_UPLOAD_BYTES`).
+    /// `invalid_pipeline`, `encode_failed`, `processing_crashed`, `worker_lost`, `job_timeout`,
+    /// `watermark_unavailable` (the database could not give the watermark images) or
+    /// `payload_too_large` (a row stored by SQL over `MAX_UPLOAD_BYTES`).
     pub error_code: Option<String>,
     pub attempts: i32,
     pub uploaded_at: DateTime<Utc>,

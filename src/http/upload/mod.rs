@@ -214,11 +214,14 @@ async fn check_watermarks(state: &AppState, pipeline: &Pipeline) -> Result<(), A
         return Ok(());
     }
     let client = state.pool.get().await?;
-    let completed = images::completed_among(&client, &ids).await?;
+    let max_bytes = i64::try_from(state.config.max_upload_bytes).unwrap_or(i64::MAX);
+    let completed = images::completed_among(&client, &ids, max_bytes).await?;
     match ids.iter().find(|id| !completed.contains(id)) {
         Some(missing) => Err(ApiError::bad(
             "watermark",
-            format!("{missing} is not a completed image: a watermark must name one"),
+            format!(
+                "{missing} is not a completed image: a watermark must name one (with an output of at most MAX_UPLOAD_BYTES)"
+            ),
         )),
         None => Ok(()),
     }

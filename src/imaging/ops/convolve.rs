@@ -49,8 +49,15 @@ pub(crate) fn kernel(img: DynamicImage, kernel: &Kernel) -> DynamicImage {
 }
 
 fn apply(img: DynamicImage, weights: &[f32]) -> DynamicImage {
-    let sum: f32 = weights.iter().sum();
-    let scale = if sum.abs() > f32::EPSILON { 1.0 / sum } else { 1.0 };
+    // A sum is "0" relative to the weights' size: summed in f32, `0,…,100.1,-100.2,…,0.1`
+    // comes to 1.5e-6, and dividing by that would saturate every pixel.
+    let sum: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+    let magnitude: f64 = weights.iter().map(|&w| f64::from(w).abs()).sum();
+    let scale = if sum.abs() > 1e-4 * magnitude {
+        (1.0 / sum) as f32
+    } else {
+        1.0
+    };
     convolve(img, &[weights], |acc| acc[0] * scale)
 }
 
@@ -234,6 +241,15 @@ mod tests {
         let shift = vec![0., 0., 0., 0., 0., 1., 0., 0., 0.];
         let r = row(&kernel(src, &Kernel::Custom(shift)), 2);
         assert_eq!(r, [40, 40, 40, 200, 200, 200, 200, 200]);
+    }
+
+    #[test]
+    fn a_custom_kernel_summing_to_zero_in_decimals_is_not_amplified() {
+        // 100.1 − 100.2 + 0.1 is 0, but not in f32: the kernel must act as an edge kernel.
+        let weights = vec![0., 0., 0., 0., 100.1, -100.2, 0., 0., 0.1];
+        let flat = DynamicImage::ImageLuma8(GrayImage::from_pixel(6, 6, Luma([120])));
+        let out = kernel(flat, &Kernel::Custom(weights));
+        assert!(row(&out, 3).iter().all(|&v| v < 5), "{:?}", row(&out, 3));
     }
 
     #[test]

@@ -13,13 +13,24 @@ impl Pipeline {
                 return Err(PipelineError::new("quality", "must be between 1 and 100"));
             }
         }
+        if self.steps.len() > MAX_STEPS {
+            return Err(PipelineError::new(
+                "pipeline",
+                format!("at most {MAX_STEPS} steps"),
+            ));
+        }
         for step in &self.steps {
             step.validate()?;
         }
-        if self.watermark_ids().len() > MAX_WATERMARKS {
+        let marks = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Watermark { .. }))
+            .count();
+        if marks > MAX_WATERMARKS {
             return Err(PipelineError::new(
                 "watermark",
-                format!("at most {MAX_WATERMARKS} different watermark images per pipeline"),
+                format!("at most {MAX_WATERMARKS} watermark steps per pipeline"),
             ));
         }
         Ok(())
@@ -153,8 +164,13 @@ fn validate_step(step: &Step) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// Each watermark image is loaded whole for the job: a bound on them bounds its memory.
+/// Each watermark step decodes its image for the job: a bound on them bounds its memory and
+/// time.
 pub const MAX_WATERMARKS: usize = 4;
+
+/// Steps in one pipeline: far more than any real one needs, and a bound on what one job costs
+/// (each step may touch every pixel).
+pub const MAX_STEPS: usize = 32;
 
 fn check_int(name: &str, v: i64, (lo, hi): (i64, i64)) -> Result<(), PipelineError> {
     if !(lo..=hi).contains(&v) {
