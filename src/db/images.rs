@@ -279,14 +279,13 @@ pub async fn delete_image(db: &impl GenericClient, id: Uuid) -> Result<bool, DbE
 /// How long the longest-waiting runnable pending row has waited, in seconds (0 when none):
 /// the first entry of the pending index (`run_after`), so one index probe at any table size.
 /// A scheduled row counts from its `not_before`, a backed-off one from the end of its backoff.
-#[macro_export]
 macro_rules! oldest_pending_seconds {
     () => {
         "(select coalesce(extract(epoch from now() - min(run_after)), 0)::float8 \
           from processed_images where status = 'pending' and run_after <= now())"
     };
 }
-pub use oldest_pending_seconds;
+pub(crate) use oldest_pending_seconds;
 
 /// Sums the trigger-kept counters (`sql/0008_table_health.sql`): 64 counter rows and at most
 /// 64 x 64 completion buckets, never the table itself; and the oldest pending row's wait.

@@ -14,7 +14,7 @@
 
 use image::DynamicImage;
 
-use super::pixels::{colour_bytes, raw_bytes};
+use super::pixels::colour_bytes;
 use crate::imaging::pipeline::{Kernel, KernelName};
 
 /// The weights of a named kernel, row by row.
@@ -68,10 +68,14 @@ fn apply(img: DynamicImage, weights: &[f32]) -> DynamicImage {
 /// repeated `r` times on both sides, kept in a ring of `size` rows, and every weight then adds
 /// one shifted, contiguous slice of it to the output row's sums — a loop the compiler
 /// vectorises, with no bounds or edge tests per pixel. Memory: `size` + 1 rows per kernel.
+///
+/// In place: output row `y` needs source rows `y - r ..= y + r`, and each is copied into the
+/// ring when first needed, which is before its own output row is written (row `y + r` is
+/// loaded for output `y`, overwritten at output `y + r`); a row leaves the ring only once no
+/// later output needs it. So no copy of the whole image is made.
 fn convolve(mut img: DynamicImage, kernels: &[&[f32]], combine: impl Fn(&[f32]) -> f32) -> DynamicImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let src = img.clone();
-    let (Some((out, (channels, alpha))), Some(bytes)) = (colour_bytes(&mut img), raw_bytes(&src)) else {
+    let Some((bytes, (channels, alpha))) = colour_bytes(&mut img) else {
         return img;
     };
     if w == 0 || h == 0 {
@@ -112,7 +116,7 @@ fn convolve(mut img: DynamicImage, kernels: &[&[f32]], combine: impl Fn(&[f32]) 
                 }
             }
         }
-        let line = &mut out[y * stride..(y + 1) * stride];
+        let line = &mut bytes[y * stride..(y + 1) * stride];
         for (i, b) in line.iter_mut().enumerate() {
             if alpha && i % channels == channels - 1 {
                 continue;
@@ -250,6 +254,31 @@ mod tests {
         let flat = DynamicImage::ImageLuma8(GrayImage::from_pixel(6, 6, Luma([120])));
         let out = kernel(flat, &Kernel::Custom(weights));
         assert!(row(&out, 3).iter().all(|&v| v < 5), "{:?}", row(&out, 3));
+    }
+
+    #[test]
+    fn working_in_place_reads_rows_above_and_below_as_they_were() {
+        // Row y holds 10·y. Taking the row above reads rows the pass has already written.
+        let img = DynamicImage::ImageLuma8(GrayImage::from_fn(3, 6, |_, y| Luma([10 * y as u8])));
+        let column =
+            |out: &DynamicImage| -> Vec<u8> { (0..6).map(|y| out.to_luma8().get_pixel(1, y).0[0]).collect() };
+        let above = kernel(
+            img.clone(),
+            &Kernel::Custom(vec![0., 1., 0., 0., 0., 0., 0., 0., 0.]),
+        );
+        assert_eq!(column(&above), [0, 0, 10, 20, 30, 40]);
+        let below = kernel(
+            img.clone(),
+            &Kernel::Custom(vec![0., 0., 0., 0., 0., 0., 0., 1., 0.]),
+        );
+        assert_eq!(column(&below), [10, 20, 30, 40, 50, 50]);
+        // Two rows up, in a 5×5 kernel.
+        let mut two_up = vec![0.; 25];
+        two_up[2] = 1.;
+        assert_eq!(
+            column(&kernel(img, &Kernel::Custom(two_up))),
+            [0, 0, 0, 10, 20, 30]
+        );
     }
 
     #[test]
