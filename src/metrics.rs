@@ -27,6 +27,7 @@ const QUEUE_DEPTH: &str = "image_processor_queue_depth";
 const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
 const OLDEST_PENDING: &str = "image_processor_queue_oldest_pending_seconds";
 const EXPIRED: &str = "image_processor_images_expired_total";
+const CANCELLED: &str = "image_processor_images_cancelled_total";
 
 /// Request latencies: most answers are milliseconds; long-polls and SSE run to a minute.
 const HTTP_BUCKETS: &[f64] = &[
@@ -140,6 +141,11 @@ fn describe() {
         "finished images this process deleted for being older than RETENTION_DAYS"
     );
     metrics::counter!(EXPIRED).absolute(0);
+    metrics::describe_counter!(
+        CANCELLED,
+        "images cancelled through this process's API (pending or processing when cancelled)"
+    );
+    metrics::counter!(CANCELLED).absolute(0);
     metrics::describe_gauge!(
         OLDEST_PENDING,
         metrics::Unit::Seconds,
@@ -225,6 +231,11 @@ pub fn queue_depth(status: JobStatus, rows: i64) {
 }
 
 /// Finished images deleted by the retention pass.
+/// An image cancelled through the API (whether or not a worker was running it).
+pub fn cancelled() {
+    metrics::counter!(CANCELLED).increment(1);
+}
+
 pub fn expired(rows: u64) {
     metrics::counter!(EXPIRED).increment(rows);
 }

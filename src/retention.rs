@@ -36,7 +36,7 @@ expired as (
     where (select held from lock)
       and uploaded_at < now() - make_interval(days => $1)
       and processed_at < now() - make_interval(days => $1)
-      and status in ('completed', 'failed')
+      and status in ('completed', 'failed', 'cancelled')
     order by uploaded_at
     limit $2
     for update skip locked

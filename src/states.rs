@@ -26,15 +26,19 @@ pub enum JobStatus {
     Completed,
     /// Given up on; `error` says why.
     Failed,
+    /// Stopped by a client (`POST /api/images/{id}/cancel`) before it finished; a worker
+    /// running it dropped its result. Retry puts it back in the queue.
+    Cancelled,
 }
 
 impl JobStatus {
     /// Every status, in the order the API lists them.
-    pub const ALL: [JobStatus; 4] = [
+    pub const ALL: [JobStatus; 5] = [
         JobStatus::Pending,
         JobStatus::Processing,
         JobStatus::Completed,
         JobStatus::Failed,
+        JobStatus::Cancelled,
     ];
 
     /// The word stored in the table and sent on the wire.
@@ -44,6 +48,7 @@ impl JobStatus {
             JobStatus::Processing => "processing",
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
@@ -51,7 +56,7 @@ impl JobStatus {
     pub fn is_active(self) -> bool {
         match self {
             JobStatus::Pending | JobStatus::Processing => true,
-            JobStatus::Completed | JobStatus::Failed => false,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled => false,
         }
     }
 
@@ -127,11 +132,13 @@ pub enum JobOutcome {
     Unwritten,
     /// Ran past `JOB_TIMEOUT_SECS` and ended `failed` (`job_timeout`) under this claim.
     TimedOut,
+    /// Cancelled by a client while it ran: stopped at the next safe point, result dropped.
+    Cancelled,
 }
 
 impl JobOutcome {
     /// Every outcome, so dashboards can see each series from start-up.
-    pub const ALL: [JobOutcome; 7] = [
+    pub const ALL: [JobOutcome; 8] = [
         JobOutcome::Completed,
         JobOutcome::Failed,
         JobOutcome::Retried,
@@ -139,6 +146,7 @@ impl JobOutcome {
         JobOutcome::Fenced,
         JobOutcome::Unwritten,
         JobOutcome::TimedOut,
+        JobOutcome::Cancelled,
     ];
 
     /// The metric label.
@@ -151,6 +159,7 @@ impl JobOutcome {
             JobOutcome::Fenced => "fenced",
             JobOutcome::Unwritten => "unwritten",
             JobOutcome::TimedOut => "timed_out",
+            JobOutcome::Cancelled => "cancelled",
         }
     }
 }
@@ -172,7 +181,8 @@ mod tests {
 
     #[test]
     fn the_schema_lists_the_words_of_the_table_constraint() {
-        let sql = include_str!("../sql/0001_processed_images.sql");
+        // The constraint as the latest migration that rewrote it left it.
+        let sql = include_str!("../sql/0011_cancelled_and_history.sql");
         let check = sql
             .lines()
             .find(|l| l.contains("CHECK (status IN"))
@@ -180,7 +190,10 @@ mod tests {
         for status in JobStatus::ALL {
             assert!(check.contains(&format!("'{status}'")), "{status} not in {check}");
         }
-        assert_eq!(JobStatus::choices(), "pending, processing, completed or failed");
+        assert_eq!(
+            JobStatus::choices(),
+            "pending, processing, completed, failed or cancelled"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ macro_rules! record_columns {
          not_before"
     };
 }
+pub(crate) use record_columns;
 
 /// One row's metadata, as the API shows it.
 #[derive(Debug, Clone)]
@@ -52,7 +53,7 @@ pub struct Media {
 }
 
 impl ImageRecord {
-    fn from_row(row: &Row) -> Result<ImageRecord, tokio_postgres::Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<ImageRecord, tokio_postgres::Error> {
         Ok(ImageRecord {
             id: row.try_get(0)?,
             status: row.try_get(1)?,
@@ -249,13 +250,33 @@ pub async fn get_blob(db: &impl GenericClient, id: Uuid, which: Blob) -> Result<
     }))
 }
 
+/// What a retry sets: pending again with a fresh budget, the last result and error dropped.
+/// Shared by the single retry and the bulk one (`db::control`).
+macro_rules! retry_set {
+    () => {
+        "set status = 'pending', attempts = 0, lost_leases = 0, error = null, error_code = null, \
+         run_after = greatest(now(), not_before), \
+         claimed_by = null, lease_expires_at = null, started_at = null, processed_at = null, \
+         processed_data = null, processed_content_type = null, processed_width = null, \
+         processed_height = null, thumbnail_data = null, thumbnail_content_type = null"
+    };
+}
+pub(crate) use retry_set;
+
+/// The statuses a retry takes back to pending: the finished ones.
+macro_rules! retryable {
+    () => {
+        "('failed', 'completed', 'cancelled')"
+    };
+}
+pub(crate) use retryable;
+
 pub const RETRY_IMAGE: &str = concat!(
-    "update processed_images set status = 'pending', attempts = 0, lost_leases = 0, error = null, error_code = null, \
-     run_after = greatest(now(), not_before), \
-     claimed_by = null, lease_expires_at = null, started_at = null, processed_at = null, \
-     processed_data = null, processed_content_type = null, processed_width = null, \
-     processed_height = null, thumbnail_data = null, thumbnail_content_type = null \
-     where id = $1 and status in ('failed', 'completed') returning ",
+    "update processed_images ",
+    retry_set!(),
+    " where id = $1 and status in ",
+    retryable!(),
+    " returning ",
     record_columns!()
 );
 
@@ -293,6 +314,7 @@ pub const STATS: &str = concat!(
     "\
 select coalesce(sum(pending), 0)::int8, coalesce(sum(processing), 0)::int8,
        coalesce(sum(completed), 0)::int8, coalesce(sum(failed), 0)::int8,
+       coalesce(sum(cancelled), 0)::int8,
        (select coalesce(sum(n), 0)::int8 from processed_images_completions
         where second >= date_trunc('second', now()) - interval '59 seconds'),
        ",
@@ -319,12 +341,34 @@ pub async fn stats(db: &impl GenericClient) -> Result<StatsRow, DbError> {
         (JobStatus::Processing, row.try_get(1)?),
         (JobStatus::Completed, row.try_get(2)?),
         (JobStatus::Failed, row.try_get(3)?),
+        (JobStatus::Cancelled, row.try_get(4)?),
     ];
     Ok(StatsRow {
         counts,
-        recent: row.try_get(4)?,
-        oldest_pending_seconds: row.try_get(5)?,
+        recent: row.try_get(5)?,
+        oldest_pending_seconds: row.try_get(6)?,
     })
+}
+
+/// The last 60 minutes from the per-minute ring (`sql/0011_cancelled_and_history.sql`),
+/// oldest first, every minute present: `(minute, completed, failed)`.
+pub const STATS_HISTORY: &str = "\
+select m.minute, coalesce(sum(h.completed), 0)::int8, coalesce(sum(h.failed), 0)::int8
+from generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                     date_trunc('minute', now()), interval '1 minute') m(minute)
+left join processed_images_history h on h.minute = m.minute
+group by m.minute
+order by m.minute";
+
+/// Completions and failures per minute, the last hour.
+pub async fn stats_history(db: &impl GenericClient) -> Result<Vec<(DateTime<Utc>, i64, i64)>, DbError> {
+    let stmt = db.prepare_cached(STATS_HISTORY).await?;
+    db.query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(DbError::from)
 }
 
 /// The processed bytes of the given images that are `completed` (the watermarks a pipeline

@@ -387,7 +387,12 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::images::LIST_IMAGES_BY_STATUS,
     super::images::LIST_IMAGES_BY_STATUS_BEFORE,
     super::images::STATS,
+    super::images::STATS_HISTORY,
     super::images::GET_WATERMARKS,
     super::images::COMPLETED_AMONG,
     crate::retention::DELETE_EXPIRED,
+    super::control::CANCEL_IMAGE,
+    super::control::NOTIFY_CANCEL,
+    super::control::BULK_RETRY,
+    super::control::BULK_DELETE,
 ];

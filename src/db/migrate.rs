@@ -35,6 +35,16 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../sql/0009_priority_not_before.sql"),
     ),
     (10, "claim_index", include_str!("../../sql/0010_claim_index.sql")),
+    (
+        11,
+        "cancelled_and_history",
+        include_str!("../../sql/0011_cancelled_and_history.sql"),
+    ),
+    (
+        12,
+        "validate_status",
+        include_str!("../../sql/0012_validate_status.sql"),
+    ),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: the pool, migrations, one function per statement,
 //! the dedicated LISTEN connection, and the local cluster used when `DATABASE_URL` is unset.
 
+pub mod control;
 pub mod images;
 pub mod jobs;
 pub mod listener;

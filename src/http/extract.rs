@@ -137,7 +137,7 @@ pub const DEFAULT_PAGE: i64 = 50;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only images with this status.
-    #[param(value_type = Option<String>, pattern = "^(pending|processing|completed|failed)?$")]
+    #[param(value_type = Option<String>, pattern = "^(pending|processing|completed|failed|cancelled)?$")]
     pub status: Option<JobStatus>,
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]

@@ -8,12 +8,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::dto::{Cursor, ImageList, ImageObject, Stats, StatusCounts};
+use super::dto::{Cursor, HistoryMinute, ImageList, ImageObject, Stats, StatusCounts};
 use super::error::ApiError;
 use super::error::ErrorBody;
 use super::extract::{ImageId, ListParams, Wait};
 use super::legacy;
 use super::state::AppState;
+use crate::db::control;
 use crate::db::images::{self, ImageRecord};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, super::upload::upload))
         .routes(routes!(status, delete))
         .routes(routes!(retry))
+        .routes(routes!(cancel))
         .routes(routes!(stats))
         .routes(legacy::alias("/status/{id}", routes!(status)))
 }
@@ -89,7 +91,7 @@ async fn list(State(state): State<AppState>, q: ListParams) -> Result<Json<Image
     Ok(Json(ImageList { images, next }))
 }
 
-/// `POST /api/images/{id}/retry`: a failed or completed image goes back to pending.
+/// `POST /api/images/{id}/retry`: a failed, completed or cancelled image goes back to pending.
 #[utoipa::path(post, path = "/api/images/{id}/retry", tag = "images",
     params(("id" = String, Path, description = "image id (UUID)")),
     responses(
@@ -112,7 +114,46 @@ async fn retry(State(state): State<AppState>, ImageId(id): ImageId) -> Result<Re
             let current = images::get_image(&client, id).await?.ok_or(ApiError::NotFound)?;
             Err(ApiError::Conflict {
                 message: format!(
-                    "only failed or completed images can be retried; this one is {}",
+                    "only failed, completed or cancelled images can be retried; this one is {}",
+                    current.status
+                ),
+                status: current.status,
+            })
+        }
+    }
+}
+
+/// `POST /api/images/{id}/cancel`: a pending or processing image becomes `cancelled`; a worker
+/// running it stops at its next safe point and its result is dropped.
+#[utoipa::path(post, path = "/api/images/{id}/cancel", tag = "images",
+    params(("id" = String, Path, description = "image id (UUID)")),
+    responses(
+        (status = 202, description = "cancelled (a worker running it is told to stop)", body = ImageObject,
+            headers(("Location" = String, description = "the image's URL"))),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "unknown or malformed id", body = ErrorBody),
+        (status = 409, description = "already finished (completed, failed or cancelled); `status` says which",
+            body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn cancel(State(state): State<AppState>, ImageId(id): ImageId) -> Result<Response, ApiError> {
+    let client = state.pool.get().await?;
+    match control::cancel_image(&client, id).await? {
+        Some(record) => {
+            crate::metrics::cancelled();
+            // After the cancel committed: the worker checks its claim against the row.
+            if let Err(e) = control::notify_cancel(&client, id).await {
+                tracing::warn!(error = %e, image_id = %id, "notifying the cancel failed; the worker's next heartbeat finds it");
+            }
+            let location = ImageObject::location(record.id);
+            let body = Json(ImageObject::from(record));
+            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response())
+        }
+        None => {
+            let current = images::get_image(&client, id).await?.ok_or(ApiError::NotFound)?;
+            Err(ApiError::Conflict {
+                message: format!(
+                    "only pending or processing images can be cancelled; this one is {}",
                     current.status
                 ),
                 status: current.status,
@@ -149,12 +190,21 @@ async fn delete(State(state): State<AppState>, ImageId(id): ImageId) -> Result<S
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let client = state.pool.get().await?;
     let row = images::stats(&client).await?;
+    let history = images::stats_history(&client).await?;
     let counts = StatusCounts::from_rows(row.counts);
     Ok(Json(Stats {
         queue_depth: counts.queue_depth(),
         counts,
         completed_last_minute: row.recent,
         oldest_pending_seconds: row.oldest_pending_seconds,
+        history: history
+            .into_iter()
+            .map(|(minute, completed, failed)| HistoryMinute {
+                minute,
+                completed,
+                failed,
+            })
+            .collect(),
         max_upload_bytes: state.config.max_upload_bytes,
         max_pixels: state.config.max_pixels,
     }))

@@ -42,13 +42,10 @@ pub async fn enforce(request: Request, next: Next) -> Result<Response, ApiError>
             limit: MAX_HEADER_BYTES,
         });
     }
-    let upload = is_upload(request.method(), request.uri().path());
-    if !upload {
+    if let Some(limit) = body_limit(request.method(), request.uri().path()) {
         let declared = content_length(request.headers());
-        if declared.is_some_and(|n| n > MAX_SMALL_BODY_BYTES) {
-            return Err(ApiError::BodyTooLarge {
-                limit: MAX_SMALL_BODY_BYTES,
-            });
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::BodyTooLarge { limit });
         }
     }
     let deadline = deadline_for(request.method(), request.uri());
@@ -92,6 +89,24 @@ fn deadline_for(method: &Method, uri: &Uri) -> Duration {
     }
 }
 
+/// The largest body a route accepts, checked on the declared length before the handler runs;
+/// `None` for uploads (their own limits apply as the parts stream in). The bulk routes read a
+/// filter with up to 10 000 ids, and cap the bytes they read themselves too (`bulk::Filter`).
+fn body_limit(method: &Method, path: &str) -> Option<u64> {
+    if is_upload(method, path) {
+        None
+    } else if method == Method::POST
+        && matches!(
+            path.trim_end_matches('/'),
+            "/api/images/retry" | "/api/images/delete"
+        )
+    {
+        Some(super::bulk::MAX_BULK_BODY_BYTES)
+    } else {
+        Some(MAX_SMALL_BODY_BYTES)
+    }
+}
+
 /// `POST /api/images` and the original design's `POST /upload`.
 fn is_upload(method: &Method, path: &str) -> bool {
     method == Method::POST && matches!(path.trim_end_matches('/'), "/api/images" | "/upload")
@@ -111,6 +126,15 @@ mod tests {
         assert!(is_upload(&Method::POST, "/upload"));
         assert!(!is_upload(&Method::GET, "/api/images"));
         assert!(!is_upload(&Method::POST, "/api/images/x/retry"));
+        assert_eq!(body_limit(&Method::POST, "/api/images"), None);
+        assert_eq!(
+            body_limit(&Method::POST, "/api/images/x/retry"),
+            Some(MAX_SMALL_BODY_BYTES)
+        );
+        assert_eq!(
+            body_limit(&Method::POST, "/api/images/retry"),
+            Some(super::super::bulk::MAX_BULK_BODY_BYTES)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! middleware), and `openapi` (assembles the document).
 
 mod auth;
+mod bulk;
 mod downloads;
 mod dto;
 pub mod error;
@@ -51,6 +52,7 @@ pub use state::AppState;
 fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let protected = OpenApiRouter::new()
         .merge(images::router())
+        .merge(bulk::router())
         .merge(upload::router())
         .merge(downloads::router())
         .merge(events::router());

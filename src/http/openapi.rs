@@ -9,7 +9,8 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::OpenApi;
 
 use super::dto::{
-    HealthAnswer, ImageBatch, ImageList, ImageObject, Links, MediaObject, Stats, StatusCounts, UploadAnswer,
+    HealthAnswer, HistoryMinute, ImageBatch, ImageList, ImageObject, Links, MediaObject, Stats, StatusCounts,
+    UploadAnswer,
 };
 use super::error::{ErrorBody, ErrorDetail};
 use super::legacy::operations_mut;
@@ -27,9 +28,9 @@ const BEARER: &str = "bearer";
                        With `API_TOKEN` set, every `/api` route and upload needs `Authorization: Bearer <token>`."
     ),
     components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, Links, ImageList, ImageBatch,
-        UploadAnswer, Stats, StatusCounts, HealthAnswer, JobStatus)),
+        UploadAnswer, Stats, StatusCounts, HistoryMinute, HealthAnswer, JobStatus)),
     tags(
-        (name = "images", description = "Upload, status, list, retry, delete"),
+        (name = "images", description = "Upload, status, list, cancel, retry, delete (one or in bulk), stats"),
         (name = "downloads", description = "Original, processed and thumbnail bytes"),
         (name = "events", description = "Live status changes"),
         (name = "legacy", description = "The original design's routes, kept for existing Postman collections"),

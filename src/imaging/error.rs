@@ -28,6 +28,9 @@ pub enum ImagingError {
     /// Encoding the output failed.
     #[error("could not encode {format}: {message}")]
     Encode { format: Format, message: String },
+    /// The caller asked processing to stop ([`super::process_until`]); nothing was produced.
+    #[error("processing was cancelled")]
+    Cancelled,
 }
 
 impl ImagingError {
@@ -39,6 +42,7 @@ impl ImagingError {
             ImagingError::Corrupt(_) => "corrupt_image",
             ImagingError::Invalid(_) => "invalid_pipeline",
             ImagingError::Encode { .. } => "encode_failed",
+            ImagingError::Cancelled => "cancelled",
         }
     }
 }

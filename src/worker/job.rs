@@ -4,6 +4,7 @@
 //! waiting on a slow database never pile up beyond `WORKER_THREADS`; and past that, until the
 //! thread itself returns, so a job that outlived `JOB_TIMEOUT_SECS` keeps its slot taken.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub(super) async fn run(
     mut permit: OwnedSemaphorePermit,
     abandon: CancellationToken,
 ) {
+    // Registered before anything runs, so a cancel notified from now on reaches this job.
+    let cancel = ctx.cancels.register(job.id);
     let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
     async move {
         crate::metrics::threads_busy(1);
@@ -65,7 +68,8 @@ pub(super) async fn run(
             worker: &ctx.worker_id,
             claim: job.claim,
         };
-        let (outcome, still_running) = process_with_heartbeat(&ctx, &fence, job, &abandon).await;
+        let (outcome, still_running) =
+            process_with_heartbeat(&ctx, &fence, job, &abandon, cancel.token()).await;
         if let Some((outcome, measured)) = outcome {
             write_back(&ctx, &fence, outcome, &measured, &abandon).await;
         }
@@ -96,6 +100,7 @@ async fn process_with_heartbeat(
     fence: &Fence<'_>,
     job: Job,
     abandon: &CancellationToken,
+    cancel: &CancellationToken,
 ) -> (Option<(Outcome, Measured)>, Option<StillRunning>) {
     let Some(bytes) = job.original else {
         let failure = Failure {
@@ -140,12 +145,15 @@ async fn process_with_heartbeat(
     };
     let limits = ctx.config.limits();
     let span = tracing::Span::current();
+    // Set when this job was cancelled: the thread stops at its next safe point.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_thread = stop.clone();
     let mut work = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
         // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
-        test_hooks::before_processing(&bytes);
-        imaging::process_with(&bytes, &pipeline, &limits, &overlays)
+        test_hooks::before_processing(&bytes, &stop_thread);
+        imaging::process_until(&bytes, &pipeline, &limits, &overlays, &stop_thread)
     });
     let lease = ctx.config.lease();
     let every = lease / 3;
@@ -154,6 +162,9 @@ async fn process_with_heartbeat(
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut lost = false;
+    // A cancel notification was checked against the row (NOTIFY is a hint: anyone may send
+    // one), and whether it held.
+    let (mut cancel_checked, mut cancelled) = (false, false);
     let result = loop {
         tokio::select! {
             result = &mut work => break result,
@@ -162,7 +173,7 @@ async fn process_with_heartbeat(
             _ = &mut deadline => {
                 let measured = Measured { family, seconds: started.elapsed().as_secs_f64() };
                 if lost {
-                    measured.record(JobOutcome::Fenced);
+                    measured.record(if cancelled { JobOutcome::Cancelled } else { JobOutcome::Fenced });
                     return (None, Some(work));
                 }
                 tracing::warn!(timeout_secs = timeout.as_secs(), "job timed out; its thread runs on until it returns");
@@ -185,6 +196,21 @@ async fn process_with_heartbeat(
                     Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
                 }
             }
+            _ = cancel.cancelled(), if !cancel_checked => {
+                cancel_checked = true;
+                // The cancel made the row `cancelled`, so our claim is gone: a renewal that
+                // matches nothing confirms it (a lost claim is dropped for whatever reason).
+                match db::bounded!(ctx.pool, |client| jobs::renew_lease(&client, fence, lease).await) {
+                    Ok(false) => {
+                        tracing::info!("cancelled; stopping at the next safe point");
+                        stop.store(true, Ordering::Relaxed);
+                        (lost, cancelled) = (true, true);
+                    }
+                    Ok(true) => tracing::warn!("a cancel notification for a job whose claim still holds; ignored"),
+                    // The next heartbeat finds out.
+                    Err(e) => tracing::warn!(error = %e, "checking a cancelled job's claim failed"),
+                }
+            }
             _ = abandon.cancelled() => {
                 crate::metrics::job_finished(JobOutcome::Released, family, started.elapsed().as_secs_f64());
                 release(ctx, fence).await;
@@ -197,7 +223,12 @@ async fn process_with_heartbeat(
         seconds: started.elapsed().as_secs_f64(),
     };
     if lost {
-        measured.record(JobOutcome::Fenced);
+        if cancelled {
+            measured.record(JobOutcome::Cancelled);
+            tracing::info!("cancelled job stopped; nothing written");
+        } else {
+            measured.record(JobOutcome::Fenced);
+        }
         return (None, None);
     }
     let outcome = match result {
@@ -367,6 +398,7 @@ async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
 /// Deterministic slowness and crashes for the fault tests, which run the real binary. Inert
 /// unless `WORKER_TEST_HOOKS=1` is set in the worker's environment; never set in production.
 mod test_hooks {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::OnceLock;
     use std::time::Duration;
 
@@ -397,7 +429,7 @@ mod test_hooks {
             .as_ref()
     }
 
-    pub(super) fn before_processing(bytes: &[u8]) {
+    pub(super) fn before_processing(bytes: &[u8], stop: &AtomicBool) {
         let Some(hooks) = hooks() else { return };
         if bytes.starts_with(PANIC_MARKER) {
             panic!("test hook: simulated decoder crash");
@@ -408,6 +440,11 @@ mod test_hooks {
         if bytes.starts_with(ABORT_MARKER) {
             std::process::abort();
         }
-        std::thread::sleep(hooks.delay);
+        // Slept in small steps that look at the stop flag, as the pipeline's safe points do,
+        // so a test can cancel a job that is visibly running.
+        let until = std::time::Instant::now() + hooks.delay;
+        while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(10).min(hooks.delay));
+        }
     }
 }

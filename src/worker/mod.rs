@@ -5,6 +5,7 @@
 //! moment the next backed-off row comes due, and finished jobs. NOTIFY is only a hint: the tick
 //! and every (re)connect sweep the table too.
 
+mod cancels;
 pub mod health;
 mod job;
 
@@ -16,9 +17,11 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::cancels::Cancels;
 use self::health::ThreadHealth;
 use crate::config::Config;
-use crate::db::{self, jobs, listener};
+use crate::db::listener::{self, ListenEvent};
+use crate::db::{self, control, jobs};
 
 /// The channel the insert/retry trigger notifies.
 pub const JOBS_CHANNEL: &str = "image_jobs";
@@ -35,6 +38,8 @@ pub(crate) struct WorkerContext {
     pub health: Arc<ThreadHealth>,
     /// Fires when shutdown starts.
     pub shutdown: CancellationToken,
+    /// The running jobs, for cancel notifications.
+    pub cancels: Arc<Cancels>,
 }
 
 /// How often a saturated worker asks whether a row that lost a lease is waiting: such a row
@@ -70,6 +75,7 @@ pub async fn run(
         worker_id,
         health,
         shutdown: cancel.clone(),
+        cancels: Arc::new(Cancels::default()),
     });
     let mut claims = ClaimState { lost_checked: None };
 
@@ -77,10 +83,15 @@ pub async fn run(
     let listen_cancel = cancel.child_token();
     let listen = tokio::spawn(listener::run(
         url,
-        vec![JOBS_CHANNEL],
+        vec![JOBS_CHANNEL, control::CANCEL_CHANNEL],
         {
-            let wake = wake.clone();
-            move |_| wake.notify_one()
+            let (wake, cancels) = (wake.clone(), ctx.cancels.clone());
+            move |event| match event {
+                ListenEvent::Notification { channel, payload } if channel == control::CANCEL_CHANNEL => {
+                    cancels.notified(&payload)
+                }
+                _ => wake.notify_one(),
+            }
         },
         listen_cancel.clone(),
     ));

@@ -151,8 +151,22 @@ pub struct Stats {
     /// none): a scheduled one counts from its `not_before`, a backed-off one from the end of
     /// its backoff. Alert on it rising.
     pub oldest_pending_seconds: f64,
+    /// The last 60 minutes, oldest first, the current (partial) minute last: jobs that ended
+    /// `completed` and `failed` in each (every minute present, zeros included).
+    pub history: Vec<HistoryMinute>,
     pub max_upload_bytes: u64,
     pub max_pixels: u64,
+}
+
+/// One minute of [`Stats::history`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryMinute {
+    /// The minute's start (RFC 3339, UTC).
+    pub minute: DateTime<Utc>,
+    /// Status changes into `completed` in that minute.
+    pub completed: i64,
+    /// Status changes into `failed` in that minute (by a worker, the lease sweep or SQL).
+    pub failed: i64,
 }
 
 /// Rows per status, exact (kept by triggers on every insert, status change, delete and
@@ -163,6 +177,7 @@ pub struct StatusCounts {
     pub processing: i64,
     pub completed: i64,
     pub failed: i64,
+    pub cancelled: i64,
 }
 
 impl StatusCounts {
@@ -175,6 +190,7 @@ impl StatusCounts {
                 JobStatus::Processing => &mut counts.processing,
                 JobStatus::Completed => &mut counts.completed,
                 JobStatus::Failed => &mut counts.failed,
+                JobStatus::Cancelled => &mut counts.cancelled,
             };
             *slot = n;
         }

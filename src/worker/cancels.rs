@@ -1,0 +1,113 @@
+//! The jobs this worker is running, by image id, so that a cancel notification (`image_cancel`,
+//! sent by `POST /api/images/{id}/cancel`) reaches the one running that image.
+//!
+//! The notification is only a hint: the job checks its claim against the row before it stops
+//! (`job.rs`), and a notification lost on a reconnect costs only time (the next heartbeat finds
+//! the claim gone).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Running jobs' cancel tokens.
+#[derive(Default)]
+pub(crate) struct Cancels {
+    /// Image id → (registration number, token). The number lets a registration remove only
+    /// its own entry, should the same image be claimed again here while an old thread lingers.
+    running: Mutex<HashMap<Uuid, (u64, CancellationToken)>>,
+    next: AtomicU64,
+}
+
+impl Cancels {
+    /// Registers a job for its lifetime (until the returned guard drops).
+    pub fn register(self: &Arc<Self>, id: Uuid) -> Registration {
+        let serial = self.next.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        self.lock().insert(id, (serial, token.clone()));
+        Registration {
+            cancels: self.clone(),
+            id,
+            serial,
+            token,
+        }
+    }
+
+    /// Handles an `image_cancel` payload: fires the token of the job running that image, if
+    /// this worker runs it. Anything else (another worker's job, a malformed payload) is ignored.
+    pub fn notified(&self, payload: &str) {
+        let Ok(id) = payload.parse::<Uuid>() else {
+            tracing::debug!(payload, "ignoring a malformed cancel notification");
+            return;
+        };
+        if let Some((_, token)) = self.lock().get(&id) {
+            token.cancel();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, CancellationToken)>> {
+        // A panic while holding this lock leaves the map consistent (each operation is one
+        // insert, get or remove), so a poisoned lock is used as is.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running job's entry; removed when dropped.
+pub(crate) struct Registration {
+    cancels: Arc<Cancels>,
+    id: Uuid,
+    serial: u64,
+    token: CancellationToken,
+}
+
+impl Registration {
+    /// Fires when a cancel for this job's image is notified.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut running = self.cancels.lock();
+        if running
+            .get(&self.id)
+            .is_some_and(|(serial, _)| *serial == self.serial)
+        {
+            running.remove(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_reaches_only_the_job_running_that_image() {
+        let cancels = Arc::new(Cancels::default());
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let job_a = cancels.register(a);
+        let job_b = cancels.register(b);
+        cancels.notified(&a.to_string());
+        cancels.notified("not-a-uuid");
+        cancels.notified(&Uuid::new_v4().to_string());
+        assert!(job_a.token().is_cancelled());
+        assert!(!job_b.token().is_cancelled());
+    }
+
+    #[test]
+    fn an_old_registration_does_not_remove_a_newer_one_for_the_same_image() {
+        let cancels = Arc::new(Cancels::default());
+        let id = Uuid::new_v4();
+        let old = cancels.register(id);
+        let new = cancels.register(id);
+        drop(old);
+        cancels.notified(&id.to_string());
+        assert!(new.token().is_cancelled());
+        drop(new);
+        assert!(cancels.lock().is_empty());
+    }
+}
