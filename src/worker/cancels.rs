@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// Running jobs' cancel tokens.
@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub(crate) struct Cancels {
     /// Image id → (registration number, token). The number lets a registration remove only
     /// its own entry, should the same image be claimed again here while an old thread lingers.
-    running: Mutex<HashMap<Uuid, (u64, CancellationToken)>>,
+    running: Mutex<HashMap<Uuid, (u64, Arc<Notify>)>>,
     next: AtomicU64,
 }
 
@@ -25,7 +25,7 @@ impl Cancels {
     /// Registers a job for its lifetime (until the returned guard drops).
     pub fn register(self: &Arc<Self>, id: Uuid) -> Registration {
         let serial = self.next.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
+        let token = Arc::new(Notify::new());
         self.lock().insert(id, (serial, token.clone()));
         Registration {
             cancels: self.clone(),
@@ -35,19 +35,21 @@ impl Cancels {
         }
     }
 
-    /// Handles an `image_cancel` payload: fires the token of the job running that image, if
-    /// this worker runs it. Anything else (another worker's job, a malformed payload) is ignored.
+    /// Handles an `image_cancel` payload: wakes the job running that image, if this worker runs
+    /// it (each notification once: the job checks its claim every time, so a stray notification
+    /// before the real cancel does not use it up). Anything else (another worker's job, a
+    /// malformed payload) is ignored.
     pub fn notified(&self, payload: &str) {
         let Ok(id) = payload.parse::<Uuid>() else {
             tracing::debug!(payload, "ignoring a malformed cancel notification");
             return;
         };
         if let Some((_, token)) = self.lock().get(&id) {
-            token.cancel();
+            token.notify_one();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, CancellationToken)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, Arc<Notify>)>> {
         // A panic while holding this lock leaves the map consistent (each operation is one
         // insert, get or remove), so a poisoned lock is used as is.
         self.running.lock().unwrap_or_else(|e| e.into_inner())
@@ -59,12 +61,12 @@ pub(crate) struct Registration {
     cancels: Arc<Cancels>,
     id: Uuid,
     serial: u64,
-    token: CancellationToken,
+    token: Arc<Notify>,
 }
 
 impl Registration {
-    /// Fires when a cancel for this job's image is notified.
-    pub fn token(&self) -> &CancellationToken {
+    /// Wakes once per cancel notified for this job's image.
+    pub fn token(&self) -> &Notify {
         &self.token
     }
 }
@@ -85,6 +87,12 @@ impl Drop for Registration {
 mod tests {
     use super::*;
 
+    /// Whether a notification is waiting for the job (consumes it).
+    fn woken(job: &Registration) -> bool {
+        use futures::FutureExt;
+        job.token().notified().now_or_never().is_some()
+    }
+
     #[test]
     fn a_notification_reaches_only_the_job_running_that_image() {
         let cancels = Arc::new(Cancels::default());
@@ -94,8 +102,8 @@ mod tests {
         cancels.notified(&a.to_string());
         cancels.notified("not-a-uuid");
         cancels.notified(&Uuid::new_v4().to_string());
-        assert!(job_a.token().is_cancelled());
-        assert!(!job_b.token().is_cancelled());
+        assert!(woken(&job_a));
+        assert!(!woken(&job_b));
     }
 
     #[test]
@@ -106,7 +114,7 @@ mod tests {
         let new = cancels.register(id);
         drop(old);
         cancels.notified(&id.to_string());
-        assert!(new.token().is_cancelled());
+        assert!(woken(&new));
         drop(new);
         assert!(cancels.lock().is_empty());
     }

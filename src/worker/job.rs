@@ -100,7 +100,7 @@ async fn process_with_heartbeat(
     fence: &Fence<'_>,
     job: Job,
     abandon: &CancellationToken,
-    cancel: &CancellationToken,
+    cancel: &tokio::sync::Notify,
 ) -> (Option<(Outcome, Measured)>, Option<StillRunning>) {
     let Some(bytes) = job.original else {
         let failure = Failure {
@@ -162,9 +162,9 @@ async fn process_with_heartbeat(
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut lost = false;
-    // A cancel notification was checked against the row (NOTIFY is a hint: anyone may send
-    // one), and whether it held.
-    let (mut cancel_checked, mut cancelled) = (false, false);
+    // A cancel notification, checked against the row (NOTIFY is a hint: anyone may send one),
+    // held: the row was cancelled.
+    let mut cancelled = false;
     let result = loop {
         tokio::select! {
             result = &mut work => break result,
@@ -190,14 +190,15 @@ async fn process_with_heartbeat(
                 match db::bounded!(ctx.pool, |client| jobs::renew_lease(&client, fence, lease).await) {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!("claim lost (lease expired or row deleted); result will be dropped");
+                        tracing::warn!("claim lost (lease expired, row deleted, retried or cancelled); stopping, result will be dropped");
+                        // Nobody wants the result: the thread stops at its next safe point.
+                        stop.store(true, Ordering::Relaxed);
                         lost = true;
                     }
                     Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
                 }
             }
-            _ = cancel.cancelled(), if !cancel_checked => {
-                cancel_checked = true;
+            _ = cancel.notified(), if !lost => {
                 // The cancel made the row `cancelled`, so our claim is gone: a renewal that
                 // matches nothing confirms it (a lost claim is dropped for whatever reason).
                 match db::bounded!(ctx.pool, |client| jobs::renew_lease(&client, fence, lease).await) {

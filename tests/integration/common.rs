@@ -277,7 +277,7 @@ impl TestApp {
                 .await
                 .expect("status json");
             let status = v["status"].as_str().unwrap_or("");
-            if status == "completed" || status == "failed" {
+            if matches!(status, "completed" | "failed" | "cancelled") {
                 return v;
             }
             assert!(Instant::now() < deadline, "image {id} still {status} after 60 s");

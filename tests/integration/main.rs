@@ -17,12 +17,15 @@
 //!   behind a backlog, a job that kills its process, oversized SQL rows, slots held to write-back.
 //! - `table_health`: issue 15, item 10: the status counters stay exact whoever writes, the
 //!   migration counts existing rows, heartbeats are HOT updates.
+//! - `job_control`: priority, scheduling, retention; `cancel_bulk`: cancelling pending and
+//!   running jobs, bulk retry/delete by filter, the per-minute stats history.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
 
 mod api;
 mod auth;
+mod cancel_bulk;
 mod db_restart;
 mod faults;
 mod fuzz_regressions;
