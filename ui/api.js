@@ -71,6 +71,10 @@ export const api = {
   },
   get: (id) => json(imagePath(id)),
   retry: (id) => json(`${imagePath(id)}/retry`, { method: 'POST' }),
+  cancel: (id) => json(`${imagePath(id)}/cancel`, { method: 'POST' }),
+  /** Bulk actions by filter ({status, before, ids}); each call takes at most 10 000 rows. */
+  retryMany: (filter) => json('/api/images/retry', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(filter) }),
+  removeMany: (filter) => json('/api/images/delete', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(filter) }),
   remove: (id) => json(imagePath(id), { method: 'DELETE' }),
   /** Fetches binary content (thumbnail, download) with the token, as a Blob plus its filename. */
   async blob(path) {

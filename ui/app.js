@@ -21,7 +21,7 @@ const PAGE_SIZE = (() => {
 const STATS_MIN_INTERVAL_MS = 1000;
 const STATS_POLL_MS = 10_000;
 const OFFLINE_LIST_POLL_MS = 5000;
-const STATUSES = ['pending', 'processing', 'completed', 'failed'];
+const STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
 
 const state = {
   filter: '',
@@ -52,6 +52,7 @@ const table = createTable({
   tbody: $('image-rows'),
   emptyState: $('empty-state'),
   onRetry: retryImage,
+  onCancel: cancelImage,
   onDelete: deleteImage,
   announce,
 });
@@ -198,6 +199,47 @@ async function retryImage(image) {
   }
 }
 
+async function cancelImage(image) {
+  const name = image.filename || image.id;
+  try {
+    const updated = await api.cancel(image.id);
+    if (updated && updated.id) applyOwnResult(updated);
+    else refreshImage(image.id);
+    announce(`Cancelled ${name}.`);
+    scheduleStats();
+  } catch (err) {
+    // 409: it finished meanwhile; the row shows how.
+    announce(err.status === 409 ? `${name} had already finished.` : `Could not cancel ${name}: ${err.message}`);
+    refreshImage(image.id);
+  }
+}
+
+/** Runs a bulk action over every failed image, call after call (each takes at most 10 000). */
+async function bulkOnFailed(action, key, verb) {
+  let total = 0;
+  try {
+    for (let calls = 0; calls < 100; calls += 1) {
+      const answer = await action({ status: 'failed' });
+      total += Number(answer?.[key]) || 0;
+      if (!answer?.more) break;
+    }
+    announce(`${verb} ${total} failed image${total === 1 ? '' : 's'}.`);
+  } catch (err) {
+    announce(`Could not finish: ${err.message} (${total} done).`);
+  }
+  // Many rows changed at once: reload the list rather than follow each event.
+  reload({ keepLoaded: false });
+  scheduleStats();
+}
+
+$('retry-failed').addEventListener('click', () => bulkOnFailed(api.retryMany, 'retried', 'Retrying'));
+$('delete-failed').addEventListener('click', () => {
+  const n = Number(document.querySelector('[data-count="failed"]').textContent) || 0;
+  if (window.confirm(`Delete all ${n} failed image${n === 1 ? '' : 's'}? This cannot be undone.`)) {
+    bulkOnFailed(api.removeMany, 'deleted', 'Deleted');
+  }
+});
+
 async function deleteImage(image) {
   const name = image.filename || image.id;
   try {
@@ -286,6 +328,9 @@ async function refreshStats() {
     if (badge) badge.textContent = String(n);
   }
   document.querySelector('[data-count="all"]').textContent = String(total);
+  const failed = Number(counts.failed) || 0;
+  $('retry-failed').disabled = failed === 0;
+  $('delete-failed').disabled = failed === 0;
   const parts = [];
   if (stats.queue_depth != null) parts.push(`${stats.queue_depth} in queue`);
   // Only worth a word when something has been waiting noticeably.

@@ -5,9 +5,9 @@ import { currentToken } from './auth.js';
 import { h, icon } from './dom.js';
 import { elapsed, formatBytes, formatDims, formatDuration, formatTimestamp, summarizePipeline } from './format.js';
 
-const STATUS_LABELS = { pending: 'Pending', processing: 'Processing', completed: 'Completed', failed: 'Failed' };
+const STATUS_LABELS = { pending: 'Pending', processing: 'Processing', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled' };
 
-export function createTable({ tbody, emptyState, onRetry, onDelete, announce }) {
+export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, announce }) {
   /** id → {image, tr} for every row on the page. */
   const rows = new Map();
   /** id → {key, url} of thumbnails already fetched as blob: URLs. */
@@ -103,7 +103,8 @@ export function createTable({ tbody, emptyState, onRetry, onDelete, announce }) 
       h('div', { class: 'cell-name__file', text: name, title: name }),
       h('div', { class: 'cell-name__meta', text: summarizePipeline(image.pipeline), title: `Uploaded ${formatTimestamp(image.uploaded_at)} · ${image.id}` }),
     );
-    if (image.error) nameCell.append(h('div', { class: 'cell-name__error', text: image.error }));
+    // A cancelled row's reason is its chip; only real errors are shown in red.
+    if (image.error && image.status !== 'cancelled') nameCell.append(h('div', { class: 'cell-name__error', text: image.error }));
 
     const chipText = STATUS_LABELS[image.status] || image.status;
     const attempts = image.attempts > 1 ? ` · try ${image.attempts}` : '';
@@ -122,7 +123,10 @@ export function createTable({ tbody, emptyState, onRetry, onDelete, announce }) 
 
     const actions = h('div', { class: 'row-actions' }, downloadLink(image, 'original'));
     if (image.status === 'completed') actions.append(downloadLink(image, 'processed'));
-    if (image.status === 'completed' || image.status === 'failed') {
+    if (image.status === 'pending' || image.status === 'processing') {
+      actions.append(actionButton('cancel', `Cancel ${name}`, 'cancel', () => onCancel(image)));
+    }
+    if (image.status === 'completed' || image.status === 'failed' || image.status === 'cancelled') {
       actions.append(actionButton('retry', `Retry ${name}`, 'retry', () => onRetry(image)));
     }
     actions.append(actionButton('delete', `Delete ${name}`, 'delete', () => onDelete(image)));

@@ -304,6 +304,61 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.fill('#op-not_before', '');
   });
 
+  it('cancels a scheduled upload, retries it, and cancels it again', async () => {
+    const at = new Date(Date.now() + 3600_000); // an hour ahead: it stays pending
+    const pad = (n) => String(n).padStart(2, '0');
+    const local = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
+    await page.fill('#op-not_before', local);
+    const held = { name: `held-${RUN}.png`, bytes: samplePng(100, 80, [200, 180, 40], [60, 40, 10]) };
+    await page.setInputFiles('#file-input', [{ name: held.name, mimeType: 'image/png', buffer: held.bytes }]);
+    await page.fill('#op-not_before', '');
+    let row = await waitForRow(held.name, 'pending');
+    await row.locator('[data-action="cancel"]').click();
+    row = await waitForRow(held.name, 'cancelled');
+    assert.equal((await row.locator('.status-chip').textContent()).trim(), 'Cancelled');
+    const id = await row.getAttribute('data-id');
+    assert.equal((await apiJson(`/api/images/${id}`)).body.status, 'cancelled');
+    await page.click('.filter-chip[data-status="cancelled"]');
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('tr.image-row')];
+      return rows.length > 0 && rows.every((tr) => tr.dataset.status === 'cancelled');
+    });
+    await page.click('.filter-chip[data-status=""]');
+    row = await waitForRow(held.name, 'cancelled');
+    await row.locator('[data-action="retry"]').click();
+    row = await waitForRow(held.name, 'pending');
+    await row.locator('[data-action="cancel"]').click();
+    await waitForRow(held.name, 'cancelled');
+  });
+
+  it('retries all failed images, then deletes them, from the bulk buttons', async () => {
+    // A PNG whose header reads fine and whose pixel data is cut short: accepted, then failed.
+    const whole = samplePng(200, 150, [10, 200, 120], [200, 10, 120]);
+    const broken = { name: `broken-${RUN}.png`, bytes: whole.subarray(0, whole.length - 60) };
+    await page.setInputFiles('#file-input', [{ name: broken.name, mimeType: 'image/png', buffer: broken.bytes }]);
+    let row = await waitForRow(broken.name, 'failed');
+    const id = await row.getAttribute('data-id');
+    await page.waitForFunction(() => !document.getElementById('retry-failed').disabled, null, { timeout: 10_000 });
+    const before = (await apiJson(`/api/images/${id}`)).body.processed_at;
+    await page.click('#retry-failed');
+    // Back to pending, then failed again (the same bytes): a new run, a new processed_at.
+    await page.waitForFunction(
+      async ([imageId, first]) => {
+        const image = await (await fetch(`/api/images/${imageId}`)).json();
+        return image.status === 'failed' && image.processed_at !== first;
+      },
+      [id, before],
+    );
+    row = await waitForRow(broken.name, 'failed');
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click('#delete-failed');
+    await page.waitForFunction((name) => ![...document.querySelectorAll('.cell-name__file')].some((el) => el.textContent === name), broken.name);
+    assert.equal((await apiJson(`/api/images/${id}`)).status, 404);
+    const { body: stats } = await apiJson('/api/stats');
+    assert.equal(stats.counts.failed, 0);
+    await page.waitForFunction(() => document.getElementById('delete-failed').disabled, null, { timeout: 10_000 });
+  });
+
   it('shows a row inserted with SQL by itself', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
     const known = await page.$$eval('tr.image-row', (rows) => rows.map((tr) => tr.dataset.id));
     const png = samplePng(240, 160, [46, 125, 50], [200, 230, 120]);
