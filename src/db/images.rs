@@ -16,7 +16,7 @@ macro_rules! record_columns {
         "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
          pipeline, original_content_type, original_bytes, original_width, original_height, \
          processed_content_type, processed_bytes, processed_width, processed_height, priority, \
-         not_before"
+         not_before, original_frames, processed_frames, sha256, blurhash, dominant_color, exif"
     };
 }
 pub(crate) use record_columns;
@@ -41,6 +41,17 @@ pub struct ImageRecord {
     pub priority: i16,
     /// Not claimed before this time.
     pub not_before: Option<DateTime<Utc>>,
+    /// What is known of the original beyond its size (`sql/0013_image_facts.sql`).
+    pub facts: Facts,
+}
+
+/// The original's facts; each `None` until known (SPEC "Facts").
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub sha256: Option<String>,
+    pub blurhash: Option<String>,
+    pub dominant_color: Option<String>,
+    pub exif: Option<serde_json::Value>,
 }
 
 /// Type, size and dimensions of one side (original or processed); fields are `None` until known.
@@ -50,6 +61,8 @@ pub struct Media {
     pub bytes: Option<i64>,
     pub width: Option<i32>,
     pub height: Option<i32>,
+    /// Frames: more than one for an animation.
+    pub frames: Option<i32>,
 }
 
 impl ImageRecord {
@@ -70,15 +83,23 @@ impl ImageRecord {
                 bytes: row.try_get(11)?,
                 width: row.try_get(12)?,
                 height: row.try_get(13)?,
+                frames: row.try_get(20)?,
             },
             processed: Media {
                 content_type: row.try_get(14)?,
                 bytes: row.try_get(15)?,
                 width: row.try_get(16)?,
                 height: row.try_get(17)?,
+                frames: row.try_get(21)?,
             },
             priority: row.try_get(18)?,
             not_before: row.try_get(19)?,
+            facts: Facts {
+                sha256: row.try_get(22)?,
+                blurhash: row.try_get(23)?,
+                dominant_color: row.try_get(24)?,
+                exif: row.try_get(25)?,
+            },
         })
     }
 }
@@ -101,12 +122,17 @@ pub struct NewImage<'a> {
     /// −100..100 (validated by the API).
     pub priority: i16,
     pub not_before: Option<DateTime<Utc>>,
+    pub frames: i32,
+    /// Hex SHA-256 of `data`.
+    pub sha256: &'a str,
+    pub exif: Option<&'a serde_json::Value>,
 }
 
 pub const INSERT_IMAGE: &str = concat!(
     "insert into processed_images (original_data, filename, pipeline, original_content_type, \
-     original_width, original_height, original_bytes, priority, not_before) \
-     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8) returning ",
+     original_width, original_height, original_bytes, priority, not_before, original_frames, \
+     sha256, exif) \
+     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9, $10, $11) returning ",
     record_columns!()
 );
 
@@ -126,10 +152,41 @@ pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result
                 &new.height,
                 &new.priority,
                 &new.not_before,
+                &new.frames,
+                &new.sha256,
+                &new.exif,
             ],
         )
         .await?;
     Ok(ImageRecord::from_row(&row)?)
+}
+
+/// The oldest image with this hash and effective pipeline that has not failed or been
+/// cancelled (`dedupe=true`). `$1` hash, `$2` the effective pipeline, `$3` the default one (what
+/// a row without a pipeline gets).
+pub const FIND_DUPLICATE: &str = concat!(
+    "select ",
+    record_columns!(),
+    " from processed_images where sha256 = $1 \
+     and coalesce(nullif(pipeline, 'null'::jsonb), $3::jsonb) = $2::jsonb \
+     and status not in ('failed', 'cancelled') \
+     order by uploaded_at limit 1"
+);
+
+/// An earlier upload of the same bytes with the same effective pipeline, if any.
+pub async fn find_duplicate(
+    db: &impl GenericClient,
+    sha256: &str,
+    pipeline: &serde_json::Value,
+    default_pipeline: &serde_json::Value,
+) -> Result<Option<ImageRecord>, DbError> {
+    let stmt = db.prepare_cached(FIND_DUPLICATE).await?;
+    let row = db
+        .query_opt(&stmt, &[&sha256, pipeline, default_pipeline])
+        .await?;
+    row.map(|r| ImageRecord::from_row(&r))
+        .transpose()
+        .map_err(DbError::from)
 }
 
 /// The notifications the insert triggers would have sent: one `image_status` per row (for SSE
@@ -140,7 +197,7 @@ pub const NOTIFY_INSERTED: &str = "select pg_notify('image_status', p) from unne
 /// Sends, after the upload's commit, the notifications its triggers skipped
 /// (`sql/0003_notify_after_commit.sql` says why). Runs as its own statement, so it commits
 /// at once and writes no WAL.
-pub async fn notify_inserted(db: &impl GenericClient, records: &[ImageRecord]) -> Result<(), DbError> {
+pub async fn notify_inserted(db: &impl GenericClient, records: &[&ImageRecord]) -> Result<(), DbError> {
     let payloads: Vec<String> = records.iter().map(|r| format!("{}:{}", r.id, r.status)).collect();
     let stmt = db.prepare_cached(NOTIFY_INSERTED).await?;
     db.execute(&stmt, &[&payloads]).await?;

@@ -35,6 +35,9 @@ pub struct Job {
     pub original_bytes: i64,
     /// This row lost a lease before: it runs alone.
     pub lost_before: bool,
+    /// The row has no `sha256` (a SQL INSERT made it): the worker computes the upload-time
+    /// facts (hash, EXIF, frames) too.
+    pub needs_upload_facts: bool,
     /// The stored pipeline; `None` (SQL `NULL` or JSON `null`): `DEFAULT_PIPELINE`.
     pub pipeline: Option<serde_json::Value>,
     /// When the row became runnable (upload, or end of backoff), for pickup latency.
@@ -77,7 +80,9 @@ returning p.id, p.attempts, p.claim_seq,
     -- a JSON `null` (what a plain SQL writer may store) means the default pipeline, as SQL NULL does
     nullif(p.pipeline, 'null'::jsonb),
     greatest(p.uploaded_at, p.run_after), now(), octet_length(p.original_data)::int8,
-    p.lost_leases > 0"
+    p.lost_leases > 0,
+    -- a row a SQL INSERT made: the worker reads the facts the API reads at upload
+    p.sha256 is null"
         )
     };
 }
@@ -134,6 +139,7 @@ async fn claim(
                 claimed_at: r.try_get(6)?,
                 original_bytes: r.try_get(7)?,
                 lost_before: r.try_get(8)?,
+                needs_upload_facts: r.try_get(9)?,
             })
         })
         .collect::<Result<_, tokio_postgres::Error>>()
@@ -182,6 +188,13 @@ pub struct Completion<'a> {
     pub original_content_type: &'a str,
     pub original_width: i32,
     pub original_height: i32,
+    pub original_frames: i32,
+    pub processed_frames: i32,
+    pub blurhash: Option<&'a str>,
+    pub dominant_color: Option<&'a str>,
+    /// Set only for a row without one (SQL-inserted): the upload-time facts.
+    pub sha256: Option<&'a str>,
+    pub exif: Option<&'a serde_json::Value>,
 }
 
 /// Joined into the statements that end a job, so that their commit waits for the WAL flush
@@ -213,6 +226,8 @@ update processed_images set status = 'completed', processed_at = now(), processe
     processed_content_type = $5, processed_width = $6, processed_height = $7,
     thumbnail_data = $8, thumbnail_content_type = $9,
     original_content_type = $10, original_width = $11, original_height = $12,
+    original_frames = coalesce(original_frames, $13), processed_frames = $14,
+    blurhash = $15, dominant_color = $16, sha256 = coalesce(sha256, $17), exif = coalesce(exif, $18),
     claimed_by = null, lease_expires_at = null, error = null, error_code = null
 from ",
     durable_commit_notify_after!(),
@@ -243,6 +258,12 @@ pub async fn complete_if_still_owner(
                 &done.original_content_type,
                 &done.original_width,
                 &done.original_height,
+                &done.original_frames,
+                &done.processed_frames,
+                &done.blurhash,
+                &done.dominant_color,
+                &done.sha256,
+                &done.exif,
             ],
         )
         .await?;
@@ -388,6 +409,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::images::LIST_IMAGES_BY_STATUS_BEFORE,
     super::images::STATS,
     super::images::STATS_HISTORY,
+    super::images::FIND_DUPLICATE,
     super::images::GET_WATERMARKS,
     super::images::COMPLETED_AMONG,
     crate::retention::DELETE_EXPIRED,

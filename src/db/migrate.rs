@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "validate_status",
         include_str!("../../sql/0012_validate_status.sql"),
     ),
+    (13, "image_facts", include_str!("../../sql/0013_image_facts.sql")),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

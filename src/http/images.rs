@@ -47,7 +47,7 @@ async fn status(
     let mut changes = state.events.subscribe();
     let record = fetch(&state, id).await?;
     if wait.is_zero() || !record.status.is_active() {
-        return Ok(Json(record.into()));
+        return Ok(Json(ImageObject::new(record, &state.default_pipeline)));
     }
     let initial = record.status.as_str();
     let deadline = tokio::time::Instant::now() + wait;
@@ -64,7 +64,10 @@ async fn status(
             Ok(Err(_)) => break,
         }
     }
-    Ok(Json(fetch(&state, id).await?.into()))
+    Ok(Json(ImageObject::new(
+        fetch(&state, id).await?,
+        &state.default_pipeline,
+    )))
 }
 
 async fn fetch(state: &AppState, id: Uuid) -> Result<ImageRecord, ApiError> {
@@ -87,7 +90,10 @@ async fn list(State(state): State<AppState>, q: ListParams) -> Result<Json<Image
     let next = (rows.len() as i64 == q.limit)
         .then(|| rows.last().map(Cursor::from))
         .flatten();
-    let images: Vec<ImageObject> = rows.into_iter().map(ImageObject::from).collect();
+    let images: Vec<ImageObject> = rows
+        .into_iter()
+        .map(|r| ImageObject::new(r, &state.default_pipeline))
+        .collect();
     Ok(Json(ImageList { images, next }))
 }
 
@@ -107,7 +113,7 @@ async fn retry(State(state): State<AppState>, ImageId(id): ImageId) -> Result<Re
     match images::retry_image(&client, id).await? {
         Some(record) => {
             let location = ImageObject::location(record.id);
-            let body = Json(ImageObject::from(record));
+            let body = Json(ImageObject::new(record, &state.default_pipeline));
             Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response())
         }
         None => {
@@ -146,7 +152,7 @@ async fn cancel(State(state): State<AppState>, ImageId(id): ImageId) -> Result<R
                 tracing::warn!(error = %e, image_id = %id, "notifying the cancel failed; the worker's next heartbeat finds it");
             }
             let location = ImageObject::location(record.id);
-            let body = Json(ImageObject::from(record));
+            let body = Json(ImageObject::new(record, &state.default_pipeline));
             Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response())
         }
         None => {

@@ -9,8 +9,8 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::OpenApi;
 
 use super::dto::{
-    HealthAnswer, HistoryMinute, ImageBatch, ImageList, ImageObject, Links, MediaObject, Stats, StatusCounts,
-    UploadAnswer,
+    ExifFacts, HealthAnswer, HistoryMinute, ImageBatch, ImageList, ImageObject, Links, MediaObject,
+    OriginalObject, Stats, StatusCounts, UploadAnswer,
 };
 use super::error::{ErrorBody, ErrorDetail};
 use super::legacy::operations_mut;
@@ -27,7 +27,7 @@ const BEARER: &str = "bearer";
                        Errors are always `{\"error\": {\"code\", \"message\", \"param\"?, \"status\"?}}`. \
                        With `API_TOKEN` set, every `/api` route and upload needs `Authorization: Bearer <token>`."
     ),
-    components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, Links, ImageList, ImageBatch,
+    components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, OriginalObject, ExifFacts, Links, ImageList, ImageBatch,
         UploadAnswer, Stats, StatusCounts, HistoryMinute, HealthAnswer, JobStatus)),
     tags(
         (name = "images", description = "Upload, status, list, cancel, retry, delete (one or in bulk), stats"),

@@ -27,6 +27,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The worker's threads, in a process that runs one (`/healthz` fails when all are stuck).
     pub worker_threads: Option<Arc<ThreadHealth>>,
+    /// `DEFAULT_PIPELINE` as JSON: what a row without a pipeline of its own is processed with,
+    /// shown as its effective pipeline and matched by `dedupe=true`.
+    pub default_pipeline: Arc<serde_json::Value>,
 }
 
 impl AppState {
@@ -41,9 +44,12 @@ impl AppState {
             pool,
             upload_slots: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             tokens: Arc::new(config.tokens()),
-            config,
+            config: config.clone(),
             events,
             worker_threads: None,
+            default_pipeline: Arc::new(
+                serde_json::to_value(config.pipeline_or_default()).unwrap_or(serde_json::Value::Null),
+            ),
         }
     }
 }

@@ -35,6 +35,7 @@
 
 mod codecs;
 mod error;
+pub mod facts;
 mod limits;
 mod ops;
 mod pipeline;
@@ -61,6 +62,10 @@ pub use thumbnail::THUMBNAIL_SIZE;
 pub struct Processed {
     /// What the input's header said (the worker stores it for rows inserted by plain SQL).
     pub input: Probe,
+    /// BlurHash and dominant colour of the original (`None` only for an empty image).
+    pub facts: Option<facts::PixelFacts>,
+    /// Frames written: 1 until animations are kept.
+    pub frames: u32,
     pub bytes: Vec<u8>,
     pub format: Format,
     pub width: u32,
@@ -183,6 +188,8 @@ fn run(
     if let Some(o) = decoded.orientation.filter(|_| pipeline.auto_orient) {
         ops::geometry::auto_orient(&mut img, o, &mut logical);
     }
+    // The original as shown (oriented), before any operation.
+    let facts = facts::pixel_facts(&img);
     for step in &pipeline.steps {
         check_stop(stop)?;
         img = ops::apply(step, img, &mut logical, limits, overlays)?;
@@ -198,6 +205,8 @@ fn run(
     let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;
     Ok(Processed {
         input: probe,
+        facts,
+        frames: 1,
         bytes,
         format,
         width: img.width(),

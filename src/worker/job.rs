@@ -16,12 +16,14 @@ use super::WorkerContext;
 use crate::backoff;
 use crate::db;
 use crate::db::jobs::{self, Completion, Failure, Fence, Job};
+use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, Pipeline, Processed};
 use crate::states::{JobOutcome, JobStatus};
 
 /// How processing ended, before it is written back.
 enum Outcome {
-    Done(Processed),
+    /// The result, and the upload-time facts when the row had none (a SQL INSERT made it).
+    Done(Box<Processed>, Option<UploadFacts>),
     /// Permanent: this input will never succeed with this pipeline.
     Failed(Failure),
     /// Ran past `JOB_TIMEOUT_SECS`: written as a failure, counted as `timed_out`.
@@ -29,7 +31,7 @@ enum Outcome {
 }
 
 /// Processing that ran past its deadline and goes on on its thread.
-type StillRunning = tokio::task::JoinHandle<Result<Processed, imaging::ImagingError>>;
+type StillRunning = tokio::task::JoinHandle<Result<(Processed, Option<UploadFacts>), imaging::ImagingError>>;
 
 /// What `jobs_total` and `job_processing_seconds` record once the write-back says how the job
 /// really ended: a result the fence refuses counts as `fenced`, not `completed`.
@@ -144,6 +146,7 @@ async fn process_with_heartbeat(
         }
     };
     let limits = ctx.config.limits();
+    let needs_upload_facts = job.needs_upload_facts;
     let span = tracing::Span::current();
     // Set when this job was cancelled: the thread stops at its next safe point.
     let stop = Arc::new(AtomicBool::new(false));
@@ -153,7 +156,8 @@ async fn process_with_heartbeat(
         // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
         // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
         test_hooks::before_processing(&bytes, &stop_thread);
-        imaging::process_until(&bytes, &pipeline, &limits, &overlays, &stop_thread)
+        let out = imaging::process_until(&bytes, &pipeline, &limits, &overlays, &stop_thread)?;
+        Ok((out, needs_upload_facts.then(|| UploadFacts::read(&bytes))))
     });
     let lease = ctx.config.lease();
     let every = lease / 3;
@@ -233,7 +237,7 @@ async fn process_with_heartbeat(
         return (None, None);
     }
     let outcome = match result {
-        Ok(Ok(out)) => Outcome::Done(out),
+        Ok(Ok((out, facts))) => Outcome::Done(Box::new(out), facts),
         Ok(Err(e)) => Outcome::Failed(Failure {
             code: e.code(),
             message: e.to_string(),
@@ -277,7 +281,9 @@ async fn write_back(
     loop {
         let write = async {
             db::bounded!(ctx.pool, |client| match &outcome {
-                Outcome::Done(out) => {
+                Outcome::Done(out, upload) => {
+                    let exif = upload.as_ref().and_then(|u| u.exif_json());
+                    let facts = out.facts.as_ref();
                     let done = Completion {
                         data: &out.bytes,
                         content_type: out.format.content_type(),
@@ -288,6 +294,12 @@ async fn write_back(
                         original_content_type: out.input.format.content_type(),
                         original_width: out.input.width as i32,
                         original_height: out.input.height as i32,
+                        original_frames: i32::try_from(out.input.frames).unwrap_or(i32::MAX),
+                        processed_frames: i32::try_from(out.frames).unwrap_or(i32::MAX),
+                        blurhash: facts.map(|f| f.blurhash.as_str()),
+                        dominant_color: facts.map(|f| f.dominant_color.as_str()),
+                        sha256: upload.as_ref().map(|u| u.sha256.as_str()),
+                        exif: exif.as_ref(),
                     };
                     jobs::complete_if_still_owner(&client, fence, &done).await
                 }
@@ -307,7 +319,7 @@ async fn write_back(
         match result {
             Ok(true) => {
                 let status = match &outcome {
-                    Outcome::Done(_) => JobStatus::Completed,
+                    Outcome::Done(..) => JobStatus::Completed,
                     Outcome::Failed(_) | Outcome::TimedOut(_) => JobStatus::Failed,
                 };
                 // After the commit, so its flush was not taken under the notify lock; a lost
@@ -319,7 +331,7 @@ async fn write_back(
                     tracing::warn!(error = %e, "sending the status notification failed");
                 }
                 match &outcome {
-                    Outcome::Done(out) => {
+                    Outcome::Done(out, _) => {
                         measured.record(JobOutcome::Completed);
                         tracing::info!(bytes = out.bytes.len(), "completed")
                     }

@@ -129,17 +129,7 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
         .expect("fail"),
         "stale fail applied"
     );
-    let done = jobs::Completion {
-        data: b"x",
-        content_type: "image/png",
-        width: 1,
-        height: 1,
-        thumbnail: b"t",
-        thumbnail_content_type: "image/jpeg",
-        original_content_type: "image/png",
-        original_width: 64,
-        original_height: 48,
-    };
+    let done = crate::reliability::late_completion();
     assert!(
         !jobs::complete_if_still_owner(&db, &old_fence, &done)
             .await

@@ -337,9 +337,13 @@ fn bad_values_name_the_parameter_and_its_range() {
     }
     let json =
         Pipeline::from_json(&serde_json::json!({"steps": [{"op": "blur", "sigma": 500}]})).unwrap_err();
-    assert_eq!(json.param, "blur");
+    assert_eq!(
+        json.param, "steps[0].sigma",
+        "the JSON form names the field by its path"
+    );
+    assert!(json.message.contains("0.1 and 100"), "{json}");
     let unknown = Pipeline::from_json(&serde_json::json!({"steps": [{"op": "explode"}]})).unwrap_err();
-    assert_eq!(unknown.param, "pipeline");
+    assert_eq!(unknown.param, "steps[0].op");
     assert_eq!(Pipeline::from_fields(Vec::<(&str, &str)>::new()).unwrap(), None);
 }
 

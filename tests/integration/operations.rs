@@ -268,26 +268,37 @@ fn every_new_parameter_is_range_checked_and_named() {
         assert_eq!(e.param, param, "{spec}: {e}");
         assert!(!e.message.is_empty());
     }
+    // The JSON form names the field by its path (SPEC: `steps[0].width`).
     for (json, param) in [
         (
             serde_json::json!({"steps": [{"op": "gamma", "value": 0}]}),
-            "gamma",
+            "steps[0].value",
         ),
         (
             serde_json::json!({"steps": [{"op": "kernel", "kernel": [1, 2, 3]}]}),
-            "kernel",
+            "steps[0].kernel",
         ),
         (
             serde_json::json!({"steps": [{"op": "kernel", "kernel": [1, 1, 1, 1, 5000, 1, 1, 1, 1]}]}),
-            "kernel",
+            "steps[0].kernel",
         ),
         (
-            serde_json::json!({"steps": [{"op": "pixelate", "size": 500}]}),
-            "pixelate",
+            serde_json::json!({"steps": [{"op": "grayscale"}, {"op": "pixelate", "size": 500}]}),
+            "steps[1].size",
         ),
         (
             serde_json::json!({"steps": [{"op": "tint", "color": "ff000080"}]}),
-            "tint",
+            "steps[0].color",
+        ),
+        // A value of the wrong type inside a step is named at the step: serde reads a tagged
+        // step through a buffer that does not keep the field's path (the message names the type).
+        (
+            serde_json::json!({"steps": [{"op": "resize", "width": "wide"}]}),
+            "steps[0]",
+        ),
+        (
+            serde_json::json!({"steps": [{"op": "resize", "width": 0}]}),
+            "steps[0].width",
         ),
         (
             serde_json::json!({"steps": [{"op": "invert", "value": true}]}),
@@ -297,6 +308,7 @@ fn every_new_parameter_is_range_checked_and_named() {
             serde_json::json!({"steps": [{"op": "equalize", "strength": 3}]}),
             "pipeline",
         ),
+        (serde_json::json!({"steps": [], "quality": 0}), "quality"),
     ] {
         let e = Pipeline::from_json(&json).expect_err(&json.to_string());
         assert_eq!(e.param, param, "{json}: {e}");

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use image_processor::db::{self, jobs};
 
-fn late_completion() -> jobs::Completion<'static> {
+/// A result as a worker would write it, for writes the fence must refuse.
+pub(crate) fn late_completion() -> jobs::Completion<'static> {
     jobs::Completion {
         data: b"stale",
         content_type: "image/png",
@@ -20,6 +21,12 @@ fn late_completion() -> jobs::Completion<'static> {
         original_content_type: "image/png",
         original_width: 32,
         original_height: 24,
+        original_frames: 1,
+        processed_frames: 1,
+        blurhash: None,
+        dominant_color: None,
+        sha256: None,
+        exif: None,
     }
 }
 

@@ -13,7 +13,8 @@ use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::images::{ImageRecord, Media};
+use crate::db::images::{Facts, ImageRecord, Media};
+pub use crate::imaging::facts::ExifFacts;
 use crate::states::JobStatus;
 
 /// The image object of SPEC §HTTP API.
@@ -33,15 +34,16 @@ pub struct ImageObject {
     pub uploaded_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub processed_at: Option<DateTime<Utc>>,
-    /// The pipeline in its JSON form; `null` means `DEFAULT_PIPELINE`.
-    #[schema(value_type = Option<Object>)]
-    pub pipeline: Option<serde_json::Value>,
+    /// The effective pipeline in its JSON form: the upload's own, or `DEFAULT_PIPELINE` for an
+    /// upload without operations (and a row a SQL INSERT made without one).
+    #[schema(value_type = Object)]
+    pub pipeline: serde_json::Value,
     /// −100..100: higher is claimed first; among equals, the row runnable longest.
     #[schema(minimum = -100, maximum = 100)]
     pub priority: i16,
     /// Not claimed before this time (`null`: as soon as a worker is free).
     pub not_before: Option<DateTime<Utc>>,
-    pub original: MediaObject,
+    pub original: OriginalObject,
     pub processed: Option<MediaObject>,
     pub links: Links,
 }
@@ -52,6 +54,32 @@ pub struct MediaObject {
     pub bytes: Option<i64>,
     pub width: Option<i32>,
     pub height: Option<i32>,
+    /// More than 1 for an animation.
+    pub frames: Option<i32>,
+}
+
+/// The upload: type, size, and its facts (SPEC "Facts"), each `null` until known: the API
+/// reads `sha256`, `exif` and `frames` at upload; the worker adds `blurhash` and
+/// `dominant_color` with the result (and the rest, for a row a SQL INSERT made).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OriginalObject {
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frames: Option<i32>,
+    /// Hex SHA-256 of the uploaded bytes (the key of `dedupe=true`).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha256: Option<String>,
+    /// A 4×3-component BlurHash of the image as shown, for a placeholder while it loads.
+    pub blurhash: Option<String>,
+    /// The most common colour, `#rrggbb`.
+    #[schema(pattern = "^#[0-9a-f]{6}$")]
+    pub dominant_color: Option<String>,
+    /// Camera facts from EXIF (absent keys omitted; `null` when the file has none). GPS
+    /// coordinates are never returned: only `has_gps`.
+    #[schema(value_type = Option<ExifFacts>)]
+    pub exif: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,6 +98,23 @@ impl From<Media> for MediaObject {
             bytes: m.bytes,
             width: m.width,
             height: m.height,
+            frames: m.frames,
+        }
+    }
+}
+
+impl OriginalObject {
+    fn new(m: Media, facts: Facts) -> OriginalObject {
+        OriginalObject {
+            content_type: m.content_type,
+            bytes: m.bytes,
+            width: m.width,
+            height: m.height,
+            frames: m.frames,
+            sha256: facts.sha256,
+            blurhash: facts.blurhash,
+            dominant_color: facts.dominant_color,
+            exif: facts.exif,
         }
     }
 }
@@ -81,8 +126,10 @@ impl ImageObject {
     }
 }
 
-impl From<ImageRecord> for ImageObject {
-    fn from(r: ImageRecord) -> Self {
+impl ImageObject {
+    /// The API's view of a row. `default_pipeline` (`DEFAULT_PIPELINE` as JSON) stands in for
+    /// a row without a pipeline of its own.
+    pub fn new(r: ImageRecord, default_pipeline: &serde_json::Value) -> Self {
         let base = ImageObject::location(r.id);
         ImageObject {
             id: r.id,
@@ -95,10 +142,13 @@ impl From<ImageRecord> for ImageObject {
             uploaded_at: r.uploaded_at,
             started_at: r.started_at,
             processed_at: r.processed_at,
-            pipeline: r.pipeline,
+            pipeline: r
+                .pipeline
+                .filter(|p| !p.is_null())
+                .unwrap_or_else(|| default_pipeline.clone()),
             priority: r.priority,
             not_before: r.not_before,
-            original: r.original.into(),
+            original: OriginalObject::new(r.original, r.facts),
             links: Links {
                 original: format!("{base}/original"),
                 processed: format!("{base}/processed"),

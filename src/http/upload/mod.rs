@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::images::{self, NewImage};
 use crate::db::DbError;
+use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, ImagingError, Pipeline, Probe};
 use body::{Upload, UploadBody};
 
@@ -62,28 +63,52 @@ pub async fn upload(State(state): State<AppState>, body: UploadBody) -> Result<R
         check_watermarks(&state, p).await?;
     }
     let probes = probe_all(&state, &files).await?;
-    let records = store(&state, &files, &probes, pipeline.as_ref(), &job).await?;
-    tracing::info!(files = records.len(), "accepted upload");
+    let stored = store(&state, &files, &probes, pipeline.as_ref(), &job).await?;
+    let duplicates = stored.iter().filter(|s| s.duplicate).count();
+    tracing::info!(files = stored.len(), duplicates, "accepted upload");
     crate::metrics::upload_accepted(files.len(), files.iter().map(|f| f.data.len()).sum());
-    Ok(answer(records))
+    Ok(answer(&state, stored))
 }
 
-/// Inserts every file as a pending job in one transaction, then wakes the workers.
+/// One file of an upload, as stored.
+struct Stored {
+    record: images::ImageRecord,
+    /// An earlier upload answered for it (`dedupe=true`); nothing was inserted.
+    duplicate: bool,
+}
+
+/// Inserts every file as a pending job in one transaction, then wakes the workers. With
+/// `dedupe`, a file whose bytes and effective pipeline match an earlier image that has not
+/// failed (or been cancelled) is answered with that image instead. Best effort: two identical
+/// uploads in flight at the same moment may both be stored.
 async fn store(
     state: &AppState,
     files: &[Upload],
-    probes: &[Probe],
+    probes: &[(Probe, UploadFacts)],
     pipeline: Option<&Pipeline>,
     job: &JobFields,
-) -> Result<Vec<images::ImageRecord>, ApiError> {
+) -> Result<Vec<Stored>, ApiError> {
     let pipeline_json = pipeline
         .map(serde_json::to_value)
         .transpose()
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let effective = pipeline_json.as_ref().unwrap_or(&state.default_pipeline);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await.map_err(DbError::from)?;
     let mut records = Vec::with_capacity(files.len());
-    for (file, probe) in files.iter().zip(probes) {
+    for (file, (probe, facts)) in files.iter().zip(probes) {
+        if job.dedupe {
+            let earlier =
+                images::find_duplicate(&tx, &facts.sha256, effective, &state.default_pipeline).await?;
+            if let Some(record) = earlier {
+                records.push(Stored {
+                    record,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        let exif = facts.exif_json();
         let new = NewImage {
             data: &file.data,
             filename: file.filename.as_deref(),
@@ -93,31 +118,51 @@ async fn store(
             height: probe.height as i32,
             priority: job.priority,
             not_before: job.not_before,
+            frames: i32::try_from(probe.frames).unwrap_or(i32::MAX),
+            sha256: &facts.sha256,
+            exif: exif.as_ref(),
         };
-        records.push(images::insert_image(&tx, &new).await?);
+        records.push(Stored {
+            record: images::insert_image(&tx, &new).await?,
+            duplicate: false,
+        });
     }
     tx.commit().await.map_err(DbError::from)?;
+    let inserted: Vec<&images::ImageRecord> = records
+        .iter()
+        .filter(|s| !s.duplicate)
+        .map(|s| &s.record)
+        .collect();
     // The rows are stored: a failed notification only delays them until the workers' sweep.
-    if let Err(e) = images::notify_inserted(&client, &records).await {
-        tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
+    if !inserted.is_empty() {
+        if let Err(e) = images::notify_inserted(&client, &inserted).await {
+            tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
+        }
     }
     Ok(records)
 }
 
-/// `202` with the image object for one file, `{"images": [...]}` for several.
-fn answer(mut records: Vec<images::ImageRecord>) -> Response {
-    let location = records
+/// `202` with the image object for one file, `{"images": [...]}` for several; `200` when every
+/// file was answered by an earlier upload (`dedupe=true`), since nothing new was queued.
+fn answer(state: &AppState, mut stored: Vec<Stored>) -> Response {
+    let location = stored
         .first()
-        .map(|r| ImageObject::location(r.id))
+        .map(|s| ImageObject::location(s.record.id))
         .unwrap_or_default();
-    let body = if records.len() == 1 {
-        UploadAnswer::One(Box::new(ImageObject::from(records.remove(0))))
+    let status = if stored.iter().all(|s| s.duplicate) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let object = |s: Stored| ImageObject::new(s.record, &state.default_pipeline);
+    let body = if stored.len() == 1 {
+        UploadAnswer::One(Box::new(object(stored.remove(0))))
     } else {
         UploadAnswer::Several(ImageBatch {
-            images: records.into_iter().map(ImageObject::from).collect(),
+            images: stored.into_iter().map(object).collect(),
         })
     };
-    (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
+    (status, [(header::LOCATION, location)], Json(body)).into_response()
 }
 
 /// The fields of an upload that say when its job runs rather than what it does.
@@ -126,6 +171,8 @@ struct JobFields {
     priority: i16,
     /// Not claimed before this time.
     not_before: Option<DateTime<Utc>>,
+    /// `dedupe=true`: answer with an earlier upload of the same bytes and pipeline instead.
+    dedupe: bool,
 }
 
 /// How far ahead `not_before` may be: further is more likely a typo than a plan.
@@ -139,12 +186,14 @@ impl JobFields {
         let mut job = JobFields {
             priority: 0,
             not_before: None,
+            dedupe: false,
         };
         let mut error = None;
         fields.retain(|(key, value)| {
             let result = match key.as_str() {
                 "priority" => parse_priority(value).map(|p| job.priority = p),
                 "not_before" => parse_not_before(value).map(|t| job.not_before = Some(t)),
+                "dedupe" => parse_bool("dedupe", value).map(|d| job.dedupe = d),
                 _ => return true,
             };
             if let Err(e) = result {
@@ -153,6 +202,14 @@ impl JobFields {
             false
         });
         error.map_or(Ok(job), Err)
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::bad(name, format!("`{value}` is not true or false"))),
     }
 }
 
@@ -229,16 +286,17 @@ async fn check_watermarks(state: &AppState, pipeline: &Pipeline) -> Result<(), A
 
 /// Sniffs and header-checks every file on a blocking thread (TIFF and GIF headers can take
 /// a scan); the first bad file refuses the whole request, so nothing is half-stored.
-async fn probe_all(state: &AppState, files: &[Upload]) -> Result<Vec<Probe>, ApiError> {
+async fn probe_all(state: &AppState, files: &[Upload]) -> Result<Vec<(Probe, UploadFacts)>, ApiError> {
     let limits = state.config.limits();
     let datas: Vec<Bytes> = files.iter().map(|f| f.data.clone()).collect();
     let names: Vec<Option<String>> = files.iter().map(|f| f.filename.clone()).collect();
     // `imaging::probe` turns decoder panics into errors; should anything else on the thread
     // panic, the upload is refused as unreadable rather than answered `500`.
     let results = tokio::task::spawn_blocking(move || {
+        // The hash and EXIF only of files that pass the probe: nothing is read from the rest.
         datas
             .iter()
-            .map(|d| imaging::probe(d, &limits))
+            .map(|d| imaging::probe(d, &limits).map(|p| (p, UploadFacts::read(d))))
             .collect::<Vec<_>>()
     })
     .await

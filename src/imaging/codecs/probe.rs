@@ -16,6 +16,8 @@ pub struct Probe {
     pub format: Format,
     pub width: u32,
     pub height: u32,
+    /// Frames: an animation's count (GIF, WebP), 1 for a still image.
+    pub frames: u32,
 }
 
 /// Reads format and dimensions from the header only, and checks them against `limits`.
@@ -46,6 +48,7 @@ pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
         format,
         width,
         height,
+        frames: u32::try_from(frames).unwrap_or(u32::MAX),
     })
 }
 

@@ -21,8 +21,19 @@ impl Pipeline {
             }
         }
         refuse_keys_on_unit_steps(value)?;
-        let p: Pipeline = serde_json::from_value(value.clone())
-            .map_err(|e| PipelineError::new("pipeline", e.to_string()))?;
+        // The path of the value serde refused (`steps[0].width`) names it in the error.
+        let p: Pipeline = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let param = if path.is_empty() || path == "." {
+                "pipeline"
+            } else {
+                &path
+            };
+            PipelineError::new(param, e.inner().to_string())
+        })?;
+        for (i, step) in p.steps.iter().enumerate() {
+            step.validate().map_err(|e| at_step(i, step, e))?;
+        }
         p.validate()?;
         Ok(p)
     }
@@ -320,5 +331,30 @@ fn parse_crop(value: &str) -> Result<Step, PipelineError> {
             "crop",
             "must be x,y,w,h: four non-negative integers, w and h at least 1",
         )),
+    }
+}
+
+/// Names a step's range error by its place in the JSON form (`steps[2].sigma`): the field the
+/// flat parameter stands for when the step has it, its only field when it has one (`blur`'s
+/// `sigma`), else the step itself. The flat name stays in the message.
+fn at_step(index: usize, step: &super::Step, e: PipelineError) -> PipelineError {
+    let fields: Vec<String> = match serde_json::to_value(step) {
+        Ok(serde_json::Value::Object(obj)) => obj.keys().filter(|k| k.as_str() != "op").cloned().collect(),
+        _ => Vec::new(),
+    };
+    let field = if fields.iter().any(|f| *f == e.param) {
+        Some(e.param.clone())
+    } else if fields.len() == 1 {
+        fields.first().cloned()
+    } else {
+        None
+    };
+    let param = match field {
+        Some(field) => format!("steps[{index}].{field}"),
+        None => format!("steps[{index}]"),
+    };
+    PipelineError {
+        message: format!("{}: {}", e.param, e.message),
+        param,
     }
 }
