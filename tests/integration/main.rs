@@ -19,6 +19,7 @@
 //!   migration counts existing rows, heartbeats are HOT updates.
 //! - `job_control`: priority, scheduling, retention; `cancel_bulk`: cancelling pending and
 //!   running jobs, bulk retry/delete by filter, the per-minute stats history.
+//! - `facts`: issue 16's image facts (hash, EXIF, frames, BlurHash, colour) and `dedupe=true`.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
@@ -27,6 +28,7 @@ mod api;
 mod auth;
 mod cancel_bulk;
 mod db_restart;
+mod facts;
 mod faults;
 mod fuzz_regressions;
 mod hostile;

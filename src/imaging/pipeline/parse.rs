@@ -342,7 +342,7 @@ fn at_step(index: usize, step: &super::Step, e: PipelineError) -> PipelineError 
         Ok(serde_json::Value::Object(obj)) => obj.keys().filter(|k| k.as_str() != "op").cloned().collect(),
         _ => Vec::new(),
     };
-    let field = if fields.iter().any(|f| *f == e.param) {
+    let field = if fields.contains(&e.param) {
         Some(e.param.clone())
     } else if fields.len() == 1 {
         fields.first().cloned()

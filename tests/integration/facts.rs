@@ -1,0 +1,322 @@
+//! Image facts (issue 16): sha256, EXIF without GPS values, frames, BlurHash and dominant colour,
+//! through the API and for rows a SQL INSERT made; `dedupe=true`; the effective pipeline.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use exif::{Field, In, Rational, Tag, Value};
+use image::{Rgb, RgbImage};
+use image_processor::config::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ascii(tag: Tag, text: &str) -> Field {
+    Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value: Value::Ascii(vec![text.as_bytes().to_vec()]),
+    }
+}
+
+fn rational(tag: Tag, values: &[(u32, u32)]) -> Field {
+    Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value: Value::Rational(
+            values
+                .iter()
+                .map(|&(num, denom)| Rational { num, denom })
+                .collect(),
+        ),
+    }
+}
+
+/// A flat-coloured JPEG carrying an EXIF block with camera fields and a GPS position.
+fn camera_jpeg(make: &str) -> Vec<u8> {
+    let img = image::DynamicImage::ImageRgb8(RgbImage::from_pixel(160, 120, Rgb([30, 120, 200])));
+    let plain = encode(&img, image::ImageFormat::Jpeg);
+    let fields = [
+        ascii(Tag::Make, make),
+        ascii(Tag::Model, "EOS R5"),
+        ascii(Tag::LensModel, "RF 50mm F1.8 STM"),
+        ascii(Tag::DateTimeOriginal, "2026:07:14 18:03:27"),
+        ascii(Tag::OffsetTimeOriginal, "+02:00"),
+        rational(Tag::ExposureTime, &[(1, 250)]),
+        rational(Tag::FNumber, &[(28, 10)]),
+        Field {
+            tag: Tag::PhotographicSensitivity,
+            ifd_num: In::PRIMARY,
+            value: Value::Short(vec![400]),
+        },
+        rational(Tag::FocalLength, &[(50, 1)]),
+        Field {
+            tag: Tag::Orientation,
+            ifd_num: In::PRIMARY,
+            value: Value::Short(vec![1]),
+        },
+        ascii(Tag::GPSLatitudeRef, "N"),
+        rational(Tag::GPSLatitude, &[(38, 1), (42, 1), (1234, 100)]),
+        ascii(Tag::GPSLongitudeRef, "W"),
+        rational(Tag::GPSLongitude, &[(9, 1), (8, 1), (5678, 100)]),
+    ];
+    let mut writer = exif::experimental::Writer::new();
+    for f in &fields {
+        writer.push_field(f);
+    }
+    let mut tiff = Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).expect("write EXIF");
+    let tiff = tiff.into_inner();
+    // SOI, then an APP1 "Exif" segment, then the rest of the plain JPEG.
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&u16::try_from(2 + 6 + tiff.len()).expect("fits").to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+async fn upload_bytes(
+    app: &TestApp,
+    bytes: Vec<u8>,
+    mime: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name("photo")
+            .mime_str(mime)
+            .expect("mime"),
+    );
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    app.http
+        .post(app.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// `#rrggbb` within `tolerance` per channel of `rgb` (JPEG moves a flat colour a step or two).
+fn assert_colour_near(hex: &serde_json::Value, rgb: [u8; 3], tolerance: u8) {
+    let text = hex.as_str().unwrap_or_else(|| panic!("not a colour: {hex}"));
+    assert!(text.len() == 7 && text.starts_with('#'), "{text}");
+    for (i, want) in rgb.into_iter().enumerate() {
+        let got = u8::from_str_radix(&text[1 + 2 * i..3 + 2 * i], 16).expect("hex");
+        assert!(got.abs_diff(want) <= tolerance, "{text} is not near {rgb:?}");
+    }
+}
+
+fn assert_camera_exif(exif: &serde_json::Value) {
+    assert_eq!(
+        exif,
+        &json!({
+            "make": "Canon", "model": "EOS R5", "lens": "RF 50mm F1.8 STM",
+            "taken_at": "2026-07-14T18:03:27+02:00", "exposure_time": 0.004, "f_number": 2.8,
+            "iso": 400, "focal_length": 50.0, "orientation": 1, "has_gps": true
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_upload_shows_its_facts_and_never_its_position() {
+    let app = spawn_app_with(Role::Run, &[]).await;
+    let bytes = camera_jpeg("Canon");
+    let res = upload_bytes(&app, bytes.clone(), "image/jpeg", &[("width", "80")]).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = res.json().await.expect("json");
+    // Known at upload: the hash, the EXIF fields, the frames.
+    assert_eq!(body["original"]["sha256"], hex_sha256(&bytes), "{body}");
+    assert_camera_exif(&body["original"]["exif"]);
+    assert_eq!(body["original"]["frames"], 1);
+    assert!(
+        body["original"]["blurhash"].is_null(),
+        "pixels are read by the worker: {body}"
+    );
+    let id = body["id"].as_str().expect("id").to_owned();
+
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_colour_near(&done["original"]["dominant_color"], [30, 120, 200], 2);
+    let hash = done["original"]["blurhash"].as_str().expect("blurhash");
+    assert_eq!(hash.len(), 28, "4x3 components: {hash}");
+    assert_eq!(done["processed"]["frames"], 1);
+    assert_camera_exif(&done["original"]["exif"]);
+    let text = done.to_string().to_lowercase();
+    assert!(
+        !text.contains("latitude") && !text.contains("longitude"),
+        "{text}"
+    );
+
+    // The output carries no EXIF at all, so no position either.
+    let out = app
+        .get(&format!("/api/images/{id}/processed"))
+        .await
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(
+        exif::Reader::new()
+            .read_from_container(&mut Cursor::new(&out[..]))
+            .is_err(),
+        "the output has an EXIF block"
+    );
+    // The columns answer SQL as the API does.
+    let client = app.db().await;
+    let row = client
+        .query_one(
+            "select sha256, exif->>'model', (exif->>'has_gps')::bool, exif ? 'latitude' \
+             from processed_images where id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .expect("facts row");
+    assert_eq!(row.get::<_, String>(0), hex_sha256(&bytes));
+    assert_eq!(row.get::<_, String>(1), "EOS R5");
+    assert!(row.get::<_, bool>(2));
+    assert!(!row.get::<_, bool>(3));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_inserted_by_sql_gets_its_facts_from_the_worker() {
+    let app = spawn_app_with(Role::Run, &[]).await;
+    let client = app.db().await;
+    let bytes = camera_jpeg("Canon");
+    insert_jobs_of(&client, &bytes, 1).await;
+    assert!(wait_completed(&client, 1, Duration::from_secs(60)).await);
+    let listed = app.get_json("/api/images").await;
+    let image = &listed["images"][0];
+    assert_eq!(image["original"]["sha256"], hex_sha256(&bytes), "{image}");
+    assert_camera_exif(&image["original"]["exif"]);
+    assert_eq!(image["original"]["frames"], 1);
+    assert_colour_near(&image["original"]["dominant_color"], [30, 120, 200], 2);
+    // No pipeline of its own: the image object shows the effective one, the default.
+    assert!(image["pipeline"]["steps"].is_array(), "{image}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_animation_counts_its_frames_and_a_damaged_exif_block_is_no_exif() {
+    let app = spawn_app_with(Role::Run, &[]).await;
+    let mut gif = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut gif, 40, 30, &[0, 0, 0, 255, 255, 255]).expect("gif");
+        for i in 0..3u8 {
+            let frame = gif::Frame {
+                width: 40,
+                height: 30,
+                buffer: std::borrow::Cow::Owned(vec![i % 2; 40 * 30]),
+                ..gif::Frame::default()
+            };
+            enc.write_frame(&frame).expect("frame");
+        }
+    }
+    let res = upload_bytes(&app, gif, "image/gif", &[]).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["original"]["frames"], 3, "{body}");
+
+    // An APP1 "Exif" segment of garbage, and one with a 10 000-character make.
+    let plain = jpeg(64, 48);
+    let mut broken = plain[..2].to_vec();
+    broken.extend_from_slice(&[0xff, 0xe1, 0x00, 0x10]);
+    broken.extend_from_slice(b"Exif\0\0MM\0\x2a\xff\xff\xff\xff");
+    broken.extend_from_slice(&plain[2..]);
+    let res = upload_bytes(&app, broken, "image/jpeg", &[]).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert!(body["original"]["exif"].is_null(), "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.wait_done(&id).await["status"], "completed");
+
+    let long = camera_jpeg(&"x".repeat(10_000));
+    let res = upload_bytes(&app, long, "image/jpeg", &[]).await;
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(
+        body["original"]["exif"]["make"].as_str().map(str::len),
+        Some(128),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dedupe_answers_with_the_earlier_upload_of_the_same_bytes_and_pipeline() {
+    let app = spawn_app_with(Role::Run, &[]).await;
+    let bytes = png(50, 40);
+    let first: serde_json::Value = upload_bytes(&app, bytes.clone(), "image/png", &[("width", "20")])
+        .await
+        .json()
+        .await
+        .expect("json");
+    let first_id = first["id"].as_str().expect("id").to_owned();
+
+    let res = upload_bytes(
+        &app,
+        bytes.clone(),
+        "image/png",
+        &[("width", "20"), ("dedupe", "true")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "a duplicate is not queued again");
+    assert_eq!(
+        res.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/api/images/{first_id}").as_str())
+    );
+    let again: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(again["id"], first_id.as_str());
+
+    // Another pipeline, or no dedupe asked: a new image.
+    let other = upload_bytes(
+        &app,
+        bytes.clone(),
+        "image/png",
+        &[("width", "30"), ("dedupe", "true")],
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::ACCEPTED);
+    let plain = upload_bytes(&app, bytes.clone(), "image/png", &[("width", "20")]).await;
+    assert_eq!(plain.status(), StatusCode::ACCEPTED);
+    // No operations on either side: both have the default pipeline, so they match.
+    let bare: serde_json::Value = upload_bytes(&app, bytes.clone(), "image/png", &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    let bare_again: serde_json::Value = upload_bytes(&app, bytes.clone(), "image/png", &[("dedupe", "1")])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bare_again["id"], bare["id"]);
+
+    // A failed image is not a duplicate to answer with.
+    let whole = png(60, 40);
+    let broken = whole[..whole.len() - 30].to_vec();
+    let failed: serde_json::Value = upload_bytes(&app, broken.clone(), "image/png", &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    let failed_id = failed["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.wait_done(&failed_id).await["status"], "failed");
+    let retry = upload_bytes(&app, broken, "image/png", &[("dedupe", "true")]).await;
+    assert_eq!(retry.status(), StatusCode::ACCEPTED);
+
+    let bad = upload_bytes(&app, bytes, "image/png", &[("dedupe", "maybe")]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = bad.json().await.expect("json");
+    assert_eq!(body["error"]["param"], "dedupe");
+    app.stop().await;
+}
