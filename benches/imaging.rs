@@ -224,6 +224,40 @@ fn main() {
     }
 
     operations_per_megapixel(&photo(2000, 1500, 1), iters);
+    facts_share(iters);
+}
+
+/// What image facts add to a photo job (issue 16: at most 5 %): the upload-time facts (SHA-256
+/// and the EXIF block, read by the API, or by the worker for a SQL row) and the pixel facts
+/// (BlurHash and dominant colour, computed inside the job from the decoded image), beside the
+/// whole W1 job on the same 12 MP JPEG.
+fn facts_share(iters: impl Fn(usize) -> usize) {
+    use image_processor::imaging::facts;
+    println!();
+    println!("Image facts on a 12 MP JPEG, beside its W1 job (CPU ms, wall in brackets):");
+    let img = photo(4000, 3000, 0);
+    let bytes = encode_jpeg(&img, 90.0, false);
+    let job = median_ms(iters(9), || drop(fast_w1(&bytes)));
+    let upload = median_ms(iters(15), || drop(facts::UploadFacts::read(&bytes)));
+    // The job samples the decoded image, which a JPEG decodes already shrunk; the full-size
+    // image is the worst case (a PNG or TIFF input).
+    let decoded = DynamicImage::ImageRgb8(img);
+    let pixels = median_ms(iters(15), || drop(facts::pixel_facts(&decoded)));
+    println!("{:<36} {:>8.2} ({:.2})", "W1 job (facts included)", job.0, job.1);
+    println!(
+        "{:<36} {:>8.2} ({:.2})  {:.1} % of the job",
+        "upload facts: sha256 + EXIF",
+        upload.0,
+        upload.1,
+        100.0 * upload.0 / job.0
+    );
+    println!(
+        "{:<36} {:>8.3} ({:.3})  {:.2} % of the job",
+        "pixel facts: BlurHash + colour",
+        pixels.0,
+        pixels.1,
+        100.0 * pixels.0 / job.0
+    );
 }
 
 /// Each colour and filter operation alone on a decoded 3 MP RGB image (no codec), in CPU ms

@@ -26,18 +26,51 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_many))
 }
 
-/// Which images a bulk action takes. Every key given must match; at least one is required.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // the wire shape for the OpenAPI document; parsed by hand (`parse_filter`)
-pub struct BulkFilterBody {
-    /// Only images in this status (retry: `failed`, `completed` or `cancelled`).
-    status: Option<JobStatus>,
-    /// Only images uploaded before this instant (RFC 3339).
-    before: Option<DateTime<Utc>>,
-    /// Only these images (at most 10 000 ids).
-    #[schema(max_items = 10000)]
-    ids: Option<Vec<Uuid>>,
+/// Which images a bulk retry takes (the wire shape for the OpenAPI document; parsed by hand in
+/// [`parse_filter`] so each error names its key).
+pub struct BulkRetryFilter;
+
+/// Which images a bulk delete takes.
+pub struct BulkDeleteFilter;
+
+/// An RFC 3339 time as chrono reads it (the document's `date-time`, spelt out so generated
+/// examples are real times; days stop at 28 so that every match is a real date).
+const RFC3339: &str =
+    "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\
+                       (\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
+fn filter_schema(statuses: &[JobStatus], what: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let words: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let schema = serde_json::json!({
+        "type": "object",
+        "description": format!("{what}: every key given must match; at least one key"),
+        "minProperties": 1,
+        "additionalProperties": false,
+        "properties": {
+            "status": {"type": "string", "enum": words, "description": "only images in this status"},
+            "before": {"type": "string", "format": "date-time", "pattern": RFC3339,
+                       "description": "only images uploaded before this instant (RFC 3339)"},
+            "ids": {"type": "array", "maxItems": BULK_LIMIT, "description": "only these images",
+                    "items": {"type": "string", "format": "uuid"}},
+        },
+    });
+    serde_json::from_value(schema).unwrap_or_else(|_| utoipa::openapi::ObjectBuilder::new().into())
 }
+
+impl utoipa::PartialSchema for BulkRetryFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        let finished: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|s| !s.is_active()).collect();
+        filter_schema(&finished, "the images to retry (finished ones only)")
+    }
+}
+impl ToSchema for BulkRetryFilter {}
+
+impl utoipa::PartialSchema for BulkDeleteFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        filter_schema(&JobStatus::ALL, "the images to delete, whatever their status")
+    }
+}
+impl ToSchema for BulkDeleteFilter {}
 
 /// The answer to a bulk retry.
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,7 +92,7 @@ pub struct BulkDeleted {
 
 /// `POST /api/images/retry`: finished images matching the filter go back to pending.
 #[utoipa::path(post, path = "/api/images/retry", tag = "images",
-    request_body(content = BulkFilterBody, content_type = "application/json",
+    request_body(content = BulkRetryFilter, content_type = "application/json",
         description = "e.g. `{\"status\": \"failed\"}`; at least one of `status`, `before`, `ids`"),
     responses(
         (status = 200, description = "how many were retried", body = BulkRetried),
@@ -89,7 +122,7 @@ async fn retry_many(
 
 /// `POST /api/images/delete`: images matching the filter are deleted, whatever their status.
 #[utoipa::path(post, path = "/api/images/delete", tag = "images",
-    request_body(content = BulkFilterBody, content_type = "application/json",
+    request_body(content = BulkDeleteFilter, content_type = "application/json",
         description = "e.g. `{\"status\": \"failed\", \"before\": \"2026-01-01T00:00:00Z\"}`; at least one key"),
     responses(
         (status = 200, description = "how many were deleted", body = BulkDeleted),
@@ -157,12 +190,17 @@ fn parse_filter(map: Map<String, Value>) -> Result<BulkFilter, ApiError> {
                 let text = value
                     .as_str()
                     .ok_or_else(|| ApiError::bad("before", "expected an RFC 3339 time string"))?;
-                let at = DateTime::parse_from_rfc3339(text).map_err(|e| {
+                let bad = |why: String| {
                     ApiError::bad(
                         "before",
-                        format!("expected an RFC 3339 time such as 2026-01-31T12:00:00Z: {e}"),
+                        format!("expected an RFC 3339 time such as 2026-01-31T12:00:00Z: {why}"),
                     )
-                })?;
+                };
+                // chrono also takes a space for the `T`; JSON Schema's `date-time` does not.
+                if !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
+                    return Err(bad("the date and the time are joined by `T`".into()));
+                }
+                let at = DateTime::parse_from_rfc3339(text).map_err(|e| bad(e.to_string()))?;
                 filter.before = Some(at.with_timezone(&Utc));
             }
             "ids" => filter.ids = Some(parse_ids(&value)?),
@@ -232,11 +270,35 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_schemas_parse_and_list_the_statuses_each_route_takes() {
+        use utoipa::PartialSchema;
+        let retry = serde_json::to_value(BulkRetryFilter::schema()).expect("json");
+        assert_eq!(
+            retry["properties"]["status"]["enum"],
+            json!(["completed", "failed", "cancelled"])
+        );
+        assert_eq!(retry["minProperties"], 1);
+        let delete = serde_json::to_value(BulkDeleteFilter::schema()).expect("json");
+        assert_eq!(
+            delete["properties"]["status"]["enum"].as_array().map(Vec::len),
+            Some(5)
+        );
+        let pattern = delete["properties"]["before"]["pattern"]
+            .as_str()
+            .expect("pattern");
+        assert!(pattern.contains("(\\.[0-9]{1,9})?"), "{pattern}");
+    }
+
+    #[test]
     fn a_bad_filter_names_the_key_at_fault() {
         assert_eq!(param_of(parse(json!({}))), "body");
         assert_eq!(param_of(parse(json!({"status": "done"}))), "status");
         assert_eq!(param_of(parse(json!({"status": 3}))), "status");
         assert_eq!(param_of(parse(json!({"before": "yesterday"}))), "before");
+        assert_eq!(
+            param_of(parse(json!({"before": "2026-01-31 12:00:00Z"}))),
+            "before"
+        );
         assert_eq!(param_of(parse(json!({"ids": "x"}))), "ids");
         assert_eq!(
             param_of(parse(json!({"ids": [Uuid::new_v4(), "nope"]}))),

@@ -43,7 +43,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 202, description = "stored and queued: the image object for one file, `{\"images\": [...]}` for several",
             headers(("Location" = String, description = "the (first) image's URL")),
             body = UploadAnswer),
-        (status = 400, description = "bad operation field, pipeline or form; `param` names it", body = ErrorBody),
+        (status = 200, description = "`dedupe=true` and every file matched an earlier image (same bytes, same \
+                                      effective pipeline, not failed or cancelled): that image, nothing queued",
+            headers(("Location" = String, description = "the (first) earlier image's URL")),
+            body = UploadAnswer),
+        (status = 400, description = "bad operation field, pipeline or form; `param` names it (`steps[0].width` \
+                                      for a JSON pipeline)", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
         (status = 415, description = "not an image we read (sniffed from the bytes)", body = ErrorBody),
