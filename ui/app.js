@@ -5,6 +5,8 @@
 import { api } from './api.js';
 import { onTokenChange, requestToken } from './auth.js';
 import { createControls } from './controls.js';
+import { renderDashboard } from './dashboard.js';
+import { openDetail, setupDetail } from './detail.js';
 import { formatBytes } from './format.js';
 import { connectEvents } from './live.js';
 import { createTable } from './table.js';
@@ -53,6 +55,7 @@ const table = createTable({
   emptyState: $('empty-state'),
   onRetry: retryImage,
   onCancel: cancelImage,
+  onOpen: (image, opener) => openDetail(image, opener),
   onDelete: deleteImage,
   announce,
 });
@@ -339,6 +342,7 @@ async function refreshStats() {
   }
   if (stats.completed_last_minute != null) parts.push(`${stats.completed_last_minute} completed in the last minute`);
   $('throughput').textContent = parts.join(' · ');
+  renderDashboard(stats);
   if (Number(stats.max_upload_bytes) > 0) {
     uploader.setMaxBytes(Number(stats.max_upload_bytes));
     $('max-size').textContent = formatBytes(uploader.maxBytes);
@@ -405,6 +409,7 @@ function setupFileInputs() {
 
 function start() {
   setupFileInputs();
+  setupDetail();
   // On a phone the options would push the list far down: start them folded.
   if (window.matchMedia('(max-width: 720px)').matches) $('ops-details').open = false;
   for (const chip of document.querySelectorAll('.filter-chip')) {

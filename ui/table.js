@@ -2,12 +2,13 @@
 
 import { api } from './api.js';
 import { currentToken } from './auth.js';
+import { blurhashCanvas } from './blurhash.js';
 import { h, icon } from './dom.js';
 import { elapsed, formatBytes, formatDims, formatDuration, formatTimestamp, summarizePipeline } from './format.js';
 
 const STATUS_LABELS = { pending: 'Pending', processing: 'Processing', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled' };
 
-export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, announce }) {
+export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, onOpen, announce }) {
   /** id → {image, tr} for every row on the page. */
   const rows = new Map();
   /** id → {key, url} of thumbnails already fetched as blob: URLs. */
@@ -64,7 +65,8 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, an
       if (cached && cached.key === key && cached.url) {
         box.append(h('img', { src: cached.url, alt: '', width: '48', height: '48', decoding: 'async' }));
       } else {
-        box.append(icon('image', 'thumb__placeholder'));
+        // The original's BlurHash stands in until the thumbnail arrives.
+        box.append(blurhashCanvas(image.original?.blurhash) || icon('image', 'thumb__placeholder'));
         loadThumbnail(image, key);
       }
     } else {
@@ -100,7 +102,8 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, an
     const nameCell = h(
       'td',
       { class: 'cell-name', 'data-label': 'Name' },
-      h('div', { class: 'cell-name__file', text: name, title: name }),
+      // The name opens the detail view.
+      h('button', { class: 'cell-name__file', type: 'button', text: name, title: `Details of ${name}`, dataset: { action: 'details' }, onclick: (event) => onOpen(image, event.currentTarget) }),
       h('div', { class: 'cell-name__meta', text: summarizePipeline(image.pipeline), title: `Uploaded ${formatTimestamp(image.uploaded_at)} · ${image.id}` }),
     );
     // A cancelled row's reason is its chip; only real errors are shown in red.

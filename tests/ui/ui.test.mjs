@@ -6,7 +6,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { imageSize, launchBrowser, psql, samplePng } from './support.mjs';
+import { encodePng, imageSize, launchBrowser, psql, samplePng } from './support.mjs';
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const PSQL_URL = process.env.PSQL_URL || '';
@@ -390,6 +390,71 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     });
     await page.click('.filter-chip[data-status=""]');
     await waitForRow(SUNSET.name, 'completed');
+  });
+
+  it('opens the detail view: both images, the facts, the pipeline; Escape closes it', async () => {
+    const row = await waitForRow(SUNSET.name, 'completed');
+    const id = await row.getAttribute('data-id');
+    const { body: image } = await apiJson(`/api/images/${id}`);
+    await row.locator('[data-action="details"]').click();
+    const dialog = page.locator('#detail-dialog[open]');
+    await dialog.waitFor();
+    assert.equal(await page.textContent('#detail-title'), SUNSET.name);
+    // Both pictures load (blob: URLs fetched with the token, if any) at their real sizes.
+    await page.waitForFunction(() => ['detail-original', 'detail-processed'].every((id) => document.getElementById(id).naturalWidth > 0));
+    const sizes = await page.$$eval('.detail__figure img', (imgs) => imgs.map((img) => [img.naturalWidth, img.naturalHeight]));
+    assert.deepEqual(sizes, [[SUNSET.width, SUNSET.height], [image.processed.width, image.processed.height]]);
+    const facts = await page.textContent('#detail-facts');
+    assert.ok(facts.includes(image.original.sha256), facts);
+    assert.ok(facts.includes(image.original.dominant_color), facts);
+    assert.ok(facts.includes(image.original.blurhash), facts);
+    assert.deepEqual(JSON.parse(await page.textContent('#detail-pipeline')), image.pipeline);
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' }).catch(() => {});
+    assert.equal(await page.$eval('#detail-dialog', (d) => d.open), false);
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.action), 'details', 'focus returns to the row');
+  });
+
+  it('decodes the server\'s BlurHash to the image\'s colour for the row placeholders', async () => {
+    const flat = { name: `flat-${RUN}.png`, bytes: encodePng(90, 60, () => [40, 160, 90]) };
+    await page.setInputFiles('#file-input', [{ name: flat.name, mimeType: 'image/png', buffer: flat.bytes }]);
+    const row = await waitForRow(flat.name, 'completed');
+    const { body: image } = await apiJson(`/api/images/${await row.getAttribute('data-id')}`);
+    assert.equal(image.original.dominant_color, '#28a05a');
+    // The decoder the rows paint with, on the server's hash: a flat image comes back flat.
+    const mid = await page.evaluate(async (hash) => {
+      const { decodeBlurhash } = await import('/assets/blurhash.js');
+      const px = decodeBlurhash(hash, 9, 9);
+      const at = (4 * 9 + 4) * 4;
+      return [px[at], px[at + 1], px[at + 2]];
+    }, image.original.blurhash);
+    const want = [40, 160, 90];
+    assert.ok(mid.every((v, i) => Math.abs(v - want[i]) <= 12), `decoded ${mid}, expected about ${want}`);
+    const canvas = await page.evaluate(async (hash) => {
+      const { blurhashCanvas } = await import('/assets/blurhash.js');
+      return { width: blurhashCanvas(hash)?.width, bad: blurhashCanvas('not a hash') };
+    }, image.original.blurhash);
+    assert.deepEqual(canvas, { width: 16, bad: null });
+  });
+
+  it('shows the queue and the last hour as a live chart', async () => {
+    const { body: stats } = await apiJson('/api/stats');
+    const done = stats.history.reduce((n, m) => n + m.completed, 0);
+    assert.ok(done > 0, 'this run completed images');
+    await page.waitForFunction(
+      (n) => Number(document.getElementById('dash-hour').textContent) >= n && document.querySelectorAll('#dash-chart .chart__minute').length === 60,
+      done,
+      { timeout: 10_000 },
+    );
+    const before = Number(await page.textContent('#dash-hour'));
+    // One more upload: the chart and the figure follow over the event stream, no reload.
+    const extra = { name: `chart-${RUN}.png`, bytes: samplePng(64, 48, [0, 0, 0], [255, 255, 255]) };
+    await page.setInputFiles('#file-input', [{ name: extra.name, mimeType: 'image/png', buffer: extra.bytes }]);
+    await waitForRow(extra.name, 'completed');
+    await page.waitForFunction((n) => Number(document.getElementById('dash-hour').textContent) > n, before, { timeout: 15_000 });
+    const last = await page.$$eval('#dash-chart .chart__minute', (g) => g.slice(-2).reduce((n, el) => n + Number(el.dataset.completed), 0));
+    assert.ok(last >= 1, `the last minutes hold the new completion (${last})`);
+    assert.match(await page.getAttribute('#dash-chart', 'aria-label'), /completed/);
   });
 
   it('looks right on a desktop and a phone (screenshots)', async () => {
