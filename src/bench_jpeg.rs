@@ -24,6 +24,7 @@ pub fn run(iterations: u32) -> anyhow::Result<()> {
     let limits = Limits {
         max_pixels: u64::from(WIDTH) * u64::from(HEIGHT),
         jpeg_optimize_coding: false,
+        max_frames: 1000,
     };
     let mut times = Vec::new();
     for _ in 0..iterations.max(1) {

@@ -96,6 +96,12 @@ pub struct Config {
     #[arg(long, env = "MAX_PIXELS", default_value_t = 50_000_000, global = true)]
     pub max_pixels: u64,
 
+    /// Most frames of an animated input (GIF, WebP, APNG); more is refused with `422`, and
+    /// `MAX_PIXELS` still counts every frame.
+    #[arg(long, env = "MAX_FRAMES", default_value_t = 1000, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_frames: u32,
+
     /// Optimise JPEG Huffman tables (a second pass over the coefficients). Outputs are about 5 %
     /// smaller, but encoding a 640×480 output costs about twice the CPU, which is most of a
     /// small job; off by default, as in libjpeg, libvips and Pillow.
@@ -272,6 +278,7 @@ impl Config {
         Limits {
             max_pixels: self.max_pixels,
             jpeg_optimize_coding: self.jpeg_optimize_coding,
+            max_frames: self.max_frames,
         }
     }
 

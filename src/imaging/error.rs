@@ -19,6 +19,10 @@ pub enum ImagingError {
         pixels: u64,
         limit: u64,
     },
+    /// An animation with more frames than `MAX_FRAMES` (counted from the headers, stopping
+    /// at the first frame over).
+    #[error("animation has more than {limit} frames (MAX_FRAMES; {frames} counted so far)")]
+    TooManyFrames { frames: u64, limit: u32 },
     /// The header or the pixel data is damaged (or a decoder panicked on it).
     #[error("image data is corrupt: {0}")]
     Corrupt(String),
@@ -38,7 +42,7 @@ impl ImagingError {
     pub fn code(&self) -> &'static str {
         match self {
             ImagingError::Unsupported(_) => "unsupported_media_type",
-            ImagingError::TooLarge { .. } => "image_too_large",
+            ImagingError::TooLarge { .. } | ImagingError::TooManyFrames { .. } => "image_too_large",
             ImagingError::Corrupt(_) => "corrupt_image",
             ImagingError::Invalid(_) => "invalid_pipeline",
             ImagingError::Encode { .. } => "encode_failed",

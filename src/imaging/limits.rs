@@ -10,15 +10,24 @@ pub struct Limits {
     /// Optimised Huffman tables for JPEG outputs: ~5 % smaller files for about twice the encode
     /// CPU (`JPEG_OPTIMIZE_CODING`). Thumbnails never use them.
     pub jpeg_optimize_coding: bool,
+    /// Most frames an animation may have (`MAX_FRAMES`); more is refused like too many pixels.
+    pub max_frames: u32,
 }
 
-/// Refuses `width×height×frames` over the limit, and empty images.
+/// Refuses `width×height×frames` over the limit, more frames than `max_frames`, and empty
+/// images.
 pub(crate) fn check_frames(
     width: u32,
     height: u32,
     frames: u64,
     limits: &Limits,
 ) -> Result<(), ImagingError> {
+    if frames > u64::from(limits.max_frames) {
+        return Err(ImagingError::TooManyFrames {
+            frames,
+            limit: limits.max_frames,
+        });
+    }
     let pixels = u64::from(width)
         .saturating_mul(u64::from(height))
         .saturating_mul(frames);

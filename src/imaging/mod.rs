@@ -31,8 +31,12 @@
 //!   - `smart`: the smart crop's saliency scoring and window search.
 //!   - `watermark`: another image's output drawn over this one.
 //!   - `pixels`: raw channel access the per-pixel operations share.
+//! - `animated`: the path that keeps every frame of an animation (GIF, WebP, APNG inputs,
+//!   GIF and WebP outputs); `codecs/animation` decodes and encodes the frames.
+//! - `facts`: the image's facts (hash, EXIF, BlurHash, dominant colour).
 //! - `thumbnail`: the preview made with every job ([`THUMBNAIL_SIZE`]).
 
+mod animated;
 mod codecs;
 mod error;
 pub mod facts;
@@ -52,7 +56,7 @@ pub use codecs::probe::Probe;
 pub use error::ImagingError;
 pub use limits::Limits;
 pub use pipeline::{
-    Colour, Fit, Flip, Focus, Gravity, Kernel, KernelName, Pipeline, PipelineError, Step, BLUR_RANGE,
+    Colour, Fit, Flip, Focus, Frames, Gravity, Kernel, KernelName, Pipeline, PipelineError, Step, BLUR_RANGE,
     FIELD_NAMES, GAMMA_RANGE, MAX_DIMENSION, MAX_KERNEL_WEIGHT, PIXELATE_RANGE, SHARPEN_RANGE,
 };
 pub use thumbnail::THUMBNAIL_SIZE;
@@ -174,6 +178,10 @@ fn run(
         .validate()
         .map_err(|e| ImagingError::Invalid(e.to_string()))?;
     let probe = codecs::probe::probe(bytes, limits)?;
+    let format = pipeline.format.unwrap_or(probe.format.default_output());
+    if probe.frames > 1 && pipeline.frames != Some(Frames::First) && format.can_animate() {
+        return animated::process(bytes, probe, pipeline, format, limits, overlays, stop);
+    }
     let shrink = if probe.format == Format::Jpeg {
         resize::dct_shrink(probe.width, probe.height, pipeline)
     } else {
@@ -199,7 +207,6 @@ fn run(
         img = ops::alpha::flatten_on(&img, bg);
     }
     limits::check_pixels(img.width(), img.height(), limits)?;
-    let format = pipeline.format.unwrap_or(probe.format.default_output());
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
     check_stop(stop)?;
     let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;

@@ -7,6 +7,7 @@ use image_processor::imaging::{self, ImagingError, Limits, Pipeline};
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
     jpeg_optimize_coding: false,
+    max_frames: 1000,
 };
 
 /// png 0.18.1 slices past the end of a `PLTE` chunk whose length is not a multiple of 3 when it

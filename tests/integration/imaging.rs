@@ -14,6 +14,7 @@ use image_processor::imaging::{
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
     jpeg_optimize_coding: false,
+    max_frames: 1000,
 };
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -553,6 +554,7 @@ fn jpeg_optimize_coding_makes_the_same_pixels_smaller() {
     let input = png(noisy(300, 200));
     let optimized = Limits {
         jpeg_optimize_coding: true,
+        max_frames: 1000,
         ..LIMITS
     };
     let plain = imaging::process(&input, &fields("format=jpeg&quality=85"), &LIMITS).expect("plain");
@@ -800,6 +802,7 @@ fn zip_bomb_like_png_is_bounded_by_the_pixel_limit() {
     let small = Limits {
         max_pixels: 1_000_000,
         jpeg_optimize_coding: false,
+        max_frames: 1000,
     };
     let err = assert_refused(&bomb, &small, "bomb");
     assert!(matches!(err, ImagingError::TooLarge { .. }), "{err}");
@@ -826,6 +829,7 @@ fn gif_with_thousands_of_frames_counts_every_frame() {
     let limits = Limits {
         max_pixels: 10_000_000,
         jpeg_optimize_coding: false,
+        max_frames: 1000,
     };
     let err = imaging::probe(&bytes, &limits).unwrap_err();
     assert!(
@@ -979,6 +983,7 @@ fn resize_output_over_the_pixel_limit_is_refused_before_allocating() {
     let small = Limits {
         max_pixels: 1_000_000,
         jpeg_optimize_coding: false,
+        max_frames: 1000,
     };
     let err = imaging::process(
         &input,

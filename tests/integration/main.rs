@@ -19,11 +19,13 @@
 //!   migration counts existing rows, heartbeats are HOT updates.
 //! - `job_control`: priority, scheduling, retention; `cancel_bulk`: cancelling pending and
 //!   running jobs, bulk retry/delete by filter, the per-minute stats history.
+//! - `animation`: issue 16's kept animations (GIF, WebP, APNG in; GIF, WebP out), `MAX_FRAMES`.
 //! - `facts`: issue 16's image facts (hash, EXIF, frames, BlurHash, colour) and `dedupe=true`.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
 
+mod animation;
 mod api;
 mod auth;
 mod cancel_bulk;

@@ -12,6 +12,7 @@ use crate::common::*;
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
     jpeg_optimize_coding: false,
+    max_frames: 1000,
 };
 
 /// A colourful test card: a hue sweep left to right, darker toward the bottom.

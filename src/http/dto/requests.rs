@@ -35,6 +35,16 @@ pub enum FormatParam {
     Avif,
 }
 
+/// Which frames of an animation to keep.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FramesParam {
+    /// Every frame, with its delay and the loop count, when the output can animate (GIF, WebP).
+    All,
+    /// Only the first frame: a still image.
+    First,
+}
+
 /// How `width`/`height` fit the image.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -214,6 +224,11 @@ pub struct Operations {
     #[schema(minimum = 1, maximum = 100)]
     #[param(minimum = 1, maximum = 100)]
     quality: Option<u8>,
+    /// An animated GIF, WebP or APNG keeps every frame (`all`, the default) when the output
+    /// format can animate (GIF, WebP; other outputs take the first frame), or only its first
+    /// (`first`). Every operation applies to every frame.
+    #[param(inline)]
+    frames: Option<FramesParam>,
     /// Not an operation but the job's place in the queue: −100..100 (default 0), higher is
     /// claimed first; among equals, the row runnable longest. Allowed beside `pipeline`.
     #[schema(minimum = -100, maximum = 100)]

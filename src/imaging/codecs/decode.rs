@@ -51,7 +51,7 @@ fn decode_general(bytes: &[u8], probe: &Probe, limits: &Limits) -> Result<Decode
 
 /// Decoder limits derived from `MAX_PIXELS`: no side longer than the whole budget allows and no
 /// allocation beyond 16-bit RGBA of the largest accepted image, plus working room.
-fn decoder_limits(limits: &Limits) -> image::Limits {
+pub(super) fn decoder_limits(limits: &Limits) -> image::Limits {
     let mut l = image::Limits::default();
     let side = u32::try_from(limits.max_pixels).unwrap_or(u32::MAX);
     l.max_image_width = Some(side);

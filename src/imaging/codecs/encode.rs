@@ -15,7 +15,7 @@ use crate::imaging::error::ImagingError;
 use crate::imaging::ops::alpha::flatten_on_white;
 
 /// Default quality per lossy format when the pipeline names none.
-fn default_quality(format: Format) -> u8 {
+pub(crate) fn default_quality(format: Format) -> u8 {
     match format {
         Format::Webp => 80,
         Format::Avif => 70,

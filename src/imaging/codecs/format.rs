@@ -97,6 +97,11 @@ impl Format {
     /// The output format when the pipeline names none: the input's own when we can write it,
     /// else PNG. Every format we read we also write, so today every arm keeps the input's; the
     /// match is exhaustive so that a read-only format added later has to choose here.
+    /// Whether this output format can hold an animation.
+    pub(crate) fn can_animate(self) -> bool {
+        matches!(self, Format::Gif | Format::Webp)
+    }
+
     pub(crate) fn default_output(self) -> Format {
         match self {
             Format::Jpeg

@@ -11,6 +11,7 @@ use image::{DynamicImage, ImageError};
 
 use crate::imaging::error::ImagingError;
 
+pub(super) mod animation;
 mod colour;
 pub(super) mod decode;
 pub(super) mod encode;

@@ -41,6 +41,7 @@ pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
     let frames = match format {
         Format::Gif => count_gif_frames(bytes, width, height, limits)?,
         Format::Webp => webp_frames(bytes)?,
+        Format::Png => apng_control(bytes).map_or(1, |(frames, _)| u64::from(frames).max(1)),
         _ => 1,
     };
     check_frames(width, height, frames, limits)?;
@@ -72,6 +73,27 @@ fn check_png_palette(bytes: &[u8]) -> Result<(), ImagingError> {
         at = at.saturating_add(12).saturating_add(len);
     }
     Ok(())
+}
+
+/// An APNG's `acTL` chunk (which must come before the image data): (frames, plays, 0 for
+/// ever); `None` for a plain PNG. The frames' own `fcTL` sizes are never larger than the canvas
+/// (the decoder checks), so canvas × count bounds the pixels.
+pub(super) fn apng_control(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut at = 8usize;
+    while let Some(header) = bytes.get(at..at.saturating_add(16)) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        match &header[4..8] {
+            b"acTL" => {
+                let frames = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+                let plays = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+                return Some((frames, plays));
+            }
+            b"IDAT" | b"IEND" => break,
+            _ => {}
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    None
 }
 
 /// Counts GIF frames without LZW-decoding them, stopping as soon as the total is over the limit.

@@ -115,6 +115,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_pixels: 50_000_000,
         jpeg_optimize_coding: false,
+        max_frames: 1000,
     };
 
     fn png(img: &DynamicImage) -> Vec<u8> {

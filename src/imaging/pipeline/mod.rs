@@ -52,6 +52,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "watermark_scale",
     "format",
     "quality",
+    "frames",
 ];
 
 /// Largest width or height a resize may ask for (the pixel limit still applies on top).
@@ -282,6 +283,20 @@ pub struct Pipeline {
     /// formats without alpha (JPEG) flatten, onto white.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<Colour>,
+    /// Which frames of an animation to keep; `None` (and `all`): every frame when the output
+    /// format can animate (GIF, WebP), else the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Frames>,
+}
+
+/// `frames=all|first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frames {
+    /// Every frame, with its delay and the loop count, when the output can animate.
+    All,
+    /// Only the first frame: a still image.
+    First,
 }
 
 fn default_true() -> bool {
@@ -322,6 +337,7 @@ impl Default for Pipeline {
             format: None,
             quality: None,
             background: None,
+            frames: None,
         }
     }
 }

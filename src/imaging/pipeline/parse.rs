@@ -2,7 +2,8 @@
 //! fields (query strings and multipart forms).
 
 use super::{
-    Colour, Fit, Flip, Focus, Gravity, Kernel, Pipeline, PipelineError, Step, FIELD_NAMES, MAX_DIMENSION,
+    Colour, Fit, Flip, Focus, Frames, Gravity, Kernel, Pipeline, PipelineError, Step, FIELD_NAMES,
+    MAX_DIMENSION,
 };
 use crate::imaging::codecs::format::Format;
 
@@ -14,7 +15,7 @@ impl Pipeline {
             let flat = !obj.contains_key("steps")
                 && obj.keys().any(|k| {
                     FIELD_NAMES.contains(&k.as_str())
-                        && !matches!(k.as_str(), "auto_orient" | "format" | "quality")
+                        && !matches!(k.as_str(), "auto_orient" | "format" | "quality" | "frames")
                 });
             if flat {
                 return Self::from_json_flat(obj);
@@ -131,6 +132,7 @@ struct FlatFields {
     watermark_scale: Option<u8>,
     format: Option<Format>,
     quality: Option<u8>,
+    frames: Option<Frames>,
 }
 
 impl FlatFields {
@@ -217,6 +219,13 @@ impl FlatFields {
                 })?)
             }
             "quality" => self.quality = Some(parse_num(key, value, "1 to 100")?),
+            "frames" => {
+                self.frames = Some(match value {
+                    "all" => Frames::All,
+                    "first" => Frames::First,
+                    _ => return Err(PipelineError::new(key, "must be all or first")),
+                })
+            }
             _ => return Err(PipelineError::new(key, "unknown parameter")),
         }
         Ok(())
@@ -297,6 +306,7 @@ impl FlatFields {
             format: self.format,
             quality: self.quality,
             background: self.background,
+            frames: self.frames,
         })
     }
 }
