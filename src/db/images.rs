@@ -16,7 +16,7 @@ macro_rules! record_columns {
         "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
          pipeline, original_content_type, original_bytes, original_width, original_height, \
          processed_content_type, processed_bytes, processed_width, processed_height, priority, \
-         not_before"
+         not_before, callback_url"
     };
 }
 
@@ -40,6 +40,8 @@ pub struct ImageRecord {
     pub priority: i16,
     /// Not claimed before this time.
     pub not_before: Option<DateTime<Utc>>,
+    /// Told when the image completes or fails (a webhook).
+    pub callback_url: Option<String>,
 }
 
 /// Type, size and dimensions of one side (original or processed); fields are `None` until known.
@@ -78,6 +80,7 @@ impl ImageRecord {
             },
             priority: row.try_get(18)?,
             not_before: row.try_get(19)?,
+            callback_url: row.try_get(20)?,
         })
     }
 }
@@ -100,12 +103,14 @@ pub struct NewImage<'a> {
     /// −100..100 (validated by the API).
     pub priority: i16,
     pub not_before: Option<DateTime<Utc>>,
+    /// Checked by the API (http(s), a host, at most 2048 bytes).
+    pub callback_url: Option<&'a str>,
 }
 
 pub const INSERT_IMAGE: &str = concat!(
     "insert into processed_images (original_data, filename, pipeline, original_content_type, \
-     original_width, original_height, original_bytes, priority, not_before) \
-     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8) returning ",
+     original_width, original_height, original_bytes, priority, not_before, callback_url) \
+     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9) returning ",
     record_columns!()
 );
 
@@ -125,6 +130,7 @@ pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result
                 &new.height,
                 &new.priority,
                 &new.not_before,
+                &new.callback_url,
             ],
         )
         .await?;

@@ -6,13 +6,14 @@
 //!
 //! Layout: `state` (what handlers reach), `error` (the one error type), `dto` (every wire
 //! type), `extract` (path, query and header values parsed once), one file per resource
-//! (`images`, `upload/`, `downloads`, `events`, `health`, `metrics`, `ui`) each with its own
+//! (`images`, `upload/`, `downloads`, `deliveries`, `events`, `health`, `metrics`, `ui`) each with its own
 //! `router()`, `legacy` (the original design's routes as aliases), `auth` and `limits` (the
 //! middleware), and `openapi` (assembles the document).
 
 mod auth;
+mod deliveries;
 mod downloads;
-mod dto;
+pub(crate) mod dto;
 pub mod error;
 pub mod events;
 mod extract;
@@ -53,6 +54,7 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(images::router())
         .merge(upload::router())
         .merge(downloads::router())
+        .merge(deliveries::router())
         .merge(events::router());
     let open = OpenApiRouter::new()
         .merge(health::router())

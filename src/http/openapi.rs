@@ -9,7 +9,8 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::OpenApi;
 
 use super::dto::{
-    HealthAnswer, ImageBatch, ImageList, ImageObject, Links, MediaObject, Stats, StatusCounts, UploadAnswer,
+    AttemptObject, DeliveryList, DeliveryObject, HealthAnswer, ImageBatch, ImageList, ImageObject, Links,
+    MediaObject, Stats, StatusCounts, UploadAnswer, WebhookEvent,
 };
 use super::error::{ErrorBody, ErrorDetail};
 use super::legacy::operations_mut;
@@ -27,7 +28,8 @@ const BEARER: &str = "bearer";
                        With `API_TOKEN` set, every `/api` route and upload needs `Authorization: Bearer <token>`."
     ),
     components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, Links, ImageList, ImageBatch,
-        UploadAnswer, Stats, StatusCounts, HealthAnswer, JobStatus)),
+        UploadAnswer, Stats, StatusCounts, HealthAnswer, JobStatus, WebhookEvent, DeliveryList, DeliveryObject,
+        AttemptObject)),
     tags(
         (name = "images", description = "Upload, status, list, retry, delete"),
         (name = "downloads", description = "Original, processed and thumbnail bytes"),

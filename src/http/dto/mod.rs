@@ -2,8 +2,10 @@
 //! document requests (`requests`). Handlers build these; `openapi` lists them.
 
 mod requests;
+mod webhooks;
 
 pub use requests::{Operations, UploadBytes, UploadForm, MAX_FILES};
+pub use webhooks::{AttemptObject, DeliveryList, DeliveryObject, WebhookEvent};
 
 use std::fmt;
 use std::str::FromStr;
@@ -41,6 +43,9 @@ pub struct ImageObject {
     pub priority: i16,
     /// Not claimed before this time (`null`: as soon as a worker is free).
     pub not_before: Option<DateTime<Utc>>,
+    /// Where this image's webhooks go (the upload's `callback_url`); absent when none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
     pub original: MediaObject,
     pub processed: Option<MediaObject>,
     pub links: Links,
@@ -98,6 +103,7 @@ impl From<ImageRecord> for ImageObject {
             pipeline: r.pipeline,
             priority: r.priority,
             not_before: r.not_before,
+            callback_url: r.callback_url,
             original: r.original.into(),
             links: Links {
                 original: format!("{base}/original"),

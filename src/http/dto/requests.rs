@@ -94,7 +94,7 @@ pub enum FlipParam {
 /// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit`, `upscale`,
 /// `gravity` and `focus` need `width` or `height`; `fit=pad` needs both; `gravity` applies to
 /// `fit=cover` and `fit=pad` (`smart` to `cover` only), `focus` to `fit=cover`; a `pipeline`
-/// part excludes every field here but `priority` and `not_before`; `watermark_gravity`, `watermark_opacity` and
+/// part excludes every field here but `priority`, `not_before` and `callback_url`; `watermark_gravity`, `watermark_opacity` and
 /// `watermark_scale` need `watermark`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -222,6 +222,12 @@ pub struct Operations {
     /// Not an operation but when the job may run: an RFC 3339 time (at most 366 days ahead);
     /// the image stays `pending` until then. Allowed beside `pipeline`.
     not_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Not an operation but who to tell: an absolute http(s) URL (at most 2048 bytes) that gets
+    /// a signed `POST` when the image completes or fails (see the README's "Webhooks").
+    /// Allowed beside `pipeline`.
+    #[schema(max_length = 2048)]
+    #[param(max_length = 2048)]
+    callback_url: Option<String>,
 }
 
 /// Most files one upload request may carry.
@@ -343,10 +349,10 @@ mod tests {
     #[test]
     fn operation_fields_match_the_pipeline_parser() {
         let documented: Vec<String> = operation_properties().into_keys().collect();
-        // The pipeline's fields, plus the two job fields the upload handler takes first.
+        // The pipeline's fields, plus the job fields the upload handler takes first.
         let mut parsed: Vec<String> = FIELD_NAMES
             .iter()
-            .chain(&["priority", "not_before"])
+            .chain(&["priority", "not_before", "callback_url"])
             .map(|s| s.to_string())
             .collect();
         parsed.sort_unstable();

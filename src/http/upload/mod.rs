@@ -93,6 +93,7 @@ async fn store(
             height: probe.height as i32,
             priority: job.priority,
             not_before: job.not_before,
+            callback_url: job.callback_url.as_deref(),
         };
         records.push(images::insert_image(&tx, &new).await?);
     }
@@ -126,25 +127,31 @@ struct JobFields {
     priority: i16,
     /// Not claimed before this time.
     not_before: Option<DateTime<Utc>>,
+    /// Told (a signed webhook) when the image completes or fails.
+    callback_url: Option<String>,
 }
 
 /// How far ahead `not_before` may be: further is more likely a typo than a plan.
 const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
 
 impl JobFields {
-    /// Takes `priority` and `not_before` out of the fields (so the rest is the pipeline's). As
+    /// Takes `priority`, `not_before` and `callback_url` out of the fields (so the rest is the pipeline's). As
     /// with the operation fields, a field given twice (say in the query and the form) takes the
     /// last value.
     fn take(fields: &mut Vec<(String, String)>) -> Result<JobFields, ApiError> {
         let mut job = JobFields {
             priority: 0,
             not_before: None,
+            callback_url: None,
         };
         let mut error = None;
         fields.retain(|(key, value)| {
             let result = match key.as_str() {
                 "priority" => parse_priority(value).map(|p| job.priority = p),
                 "not_before" => parse_not_before(value).map(|t| job.not_before = Some(t)),
+                "callback_url" => crate::webhooks::send::check_url(value)
+                    .map(|_| job.callback_url = Some(value.clone()))
+                    .map_err(|e| ApiError::bad("callback_url", e)),
                 _ => return true,
             };
             if let Err(e) = result {
