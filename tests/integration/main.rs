@@ -17,6 +17,8 @@
 //!   behind a backlog, a job that kills its process, oversized SQL rows, slots held to write-back.
 //! - `table_health`: issue 15, item 10: the status counters stay exact whoever writes, the
 //!   migration counts existing rows, heartbeats are HOT updates.
+//! - `webhooks`: issue 19: signed webhooks to a receiver in this process, retries, order,
+//!   durability across a SIGKILLed worker, SSRF refusals and hostile receivers.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
@@ -37,3 +39,4 @@ mod queue;
 mod reliability;
 mod stranded;
 mod table_health;
+mod webhooks;
