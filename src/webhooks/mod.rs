@@ -137,8 +137,9 @@ pub async fn run(
     }
 
     listen_cancel.cancel();
-    // A delivery ends within the timeout; past it (plus the write), hand the claims back.
-    let grace = config.webhook_timeout() + db::CALL_TIMEOUT;
+    // In-flight deliveries get the shutdown grace (each ends within WEBHOOK_TIMEOUT_SECS and
+    // its write anyway); any still running then are aborted and their claims handed back.
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
     if tokio::time::timeout(grace, async { while running.join_next().await.is_some() {} })
         .await
         .is_err()
