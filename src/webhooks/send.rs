@@ -25,6 +25,22 @@ pub fn check_url(text: &str) -> Result<Url, String> {
     if text.len() > MAX_URL_BYTES {
         return Err(format!("longer than {MAX_URL_BYTES} bytes"));
     }
+    // The URL parser forgives a lot (`http:/host`, surrounding spaces, tabs and newlines dropped
+    // anywhere): what is stored and shown must be what the client meant, so the text itself
+    // must already look like an http(s) URL. These are also exactly the strings the OpenAPI
+    // pattern `^[Hh][Tt][Tt][Pp][Ss]?://\S+$` leaves out.
+    let scheme_ok = ["http://", "https://"].iter().any(|p| {
+        text.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    });
+    if !scheme_ok {
+        return Err(
+            "the scheme must be http or https (an absolute URL such as https://example.com/hook)".to_owned(),
+        );
+    }
+    if text.chars().any(|c| c.is_control() || is_space(c)) {
+        return Err("whitespace and control characters are not allowed".to_owned());
+    }
     let url = Url::parse(text).map_err(|e| format!("not an absolute URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -40,6 +56,11 @@ pub fn check_url(text: &str) -> Result<Url, String> {
         return Err("credentials in the URL are not accepted".to_owned());
     }
     Ok(url)
+}
+
+/// Whitespace as a JSON Schema (ECMAScript) `\s` sees it, which is Unicode's list plus U+FEFF.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
 }
 
 /// What one attempt came to.
@@ -190,6 +211,7 @@ mod tests {
     #[test]
     fn urls_need_http_a_host_and_a_bounded_length() {
         assert!(check_url("https://example.com/hooks?x=1").is_ok());
+        assert!(check_url("HTTPS://Example.com:8443/a/b#frag").is_ok());
         assert!(
             check_url("http://10.0.0.1:8080/").is_ok(),
             "addresses are checked when sending"
@@ -197,8 +219,13 @@ mod tests {
         for (bad, why) in [
             ("ftp://example.com/", "scheme"),
             ("javascript:alert(1)", "scheme"),
-            ("/relative", "absolute"),
+            ("/relative", "scheme"),
+            ("http:/example.com/", "scheme"),
+            (" http://example.com/", "scheme"),
+            ("http://example.com/a b", "whitespace"),
+            ("http://example.com/\n", "control"),
             ("http://", "absolute"),
+            ("http://1.2.3.4.5/", "absolute"),
             ("https://user:pw@example.com/", "credentials"),
         ] {
             let err = check_url(bad).expect_err(bad);

@@ -225,8 +225,8 @@ pub struct Operations {
     /// Not an operation but who to tell: an absolute http(s) URL (at most 2048 bytes) that gets
     /// a signed `POST` when the image completes or fails (see the README's "Webhooks").
     /// Allowed beside `pipeline`.
-    #[schema(max_length = 2048)]
-    #[param(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")]
+    #[param(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")]
     callback_url: Option<String>,
 }
 
