@@ -25,9 +25,9 @@ CREATE TABLE webhook_deliveries (
     id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- event order
     webhook_id        TEXT NOT NULL UNIQUE
                       DEFAULT 'msg_' || replace(gen_random_uuid()::text, '-', ''),
-    -- An image's undelivered events go with it when it is deleted (by the API or retention):
-    -- the table never outgrows the images, and nobody is told about an image that is gone.
-    image_id          UUID NOT NULL REFERENCES processed_images (id) ON DELETE CASCADE,
+    -- No foreign key: one would make `TRUNCATE processed_images` (a plain SQL user's reset)
+    -- fail. The triggers at the end delete an image's events with it instead.
+    image_id          UUID NOT NULL,
     event             TEXT NOT NULL CHECK (event IN ('image.completed', 'image.failed')),
     url               TEXT NOT NULL,
     image             JSONB NOT NULL,
@@ -53,7 +53,7 @@ CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
 CREATE INDEX webhook_deliveries_delivering_idx ON webhook_deliveries (lease_expires_at)
     WHERE state = 'delivering';
 -- The image's events in order: the per-image ordering check of the claim, the deliveries
--- route, and the ON DELETE CASCADE of an image.
+-- route, and deleting an image's events with it.
 CREATE INDEX webhook_deliveries_image_idx ON webhook_deliveries (image_id, id);
 
 -- Every attempt, for `GET /api/images/{id}/deliveries`: an operator's first question about a
@@ -125,3 +125,23 @@ CREATE TRIGGER processed_images_webhook_event
           AND (NEW.callback_url IS NOT NULL
                OR current_setting('image_processor.webhook_url', true) <> ''))
     EXECUTE FUNCTION processed_images_webhook_event();
+
+-- An image's events go with it when it is deleted (by the API, retention or SQL), delivered or
+-- not: the outbox never outgrows the images, and nobody is told about an image that is gone
+-- (a delivery in flight then records nothing: its fenced write finds no row). One index probe
+-- per deleted row; TRUNCATE empties the outbox as well.
+CREATE FUNCTION processed_images_webhook_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE webhook_attempts, webhook_deliveries;
+    ELSE
+        DELETE FROM webhook_deliveries WHERE image_id = OLD.id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER processed_images_webhook_forget
+    AFTER DELETE ON processed_images
+    FOR EACH ROW EXECUTE FUNCTION processed_images_webhook_forget();
+CREATE TRIGGER processed_images_webhook_forget_all
+    AFTER TRUNCATE ON processed_images
+    FOR EACH STATEMENT EXECUTE FUNCTION processed_images_webhook_forget();

@@ -72,7 +72,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// Why a destination was refused: carried through the HTTP client's error so the delivery
 /// loop can tell a refusal (permanent) from a network failure (retried).
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves only to addresses webhooks may not reach ({addresses}); set WEBHOOK_ALLOW_PRIVATE=true to allow them")]
+#[error(
+    "{host} resolves only to addresses webhooks may not reach ({addresses}); \
+     set WEBHOOK_ALLOW_PRIVATE=true to allow them"
+)]
 pub struct Refused {
     pub host: String,
     pub addresses: String,

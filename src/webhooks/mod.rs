@@ -24,6 +24,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use self::send::{Sender, Sent};
 use self::signing::Signer;
@@ -220,7 +221,13 @@ async fn claim_while_free(
                 tracing::error!(delivery = delivery.id, "no free slot for a claimed delivery");
                 return None;
             };
-            running.spawn(deliver(ctx.clone(), delivery, permit));
+            let span = tracing::info_span!(
+                "webhook",
+                webhook_id = %delivery.webhook_id,
+                image_id = %delivery.image_id,
+                attempt = delivery.attempt
+            );
+            running.spawn(deliver(ctx.clone(), delivery, permit).instrument(span));
         }
         if got < free {
             let due = db::bounded!(ctx.pool, |client| outbox::next_delivery_due(&client).await);
@@ -298,14 +305,19 @@ async fn deliver(ctx: Arc<Context>, delivery: Delivery, _permit: OwnedSemaphoreP
             / 1000.0;
         crate::metrics::webhook_delivered(latency);
     }
-    let span = tracing::info_span!("webhook", webhook_id = %delivery.webhook_id, image_id = %delivery.image_id, attempt = delivery.attempt);
-    let _enter = span.enter();
-    match (&recorded, outcome) {
-        (Ok(true), AttemptOutcome::Delivered) => tracing::info!(status = ?status_code, "webhook delivered"),
+    log_outcome(&recorded, &attempt);
+}
+
+/// One line per attempt, in the delivery's span.
+fn log_outcome(recorded: &Result<bool, db::DbError>, attempt: &Attempt<'_>) {
+    let (error, status) = (attempt.error, attempt.status_code);
+    match (recorded, attempt.outcome) {
+        (Ok(true), AttemptOutcome::Delivered) => tracing::info!(status, "webhook delivered"),
         (Ok(true), AttemptOutcome::Retried) => {
-            tracing::info!(error = ?error, retry_in_ms = retry_in.as_millis() as u64, "webhook attempt failed; retrying")
+            let retry_in_ms = attempt.retry_in.as_millis() as u64;
+            tracing::info!(status, error, retry_in_ms, "webhook attempt failed; retrying");
         }
-        (Ok(true), _) => tracing::warn!(error = ?error, outcome = outcome.as_str(), "webhook given up"),
+        (Ok(true), outcome) => tracing::warn!(status, error, outcome = outcome.as_str(), "webhook given up"),
         (Ok(false), _) => tracing::warn!(
             "webhook claim lost before its attempt was recorded (lease expired or image deleted)"
         ),

@@ -235,6 +235,16 @@ mod tests {
         assert!(check_url(&long).expect_err("long").contains("2048"));
     }
 
+    #[test]
+    fn webhook_url_is_checked_when_the_configuration_is_read() {
+        let parse = |url: &str| crate::config::Config::from_args(["image-processor", "--webhook-url", url]);
+        let err = parse("ftp://example.com/").expect_err("bad scheme");
+        assert!(err.to_string().contains("http or https"), "{err}");
+        let config = parse("https://hooks.example.com/images").expect("good URL");
+        assert_eq!(config.webhook_url(), Some("https://hooks.example.com/images"));
+        assert_eq!(parse("").expect("empty is unset").webhook_url(), None);
+    }
+
     #[tokio::test]
     async fn ip_literals_are_checked_before_any_connection() {
         let sender = Sender::new(None, false, Duration::from_secs(1)).expect("client");

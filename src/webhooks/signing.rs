@@ -110,4 +110,24 @@ mod tests {
         )
         .contains("C2FV"));
     }
+
+    /// Checked when the configuration is read, so a bad secret stops the start, saying why.
+    #[test]
+    fn the_configuration_refuses_a_malformed_secret_and_reads_one_from_a_file() {
+        let err = crate::config::Config::from_args(["image-processor", "--webhook-secret", "hunter2"])
+            .expect_err("malformed");
+        assert!(
+            err.to_string().contains("WEBHOOK_SECRET must be `whsec_`"),
+            "{err}"
+        );
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\n").expect("write");
+        let path = file.path().to_str().expect("utf-8 path");
+        let config = crate::config::Config::from_args(["image-processor", "--webhook-secret-file", path])
+            .expect("a secret from its file");
+        assert_eq!(
+            config.webhook_secret.as_deref(),
+            Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+        );
+    }
 }

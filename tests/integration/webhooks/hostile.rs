@@ -60,6 +60,22 @@ async fn a_redirect_is_not_followed() {
     assert_eq!(attempt["outcome"], "failed", "{log}");
     assert_eq!(rx.requests().len(), 1);
     assert!(target.requests().is_empty(), "the redirect was followed");
+    // Deleting the image deletes its events and their attempts.
+    let res = app
+        .call(reqwest::Method::DELETE, &format!("/api/images/{id}"))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    let left: i64 = app
+        .db()
+        .await
+        .query_one(
+            "select (select count(*) from webhook_deliveries) + (select count(*) from webhook_attempts)",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0, "events outlived their image");
     app.stop().await;
 }
 
