@@ -6,6 +6,10 @@
 //! (CGNAT 100.64/10), link-local (169.254/16, where cloud metadata services answer; fe80::/10),
 //! multicast, unspecified, broadcast, documentation and benchmarking ranges, and anything
 //! reserved; IPv6 forms that embed an IPv4 address (mapped, NAT64, 6to4) are judged by it.
+//!
+//! Names are resolved by the system resolver (`getaddrinfo`) on tokio's blocking pool, as
+//! tokio does for any lookup: not in the image worker's slots, at most one per delivery in
+//! flight, and a lookup the delivery's timeout gave up on ends with the resolver's own timeout.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
