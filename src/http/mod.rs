@@ -6,9 +6,9 @@
 //!
 //! Layout: `state` (what handlers reach), `error` (the one error type), `dto` (every wire
 //! type), `extract` (path, query and header values parsed once), one file per resource
-//! (`images`, `upload/`, `downloads`, `deliveries`, `events`, `health`, `metrics`, `ui`) each with its own
-//! `router()`, `legacy` (the original design's routes as aliases), `auth` and `limits` (the
-//! middleware), and `openapi` (assembles the document).
+//! (`images`, `upload/`, `downloads`, `deliveries`, `events`, `health`, `metrics`, `ui`) each
+//! with its own `router()`, `legacy` (the original design's routes as aliases), `auth` and
+//! `limits` (the middleware), and `openapi` (assembles the document).
 
 mod auth;
 mod deliveries;
