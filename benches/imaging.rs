@@ -26,6 +26,7 @@ use photo::{encode_jpeg, photo};
 const LIMITS: Limits = Limits {
     max_pixels: 50_000_000,
     jpeg_optimize_coding: false,
+    max_frames: 1000,
 };
 
 /// The path a straightforward service takes with the `image` crate alone.

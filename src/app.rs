@@ -127,7 +127,7 @@ pub async fn spawn_with(
         return Err(e);
     }
     if runs_worker {
-        let jobs_pool = db::worker_pool(&url, config.db_pool_size)?;
+        let jobs_pool = db::worker_pool_with(&url, config.db_pool_size, config.webhook_url())?;
         if let Some(days) = config.retention_days {
             parts.push(tokio::spawn(crate::retention::run(
                 jobs_pool.clone(),
@@ -135,6 +135,14 @@ pub async fn spawn_with(
                 cancel.clone(),
             )));
         }
+        // Its own task on the same token: deliveries are async I/O and never take the image
+        // worker's threads; it runs even without WEBHOOK_URL, for uploads' `callback_url`.
+        parts.push(tokio::spawn(crate::webhooks::run(
+            jobs_pool.clone(),
+            url.clone(),
+            config.clone(),
+            cancel.clone(),
+        )));
         parts.push(tokio::spawn(worker::run(
             jobs_pool,
             url,

@@ -171,9 +171,45 @@ pub struct Config {
     #[arg(long, env = "RETENTION_DAYS", global = true,
           value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub retention_days: Option<u32>,
+
+    /// Every image's completion and failure is POSTed here as a signed webhook (besides any
+    /// upload's `callback_url`): an absolute http(s) URL of at most 2048 bytes.
+    #[arg(long, env = "WEBHOOK_URL", global = true, value_parser = parse_webhook_url)]
+    pub webhook_url: Option<String>,
+
+    /// `whsec_<base64 of 24-64 random bytes>`: webhooks carry a Standard Webhooks
+    /// `webhook-signature` made with it. Unset: unsigned.
+    #[arg(long, env = "WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// A file holding `WEBHOOK_SECRET`; one trailing newline is ignored.
+    #[arg(long, env = "WEBHOOK_SECRET_FILE", global = true)]
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// Attempts of one webhook before it is given up (`failed`).
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, global = true,
+          value_parser = clap::value_parser!(i32).range(1..=100))]
+    pub webhook_max_attempts: i32,
+
+    /// Allow webhooks to loopback, private, link-local and other special addresses (refused
+    /// by default, so a `callback_url` cannot reach into the network the service runs in).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub webhook_allow_private: bool,
+
+    /// Seconds a receiver gets to answer a webhook (connect, send, answer, all told).
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout_secs: u64,
+
+    /// The first retry's delay in milliseconds; each further one doubles it (with jitter,
+    /// at most an hour).
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_retry_base_ms: u64,
 }
 
-/// A secret that failed to load from its `*_FILE`.
+/// A secret that failed to load from its `*_FILE`, or a webhook secret that is malformed.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
     #[error("set {name} or {name}_FILE, not both")]
@@ -186,6 +222,8 @@ pub enum SecretFileError {
     },
     #[error("{name}_FILE={}: the file is empty", path.display())]
     Empty { name: &'static str, path: PathBuf },
+    #[error(transparent)]
+    BadWebhookSecret(crate::webhooks::signing::BadSecret),
 }
 
 /// One setting that may come from a file: its variable's name, its value, the file's path.
@@ -214,6 +252,14 @@ fn read_secret_file(name: &'static str, path: &Path) -> Result<String, SecretFil
     Ok(text.to_owned())
 }
 
+/// `WEBHOOK_URL`: empty counts as unset; anything else must be a usable destination.
+fn parse_webhook_url(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Ok(String::new());
+    }
+    crate::webhooks::send::check_url(s.trim()).map(String::from)
+}
+
 fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
     let value: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
     Pipeline::from_json(&value).map_err(|e| e.to_string())
@@ -235,7 +281,7 @@ impl Config {
 
     /// Every setting that also has a `<NAME>_FILE` form. A new secret needs its two fields
     /// and one line here.
-    fn secret_settings(&mut self) -> [SecretSetting<'_>; 2] {
+    fn secret_settings(&mut self) -> [SecretSetting<'_>; 3] {
         [
             SecretSetting {
                 name: "DATABASE_URL",
@@ -246,6 +292,11 @@ impl Config {
                 name: "API_TOKEN",
                 value: &mut self.api_token,
                 file: &self.api_token_file,
+            },
+            SecretSetting {
+                name: "WEBHOOK_SECRET",
+                value: &mut self.webhook_secret,
+                file: &self.webhook_secret_file,
             },
         ]
     }
@@ -263,7 +314,24 @@ impl Config {
             }
             *secret.value = Some(read_secret_file(secret.name, path)?);
         }
+        // Checked here, once it is known, so a malformed secret stops the start with a clear
+        // message rather than leaving every webhook unsigned or failing.
+        if let Some(secret) = self.webhook_secret.as_deref().filter(|s| !s.trim().is_empty()) {
+            crate::webhooks::signing::Signer::from_secret(secret)
+                .map_err(SecretFileError::BadWebhookSecret)?;
+        } else {
+            self.webhook_secret = None;
+        }
         Ok(())
+    }
+
+    /// `WEBHOOK_URL`, if set to something.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.webhook_url.as_deref().filter(|u| !u.is_empty())
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_secs(self.webhook_timeout_secs)
     }
 
     /// `DATABASE_URL`, treating an empty value as unset (as shells and manifests often leave it).

@@ -14,6 +14,8 @@
 //! - [`metrics`]: the Prometheus recorder and one function per thing counted.
 //! - [`retention`]: `RETENTION_DAYS`, batched deletes of old finished images, one replica at a
 //!   time.
+//! - [`webhooks`]: signed webhooks from the outbox table: the delivery loop, Standard Webhooks
+//!   signatures, and the address checks that keep a `callback_url` out of private networks.
 //! - [`bench_jpeg`]: the hidden `bench-jpeg` role, timing the JPEG path of this very build.
 //!
 //! The database is the only queue: an upload (or any SQL `INSERT`) adds a `pending` row, a
@@ -33,4 +35,5 @@ pub mod metrics;
 pub mod retention;
 pub mod states;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;

@@ -28,6 +28,11 @@ const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
 const OLDEST_PENDING: &str = "image_processor_queue_oldest_pending_seconds";
 const EXPIRED: &str = "image_processor_images_expired_total";
 const CANCELLED: &str = "image_processor_images_cancelled_total";
+const WEBHOOK_DELIVERIES: &str = "image_processor_webhook_deliveries_total";
+const WEBHOOK_LATENCY: &str = "image_processor_webhook_delivery_latency_seconds";
+const WEBHOOK_ATTEMPT_SECONDS: &str = "image_processor_webhook_attempt_duration_seconds";
+/// Every `outcome` of a webhook attempt (`db::webhooks::AttemptOutcome`).
+const WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "retried", "failed", "refused"];
 
 /// Request latencies: most answers are milliseconds; long-polls and SSE run to a minute.
 const HTTP_BUCKETS: &[f64] = &[
@@ -41,6 +46,16 @@ const JOB_BUCKETS: &[f64] = &[
 /// backlog can take minutes.
 const PICKUP_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
+/// Webhook latency, from the image finishing to the receiver's 2xx: milliseconds when it
+/// answers at once, minutes to an hour through retries.
+const WEBHOOK_LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// One attempt: bounded by `WEBHOOK_TIMEOUT_SECS` (at most 60 s).
+const WEBHOOK_ATTEMPT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// How often histograms are folded so memory stays bounded even if nobody scrapes.
@@ -58,6 +73,15 @@ pub fn install() -> anyhow::Result<()> {
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(JOB_SECONDS.into()), JOB_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PICKUP_SECONDS.into()), PICKUP_BUCKETS))
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(WEBHOOK_LATENCY.into()), WEBHOOK_LATENCY_BUCKETS)
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(WEBHOOK_ATTEMPT_SECONDS.into()),
+                WEBHOOK_ATTEMPT_BUCKETS,
+            )
+        })
         .context("configuring the Prometheus histogram buckets")?;
     let mut installed_here = false;
     HANDLE.get_or_init(|| {
@@ -165,6 +189,27 @@ fn describe() {
     }
     metrics::counter!(UPLOAD_BYTES).absolute(0);
     metrics::counter!(UPLOAD_FILES).absolute(0);
+    describe_webhooks();
+}
+
+fn describe_webhooks() {
+    metrics::describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "webhook attempts by this process, by outcome: delivered (2xx), retried (will be tried again), failed (the last attempt failed), refused (a destination that may not be reached)"
+    );
+    metrics::describe_histogram!(
+        WEBHOOK_LATENCY,
+        metrics::Unit::Seconds,
+        "time from the image finishing (the event being written) to the receiver's 2xx, retries included"
+    );
+    metrics::describe_histogram!(
+        WEBHOOK_ATTEMPT_SECONDS,
+        metrics::Unit::Seconds,
+        "time one webhook attempt took, whatever its outcome"
+    );
+    for outcome in WEBHOOK_OUTCOMES {
+        metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
+    }
 }
 
 /// The text exposition of every metric (empty before [`install`]).
@@ -228,6 +273,17 @@ pub fn upload_accepted(files: usize, bytes: usize) {
 /// The queue as last read from the database.
 pub fn queue_depth(status: JobStatus, rows: i64) {
     metrics::gauge!(QUEUE_DEPTH, "status" => status.as_str()).set(rows as f64);
+}
+
+/// One webhook attempt ended with `outcome` after `seconds`.
+pub fn webhook_attempt(outcome: &'static str, seconds: f64) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    metrics::histogram!(WEBHOOK_ATTEMPT_SECONDS).record(seconds.max(0.0));
+}
+
+/// A webhook was delivered `seconds` after its event was written.
+pub fn webhook_delivered(seconds: f64) {
+    metrics::histogram!(WEBHOOK_LATENCY).record(seconds.max(0.0));
 }
 
 /// Finished images deleted by the retention pass.

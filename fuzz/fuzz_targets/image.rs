@@ -17,11 +17,13 @@ use libfuzzer_sys::fuzz_target;
 const PRODUCTION: Limits = Limits {
     max_pixels: 50_000_000,
     jpeg_optimize_coding: false,
+    max_frames: 1000,
 };
 /// Lower for `process`, to keep executions fast (see the module comment).
 const FUZZ_PROCESS: Limits = Limits {
     max_pixels: 4_000_000,
     jpeg_optimize_coding: false,
+    max_frames: 1000,
 };
 
 fuzz_target!(|data: &[u8]| {

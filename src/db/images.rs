@@ -16,7 +16,8 @@ macro_rules! record_columns {
         "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
          pipeline, original_content_type, original_bytes, original_width, original_height, \
          processed_content_type, processed_bytes, processed_width, processed_height, priority, \
-         not_before, original_frames, processed_frames, sha256, blurhash, dominant_color, exif"
+         not_before, original_frames, processed_frames, sha256, blurhash, dominant_color, exif, \
+         callback_url"
     };
 }
 pub(crate) use record_columns;
@@ -43,6 +44,8 @@ pub struct ImageRecord {
     pub not_before: Option<DateTime<Utc>>,
     /// What is known of the original beyond its size (`sql/0013_image_facts.sql`).
     pub facts: Facts,
+    /// Told when the image completes or fails (a webhook).
+    pub callback_url: Option<String>,
 }
 
 /// The original's facts; each `None` until known (SPEC "Facts").
@@ -100,6 +103,7 @@ impl ImageRecord {
                 dominant_color: row.try_get(24)?,
                 exif: row.try_get(25)?,
             },
+            callback_url: row.try_get(26)?,
         })
     }
 }
@@ -126,13 +130,15 @@ pub struct NewImage<'a> {
     /// Hex SHA-256 of `data`.
     pub sha256: &'a str,
     pub exif: Option<&'a serde_json::Value>,
+    /// Checked by the API (http(s), a host, at most 2048 bytes).
+    pub callback_url: Option<&'a str>,
 }
 
 pub const INSERT_IMAGE: &str = concat!(
     "insert into processed_images (original_data, filename, pipeline, original_content_type, \
      original_width, original_height, original_bytes, priority, not_before, original_frames, \
-     sha256, exif) \
-     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9, $10, $11) returning ",
+     sha256, exif, callback_url) \
+     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9, $10, $11, $12) returning ",
     record_columns!()
 );
 
@@ -155,6 +161,7 @@ pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result
                 &new.frames,
                 &new.sha256,
                 &new.exif,
+                &new.callback_url,
             ],
         )
         .await?;

@@ -383,7 +383,7 @@ pub async fn next_due(db: &impl GenericClient) -> Result<Option<Duration>, DbErr
     Ok(secs.map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)))
 }
 
-/// Every statement of this module and `images`, so a test can prepare them all.
+/// Every statement of this module, `images` and `webhooks`, so a test can prepare them all.
 pub const ALL_STATEMENTS: &[&str] = &[
     CLAIM_JOBS,
     CLAIM_LOST,
@@ -417,4 +417,11 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::control::NOTIFY_CANCEL,
     super::control::BULK_RETRY,
     super::control::BULK_DELETE,
+    super::webhooks::CLAIM_DELIVERIES,
+    super::webhooks::RECORD_ATTEMPT,
+    super::webhooks::REAP_DELIVERIES,
+    super::webhooks::RELEASE_DELIVERIES,
+    super::webhooks::NEXT_DELIVERY_DUE,
+    super::webhooks::LIST_DELIVERIES,
+    super::webhooks::IMAGE_EXISTS,
 ];

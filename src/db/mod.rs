@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod listener;
 pub mod local;
 pub mod migrate;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -162,7 +163,18 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
 /// durable with it after the commit 844-1059/s, asynchronous 1645-1863/s). Uploads keep full
 /// durability (the API's pool).
 pub fn worker_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
+    worker_pool_with(url, size, None)
+}
+
+/// [`worker_pool`], whose connections also carry `WEBHOOK_URL` when it is set: the trigger that
+/// writes webhook events reads it from the session (`sql/0014_webhooks.sql` says why).
+pub fn worker_pool_with(url: &str, size: usize, webhook_url: Option<&str>) -> anyhow::Result<Pool> {
     let mut cfg = pg_config(url)?;
+    if let Some(webhook_url) = webhook_url {
+        // The server splits options at spaces, with `\` escaping (a checked URL has neither).
+        let escaped = webhook_url.replace('\\', "\\\\").replace(' ', "\\ ");
+        add_option(&mut cfg, &format!("-c image_processor.webhook_url={escaped}"));
+    }
     add_option(&mut cfg, "-c synchronous_commit=off");
     add_option(&mut cfg, &format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
     build_pool(cfg, size)

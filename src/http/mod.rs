@@ -6,14 +6,15 @@
 //!
 //! Layout: `state` (what handlers reach), `error` (the one error type), `dto` (every wire
 //! type), `extract` (path, query and header values parsed once), one file per resource
-//! (`images`, `upload/`, `downloads`, `events`, `health`, `metrics`, `ui`) each with its own
-//! `router()`, `legacy` (the original design's routes as aliases), `auth` and `limits` (the
-//! middleware), and `openapi` (assembles the document).
+//! (`images`, `upload/`, `downloads`, `deliveries`, `events`, `health`, `metrics`, `ui`) each
+//! with its own `router()`, `legacy` (the original design's routes as aliases), `auth` and
+//! `limits` (the middleware), and `openapi` (assembles the document).
 
 mod auth;
 mod bulk;
+mod deliveries;
 mod downloads;
-mod dto;
+pub(crate) mod dto;
 pub mod error;
 pub mod events;
 mod extract;
@@ -55,6 +56,7 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(bulk::router())
         .merge(upload::router())
         .merge(downloads::router())
+        .merge(deliveries::router())
         .merge(events::router());
     let open = OpenApiRouter::new()
         .merge(health::router())

@@ -9,8 +9,9 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::OpenApi;
 
 use super::dto::{
-    ExifFacts, HealthAnswer, HistoryMinute, ImageBatch, ImageList, ImageObject, Links, MediaObject,
-    OriginalObject, Stats, StatusCounts, UploadAnswer,
+    AttemptObject, DeliveryList, DeliveryObject, ExifFacts, HealthAnswer, HistoryMinute, ImageBatch,
+    ImageList, ImageObject, Links, MediaObject, OriginalObject, Stats, StatusCounts, UploadAnswer,
+    WebhookEvent,
 };
 use super::error::{ErrorBody, ErrorDetail};
 use super::legacy::operations_mut;
@@ -27,8 +28,9 @@ const BEARER: &str = "bearer";
                        Errors are always `{\"error\": {\"code\", \"message\", \"param\"?, \"status\"?}}`. \
                        With `API_TOKEN` set, every `/api` route and upload needs `Authorization: Bearer <token>`."
     ),
-    components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, OriginalObject, ExifFacts, Links, ImageList, ImageBatch,
-        UploadAnswer, Stats, StatusCounts, HistoryMinute, HealthAnswer, JobStatus)),
+    components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, OriginalObject, ExifFacts, Links, ImageList,
+        ImageBatch, UploadAnswer, Stats, StatusCounts, HistoryMinute, HealthAnswer, JobStatus, WebhookEvent,
+        DeliveryList, DeliveryObject, AttemptObject)),
     tags(
         (name = "images", description = "Upload, status, list, cancel, retry, delete (one or in bulk), stats"),
         (name = "downloads", description = "Original, processed and thumbnail bytes"),

@@ -21,6 +21,8 @@
 //!   running jobs, bulk retry/delete by filter, the per-minute stats history.
 //! - `animation`: issue 16's kept animations (GIF, WebP, APNG in; GIF, WebP out), `MAX_FRAMES`.
 //! - `facts`: issue 16's image facts (hash, EXIF, frames, BlurHash, colour) and `dedupe=true`.
+//! - `webhooks`: issue 19: signed webhooks to a receiver in this process, retries, order,
+//!   durability across a SIGKILLed worker, SSRF refusals and hostile receivers.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
 
 mod common;
@@ -44,3 +46,4 @@ mod queue;
 mod reliability;
 mod stranded;
 mod table_health;
+mod webhooks;

@@ -2,8 +2,10 @@
 //! document requests (`requests`). Handlers build these; `openapi` lists them.
 
 mod requests;
+mod webhooks;
 
 pub use requests::{Operations, UploadBytes, UploadForm, MAX_FILES};
+pub use webhooks::{AttemptObject, DeliveryList, DeliveryObject, WebhookEvent};
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +45,9 @@ pub struct ImageObject {
     pub priority: i16,
     /// Not claimed before this time (`null`: as soon as a worker is free).
     pub not_before: Option<DateTime<Utc>>,
+    /// Where this image's webhooks go (the upload's `callback_url`); absent when none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
     pub original: OriginalObject,
     pub processed: Option<MediaObject>,
     pub links: Links,
@@ -148,6 +153,7 @@ impl ImageObject {
                 .unwrap_or_else(|| default_pipeline.clone()),
             priority: r.priority,
             not_before: r.not_before,
+            callback_url: r.callback_url,
             original: OriginalObject::new(r.original, r.facts),
             links: Links {
                 original: format!("{base}/original"),

@@ -104,7 +104,7 @@ pub enum FlipParam {
 /// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit`, `upscale`,
 /// `gravity` and `focus` need `width` or `height`; `fit=pad` needs both; `gravity` applies to
 /// `fit=cover` and `fit=pad` (`smart` to `cover` only), `focus` to `fit=cover`; a `pipeline`
-/// part excludes every field here but `priority`, `not_before` and `dedupe`; `watermark_gravity`, `watermark_opacity` and
+/// part excludes every field here but `priority`, `not_before`, `dedupe` and `callback_url`; `watermark_gravity`, `watermark_opacity` and
 /// `watermark_scale` need `watermark`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -241,6 +241,12 @@ pub struct Operations {
     /// (`original.sha256`) and the same effective pipeline that has not failed or been
     /// cancelled, instead of queueing a new one. Allowed beside `pipeline`.
     dedupe: Option<bool>,
+    /// Not an operation but who to tell: an absolute http(s) URL (at most 2048 bytes) that gets
+    /// a signed `POST` when the image completes or fails (see the README's "Webhooks").
+    /// Allowed beside `pipeline`.
+    #[schema(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")]
+    #[param(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")]
+    callback_url: Option<String>,
 }
 
 /// Most files one upload request may carry.
@@ -365,7 +371,7 @@ mod tests {
         // The pipeline's fields, plus the job fields the upload handler takes first.
         let mut parsed: Vec<String> = FIELD_NAMES
             .iter()
-            .chain(&["priority", "not_before", "dedupe"])
+            .chain(&["priority", "not_before", "dedupe", "callback_url"])
             .map(|s| s.to_string())
             .collect();
         parsed.sort_unstable();

@@ -126,6 +126,7 @@ async fn store(
             frames: i32::try_from(probe.frames).unwrap_or(i32::MAX),
             sha256: &facts.sha256,
             exif: exif.as_ref(),
+            callback_url: job.callback_url.as_deref(),
         };
         records.push(Stored {
             record: images::insert_image(&tx, &new).await?,
@@ -178,13 +179,15 @@ struct JobFields {
     not_before: Option<DateTime<Utc>>,
     /// `dedupe=true`: answer with an earlier upload of the same bytes and pipeline instead.
     dedupe: bool,
+    /// Told (a signed webhook) when the image completes or fails.
+    callback_url: Option<String>,
 }
 
 /// How far ahead `not_before` may be: further is more likely a typo than a plan.
 const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
 
 impl JobFields {
-    /// Takes `priority` and `not_before` out of the fields (so the rest is the pipeline's). As
+    /// Takes `priority`, `not_before` and `callback_url` out of the fields (so the rest is the pipeline's). As
     /// with the operation fields, a field given twice (say in the query and the form) takes the
     /// last value.
     fn take(fields: &mut Vec<(String, String)>) -> Result<JobFields, ApiError> {
@@ -192,6 +195,7 @@ impl JobFields {
             priority: 0,
             not_before: None,
             dedupe: false,
+            callback_url: None,
         };
         let mut error = None;
         fields.retain(|(key, value)| {
@@ -199,6 +203,9 @@ impl JobFields {
                 "priority" => parse_priority(value).map(|p| job.priority = p),
                 "not_before" => parse_not_before(value).map(|t| job.not_before = Some(t)),
                 "dedupe" => parse_bool("dedupe", value).map(|d| job.dedupe = d),
+                "callback_url" => crate::webhooks::send::check_url(value)
+                    .map(|_| job.callback_url = Some(value.clone()))
+                    .map_err(|e| ApiError::bad("callback_url", e)),
                 _ => return true,
             };
             if let Err(e) = result {
