@@ -72,6 +72,7 @@ export const api = {
   get: (id) => json(imagePath(id)),
   retry: (id) => json(`${imagePath(id)}/retry`, { method: 'POST' }),
   cancel: (id) => json(`${imagePath(id)}/cancel`, { method: 'POST' }),
+  deliveries: (id) => json(`${imagePath(id)}/deliveries`),
   /** Bulk actions by filter ({status, before, ids}); each call takes at most 10 000 rows. */
   retryMany: (filter) => json('/api/images/retry', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(filter) }),
   removeMany: (filter) => json('/api/images/delete', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(filter) }),
@@ -123,7 +124,10 @@ export function upload(file, fields, onProgress) {
         }
         if (xhr.status >= 200 && xhr.status < 300) {
           const body = xhr.response;
-          resolve(body && Array.isArray(body.images) ? body.images[0] : body);
+          const image = body && Array.isArray(body.images) ? body.images[0] : body;
+          // 200 rather than 202: `dedupe` found the same upload, nothing was queued.
+          if (image && xhr.status === 200) image.duplicate = true;
+          resolve(image);
         } else {
           reject(errorFrom(xhr.status, xhr.response, xhr.statusText));
         }

@@ -6,8 +6,17 @@ const VALUE_FIELDS = [
   'width', 'height', 'fit', 'gravity', 'focus', 'background', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
   'saturation', 'hue', 'gamma', 'sepia', 'tint', 'kernel', 'pixelate',
   'watermark', 'watermark_gravity', 'watermark_opacity', 'watermark_scale', 'priority', 'not_before',
+  'frames', 'callback_url',
 ];
-const SWITCHES = ['grayscale', 'invert', 'equalize'];
+const SWITCHES = ['grayscale', 'invert', 'equalize', 'dedupe'];
+
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
 
 const LABELS = {
   width: (v) => `width ${v}px`,
@@ -40,6 +49,9 @@ const LABELS = {
   not_before: (v) => `not before ${new Date(v).toLocaleString()}`,
   invert: () => 'invert',
   equalize: () => 'equalize',
+  frames: (v) => (v === 'first' ? 'first frame only' : 'every frame'),
+  callback_url: (v) => `webhook to ${hostOf(v)}`,
+  dedupe: () => 'skip duplicates',
 };
 
 /**
@@ -68,7 +80,7 @@ export function createControls(form, { listCompleted } = {}) {
     summary.textContent = set.length
       ? `Next uploads: ${set.map(([name, value]) => LABELS[name](value, form)).join(' · ')}.`
       : "No options set: the server's default pipeline applies.";
-    for (const input of form.querySelectorAll('input[type="number"], input[type="text"]')) {
+    for (const input of form.querySelectorAll('input[type="number"], input[type="text"], input[type="url"]')) {
       input.classList.toggle('field__input--invalid', !input.checkValidity());
     }
   }

@@ -53,6 +53,31 @@ function facts(image) {
   return items.flat();
 }
 
+/** One line per webhook event: where, its state, and each attempt's answer. */
+async function showDeliveries(id) {
+  const list = $('detail-deliveries');
+  let answer;
+  try {
+    answer = await api.deliveries(id);
+  } catch {
+    list.replaceChildren(h('li', { text: 'Could not load the deliveries.' }));
+    return;
+  }
+  const deliveries = answer?.deliveries || [];
+  if (!deliveries.length) {
+    list.replaceChildren(h('li', { text: 'None: no webhook URL for this image.' }));
+    return;
+  }
+  list.replaceChildren(
+    ...deliveries.map((d) => {
+      const attempts = (d.attempts || [])
+        .map((a) => `#${a.attempt} ${a.outcome}${a.status_code ? ` (HTTP ${a.status_code})` : ''}${a.error ? `: ${a.error}` : ''}`)
+        .join('; ');
+      return h('li', { class: 'delivery', dataset: { state: d.state } }, `${d.event} → ${d.url}: ${d.state}${attempts ? ` — ${attempts}` : ''}`);
+    }),
+  );
+}
+
 async function showImage(img, href) {
   try {
     const { blob } = await api.blob(href);
@@ -94,6 +119,7 @@ export async function openDetail(image, returnFocusTo) {
     { once: true },
   );
   if (!dialog.open) dialog.showModal();
+  showDeliveries(current.id);
   showImage(original, current.links.original);
   if (current.status === 'completed') showImage(processed, current.links.processed);
 }

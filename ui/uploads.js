@@ -83,7 +83,7 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
     try {
       const image = await request.promise;
       item.progress.value = 1;
-      setState(item, 'done', 'Uploaded — processing');
+      setState(item, 'done', image?.duplicate ? 'Already uploaded: this is the earlier image' : 'Uploaded — processing');
       finish(item, file);
       if (image && image.id) {
         item.li.dataset.imageId = image.id;

@@ -2,6 +2,7 @@
 // upload three files, watch them finish live, download, retry, delete, and see a SQL insert appear.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { mkdir, readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -413,6 +414,59 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await dialog.waitFor({ state: 'detached' }).catch(() => {});
     assert.equal(await page.$eval('#detail-dialog', (d) => d.open), false);
     assert.equal(await page.evaluate(() => document.activeElement?.dataset.action), 'details', 'focus returns to the row');
+  });
+
+  it('sends a webhook for an upload with a URL, skips a duplicate, and shows the delivery in the detail view', async () => {
+    // A receiver in this test process (the server was started with WEBHOOK_ALLOW_PRIVATE=true).
+    const received = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body: JSON.parse(body) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const hook = `http://127.0.0.1:${receiver.address().port}/hook`;
+      await page.fill('#op-callback_url', hook);
+      const dedupe = page.locator('label.switch:has(#op-dedupe) .switch__label');
+      await dedupe.click();
+      assert.equal(await page.isChecked('#op-dedupe'), true);
+      await page.waitForFunction(() => /webhook to 127\.0\.0\.1:\d+ · skip duplicates/.test(document.getElementById('ops-summary').textContent));
+      const told = { name: `told-${RUN}.png`, bytes: samplePng(80, 60, [200, 100, 0], [20, 10, 0]) };
+      await page.setInputFiles('#file-input', [{ name: told.name, mimeType: 'image/png', buffer: told.bytes }]);
+      const row = await waitForRow(told.name, 'completed');
+      const id = await row.getAttribute('data-id');
+      await page.waitForFunction(async (imageId) => {
+        const answer = await (await fetch(`/api/images/${imageId}/deliveries`)).json();
+        return answer.deliveries?.[0]?.state === 'delivered';
+      }, id);
+      assert.equal(received.length, 1);
+      assert.equal(received[0].body.event, 'image.completed');
+      assert.equal(received[0].body.image.id, id);
+      assert.match(received[0].headers['webhook-signature'], /^v1,/);
+      // The same file again, with "skip duplicates" on: the server answers with the first image.
+      const before = await page.$$eval('tr.image-row', (rows) => rows.length);
+      await page.setInputFiles('#file-input', [{ name: told.name, mimeType: 'image/png', buffer: told.bytes }]);
+      await page.waitForFunction(
+        (name) => [...document.querySelectorAll('#upload-list li')].some((li) => li.textContent.includes(name) && li.textContent.includes('Already uploaded')),
+        told.name,
+        { timeout: 10_000 },
+      );
+      const { body: listed } = await apiJson('/api/images?limit=200');
+      assert.equal(listed.images.filter((image) => image.filename === told.name).length, 1, 'the duplicate was not stored again');
+      assert.equal(await page.$$eval('tr.image-row', (rows) => rows.length), before);
+      // The detail view lists the delivery.
+      await row.locator('[data-action="details"]').click();
+      await page.waitForFunction((url) => document.getElementById('detail-deliveries').textContent.includes(`image.completed → ${url}: delivered`), hook);
+      await page.keyboard.press('Escape');
+    } finally {
+      await page.fill('#op-callback_url', '');
+      if (await page.isChecked('#op-dedupe')) await page.locator('label.switch:has(#op-dedupe) .switch__label').click();
+      receiver.close();
+    }
   });
 
   it('decodes the server\'s BlurHash to the image\'s colour for the row placeholders', async () => {
