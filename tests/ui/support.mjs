@@ -139,7 +139,8 @@ export async function psql(url, sql) {
 }
 
 /** Debian's Chromium with a fresh profile; `close()` also removes the profile. */
-export async function launchBrowser({ viewport = { width: 1280, height: 900 } } = {}) {
+/// `bypassCSP` only for the accessibility scan, which injects axe-core into the page.
+export async function launchBrowser({ viewport = { width: 1280, height: 900 }, bypassCSP = false } = {}) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'image-processor-ui-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_PATH,
@@ -147,6 +148,7 @@ export async function launchBrowser({ viewport = { width: 1280, height: 900 } } 
     args: CHROMIUM_ARGS,
     viewport,
     acceptDownloads: true,
+    bypassCSP,
     timeout: 60_000,
   });
   return {

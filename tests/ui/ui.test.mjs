@@ -600,6 +600,32 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     }
   });
 
+  it('has no serious or critical accessibility violations (axe-core), with the detail view open too', async () => {
+    // A browser of its own that lets axe-core's script in: the page's CSP (rightly) refuses it.
+    const scan = await launchBrowser({ bypassCSP: true });
+    try {
+      const axePage = scan.context.pages()[0] || (await scan.context.newPage());
+      await axePage.goto(`${BASE_URL}/`);
+      await axePage.waitForSelector('tr.image-row[data-status="completed"] .thumb img');
+      await axePage.waitForSelector('#live-indicator[data-state="live"]');
+      await axePage.addScriptTag({ path: fileURLToPath(new URL('./node_modules/axe-core/axe.min.js', import.meta.url)) });
+      const run = () =>
+        axePage.evaluate(async () => {
+          const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+          return result.violations
+            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+        });
+      assert.deepEqual(await run(), [], 'the page');
+      await axePage.locator('tr.image-row[data-status="completed"] [data-action="details"]').first().click();
+      await axePage.waitForSelector('#detail-dialog[open]');
+      await axePage.waitForFunction(() => document.getElementById('detail-original').naturalWidth > 0);
+      assert.deepEqual(await run(), [], 'the detail view');
+    } finally {
+      await scan.close();
+    }
+  });
+
   it('logged no console errors', () => {
     const unexpected = consoleErrors.filter((text) => !EXPECTED_CONSOLE.some((pattern) => pattern.test(text)));
     assert.deepEqual(unexpected, []);
