@@ -110,19 +110,36 @@ async fn list(State(state): State<AppState>, q: ListParams) -> Result<Json<Image
     ))]
 async fn retry(State(state): State<AppState>, ImageId(id): ImageId) -> Result<Response, ApiError> {
     let client = state.pool.get().await?;
-    match images::retry_image(&client, id).await? {
+    let record = images::retry_image(&client, id).await?;
+    changed_or_conflict(
+        &state,
+        &client,
+        id,
+        record,
+        "only failed, completed or cancelled images can be retried",
+    )
+    .await
+}
+
+/// `202` with the changed image, or, when the statement matched nothing, `404` for an unknown
+/// image and `409` naming its status for one the change does not apply to.
+async fn changed_or_conflict(
+    state: &AppState,
+    client: &deadpool_postgres::Object,
+    id: Uuid,
+    changed: Option<ImageRecord>,
+    rule: &str,
+) -> Result<Response, ApiError> {
+    match changed {
         Some(record) => {
             let location = ImageObject::location(record.id);
             let body = Json(ImageObject::new(record, &state.default_pipeline));
             Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response())
         }
         None => {
-            let current = images::get_image(&client, id).await?.ok_or(ApiError::NotFound)?;
+            let current = images::get_image(client, id).await?.ok_or(ApiError::NotFound)?;
             Err(ApiError::Conflict {
-                message: format!(
-                    "only failed, completed or cancelled images can be retried; this one is {}",
-                    current.status
-                ),
+                message: format!("{rule}; this one is {}", current.status),
                 status: current.status,
             })
         }
@@ -144,28 +161,22 @@ async fn retry(State(state): State<AppState>, ImageId(id): ImageId) -> Result<Re
     ))]
 async fn cancel(State(state): State<AppState>, ImageId(id): ImageId) -> Result<Response, ApiError> {
     let client = state.pool.get().await?;
-    match control::cancel_image(&client, id).await? {
-        Some(record) => {
-            crate::metrics::cancelled();
-            // After the cancel committed: the worker checks its claim against the row.
-            if let Err(e) = control::notify_cancel(&client, id).await {
-                tracing::warn!(error = %e, image_id = %id, "notifying the cancel failed; the worker's next heartbeat finds it");
-            }
-            let location = ImageObject::location(record.id);
-            let body = Json(ImageObject::new(record, &state.default_pipeline));
-            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response())
-        }
-        None => {
-            let current = images::get_image(&client, id).await?.ok_or(ApiError::NotFound)?;
-            Err(ApiError::Conflict {
-                message: format!(
-                    "only pending or processing images can be cancelled; this one is {}",
-                    current.status
-                ),
-                status: current.status,
-            })
+    let record = control::cancel_image(&client, id).await?;
+    if record.is_some() {
+        crate::metrics::cancelled();
+        // After the cancel committed: the worker checks its claim against the row.
+        if let Err(e) = control::notify_cancel(&client, id).await {
+            tracing::warn!(error = %e, image_id = %id, "notifying the cancel failed; the worker's next heartbeat finds it");
         }
     }
+    changed_or_conflict(
+        &state,
+        &client,
+        id,
+        record,
+        "only pending or processing images can be cancelled",
+    )
+    .await
 }
 
 /// `DELETE /api/images/{id}`.
