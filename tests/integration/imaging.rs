@@ -363,6 +363,7 @@ fn field_names_cover_every_flat_field() {
             "kernel" => "edge",
             "gravity" | "watermark_gravity" => "center",
             "focus" => "0.5,0.5",
+            "frames" => "first",
             "watermark" => "00000000-0000-0000-0000-000000000001",
             _ => "5",
         };
@@ -829,15 +830,31 @@ fn gif_with_thousands_of_frames_counts_every_frame() {
     let limits = Limits {
         max_pixels: 10_000_000,
         jpeg_optimize_coding: false,
-        max_frames: 1000,
+        max_frames: 100_000,
     };
     let err = imaging::probe(&bytes, &limits).unwrap_err();
     assert!(
         matches!(err, ImagingError::TooLarge { pixels, .. } if pixels > 10_000_000),
         "{err}"
     );
-    // Under the default limit (30 M pixels in all) the first frame is processed.
-    let out = imaging::process(&bytes, &fields("format=png"), &LIMITS).unwrap();
+    // MAX_FRAMES (1000 here) stops the count at frame 1001, before the pixels run out.
+    let err = imaging::probe(&bytes, &LIMITS).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImagingError::TooManyFrames {
+                frames: 1001,
+                limit: 1000
+            }
+        ),
+        "{err}"
+    );
+    // Under limits that admit it (30 M pixels in all), a still output takes the first frame.
+    let roomy = Limits {
+        max_frames: 100_000,
+        ..LIMITS
+    };
+    let out = imaging::process(&bytes, &fields("format=png"), &roomy).unwrap();
     assert_eq!((out.width, out.height), (100, 100));
     let first = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
     assert_eq!(first.get_pixel(5, 5).0, [0, 0, 0]);
