@@ -20,6 +20,7 @@
 //! - `job_control`: priority, scheduling, retention; `cancel_bulk`: cancelling pending and
 //!   running jobs, bulk retry/delete by filter, the per-minute stats history.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
+//! - `formats`: issue 16's HEIC/HEIF, AVIF and JPEG XL decoders, on real files and over HTTP.
 
 mod common;
 
@@ -28,6 +29,7 @@ mod auth;
 mod cancel_bulk;
 mod db_restart;
 mod faults;
+mod formats;
 mod fuzz_regressions;
 mod hostile;
 mod imaging;
