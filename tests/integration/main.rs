@@ -20,7 +20,8 @@
 //! - `job_control`: priority, scheduling, retention; `cancel_bulk`: cancelling pending and
 //!   running jobs, bulk retry/delete by filter, the per-minute stats history.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
-//! - `formats`: issue 16's HEIC/HEIF, AVIF and JPEG XL decoders, on real files and over HTTP.
+//! - `formats`: issue 16's HEIC/HEIF, AVIF and JPEG XL decoders, on real files and over HTTP;
+//!   `formats_hostile`: their hostile-input battery.
 
 mod common;
 
@@ -30,6 +31,7 @@ mod cancel_bulk;
 mod db_restart;
 mod faults;
 mod formats;
+mod formats_hostile;
 mod fuzz_regressions;
 mod hostile;
 mod imaging;
