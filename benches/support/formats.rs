@@ -16,6 +16,9 @@ use image::codecs::avif::AvifEncoder;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use image_processor::imaging::{self, Format, Limits, Pipeline};
 
+/// The bench's timer: median (CPU ms, wall ms) of running the closure `n` times.
+pub type MedianMs<'a> = &'a mut dyn FnMut(usize, &mut dyn FnMut()) -> (f64, f64);
+
 /// Debian's libheif, with its encoders, for heif-enc.
 const DEBIAN_LIBS: &str = "/usr/lib/x86_64-linux-gnu";
 
@@ -23,7 +26,7 @@ pub fn decoders(
     dir: &Path,
     photo: impl Fn(u32, u32) -> RgbImage,
     jpeg: impl Fn(&RgbImage) -> Vec<u8>,
-    median_ms: &mut dyn FnMut(usize, &mut dyn FnMut()) -> (f64, f64),
+    median_ms: MedianMs<'_>,
     iters: impl Fn(usize) -> usize,
     limits: &Limits,
 ) {
