@@ -158,6 +158,24 @@ fn jpeg_xl_declaring_a_huge_size_is_refused_from_its_header() {
     assert!(matches!(err, ImagingError::Corrupt(_)), "{err:?}");
 }
 
+/// A frame bomb in miniature: 30 frames of 200×200 are 1.2 MP in all, over a limit of 1 MP
+/// that any one frame is well under. The header check counts every frame; under the
+/// production limit the first frame is the image.
+#[test]
+fn jpeg_xl_animation_counts_every_frame_against_the_limit() {
+    let frames = include_bytes!("../fixtures/formats/frames.jxl");
+    let small = Limits {
+        max_pixels: 1_000_000,
+        ..LIMITS
+    };
+    match imaging::probe(frames, &small) {
+        Err(ImagingError::TooLarge { pixels, .. }) => assert_eq!(pixels, 30 * 200 * 200),
+        other => panic!("expected image_too_large, got {other:?}"),
+    }
+    let out = imaging::process(frames, &Pipeline::default(), &LIMITS).expect("first frame");
+    assert_eq!((out.width, out.height), (200, 200));
+}
+
 fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut b = u32::try_from(8 + body.len())
         .expect("box size")
