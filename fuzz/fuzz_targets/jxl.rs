@@ -4,7 +4,7 @@
 //! aborts, hangs and runaway memory are findings.
 #![no_main]
 
-use image_processor::imaging::{self, Fit, Format, Limits, Pipeline, Step};
+use image_processor::imaging::{self, Format, Limits, Pipeline};
 use libfuzzer_sys::fuzz_target;
 
 /// `MAX_PIXELS`' default, for the header check an upload runs.
@@ -34,16 +34,10 @@ fuzz_target!(|data: &[u8]| {
     );
     // The decoder and the default output (JPEG or PNG; AVIF's encoder is too slow to fuzz and
     // never sees the hostile bytes) plus a resize, the commonest job.
-    let pipeline = Pipeline {
-        steps: vec![Step::Resize {
-            width: Some(48),
-            height: Some(48),
-            fit: Fit::Contain,
-            upscale: false,
-        }],
-        format: Some(Format::Png),
-        ..Pipeline::default()
-    };
+    let pipeline = Pipeline::from_fields([("width", "48"), ("height", "48"), ("format", "png")])
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if let Ok(out) = imaging::process(data, &pipeline, &FUZZ_PROCESS) {
         assert!(out.width > 0 && out.height > 0 && out.width <= 48 && out.height <= 48);
         assert!(!out.bytes.is_empty());
