@@ -39,7 +39,7 @@ RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo
 # checksum Cargo.lock pins; it decodes HEVC with Debian's libde265 and AV1 with Debian's dav1d.
 # Pinned to bookworm's versions, like nasm (bump them with Debian's security updates).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake=3.25.1-1 g++=4:12.2.0-3 \
+    && apt-get install -y --no-install-recommends cmake=3.25.1-1 make=4.3-4.1 g++=4:12.2.0-3 \
        pkg-config=1.8.1-1 curl=7.88.1-10+deb12u15 libde265-dev=1.0.11-1+deb12u4 \
        libdav1d-dev=1.0.0-2+deb12u1 \
     && rm -rf /var/lib/apt/lists/*
