@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# image-processor: one statically configured Rust binary on distroless.
+# image-processor: one statically configured Rust binary on distroless, plus the shared
+# libraries of its HEIC/HEIF/AVIF decoders (libheif, libde265, libdav1d).
 #
 #   docker build -t image-processor:dev .
 #
@@ -33,6 +34,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo/registry \
     cargo install --locked "cargo-chef@${CARGO_CHEF_VERSION}"
+# HEIC/HEIF and AVIF input: libheif built as a shared library (LGPL-3: it stays a replaceable
+# file, see README "Licences") from the source the libheif-sys crate vendors, at the version and
+# checksum Cargo.lock pins; it decodes HEVC with Debian's libde265 and AV1 with Debian's dav1d.
+# Pinned to bookworm's versions, like nasm (bump them with Debian's security updates).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake=3.25.1-1 make=4.3-4.1 g++=4:12.2.0-3 \
+       pkg-config=1.8.1-1 curl=7.88.1-10+deb12u15 libde265-dev=1.0.11-1+deb12u4 \
+       libdav1d-dev=1.0.0-2+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
+COPY scripts/build-libheif scripts/build-libheif
+COPY Cargo.lock Cargo.lock
+RUN scripts/build-libheif /usr/local
 
 # The recipe only changes when Cargo.toml / Cargo.lock / the target list change,
 # so the dependency layer below survives ordinary source edits.
@@ -52,7 +65,13 @@ RUN --mount=type=cache,id=image-processor-cargo-registry,target=/usr/local/cargo
     --mount=type=cache,id=image-processor-target,target=/src/target \
     touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin image-processor \
-    && install -D -m 0555 target/release/image-processor /out/image-processor
+    && install -D -m 0555 target/release/image-processor /out/image-processor \
+    && mkdir -p /out/lib /out/doc/libheif /out/doc/libde265-0 /out/doc/libdav1d6 \
+    && cp -L /usr/local/lib/libheif.so.1 /usr/lib/x86_64-linux-gnu/libde265.so.0 \
+       /usr/lib/x86_64-linux-gnu/libdav1d.so.6 /out/lib/ \
+    && cp /usr/local/share/doc/libheif/COPYING /out/doc/libheif/ \
+    && cp /usr/share/doc/libde265-0/copyright /out/doc/libde265-0/ \
+    && cp /usr/share/doc/libdav1d6/copyright /out/doc/libdav1d6/
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 # checkov:skip=CKV_DOCKER_2:Kubernetes ignores HEALTHCHECK; the pods probe /healthz and /readyz, and the runtime has no shell or curl to run one.
@@ -60,6 +79,10 @@ LABEL org.opencontainers.image.title="image-processor" \
       org.opencontainers.image.description="Event-driven image processing service on PostgreSQL" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=builder /out/image-processor /usr/local/bin/image-processor
+# The HEIC/HEIF/AVIF decoders' shared libraries (libstdc++ is in the base already), with their
+# licences: libheif and libde265 are LGPL-3, dav1d BSD-2.
+COPY --from=builder /out/lib/ /usr/lib/x86_64-linux-gnu/
+COPY --from=builder /out/doc/ /usr/share/doc/
 # 65532 is distroless's `nonroot`; numeric so `runAsNonRoot` can verify it.
 USER 65532:65532
 ENV LISTEN_ADDR=0.0.0.0:8080

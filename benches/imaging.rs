@@ -7,7 +7,9 @@
 //! (Debian `libvips-tools`), the same files go through it with `VIPS_CONCURRENCY=1`, and the
 //! ratio ours/libvips is printed. Then one line per operation family and output format.
 //!
-//! `BENCH_QUICK=1` runs fewer iterations.
+//! Then the same job on HEIC, AVIF and JPEG XL inputs next to JPEG (`support/formats.rs`).
+//!
+//! `BENCH_QUICK=1` runs fewer iterations; `BENCH_FORMATS_ONLY=1` runs only the input formats.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -19,6 +21,8 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use image_processor::imaging::{self, Limits, Pipeline};
 
+#[path = "support/formats.rs"]
+mod formats;
 #[path = "support/photo.rs"]
 mod photo;
 use photo::{encode_jpeg, photo};
@@ -140,6 +144,18 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let have_vips = Command::new("vipsthumbnail").arg("--version").output().is_ok();
 
+    if std::env::var_os("BENCH_FORMATS_ONLY").is_some() {
+        let jpeg = |img: &image::RgbImage| encode_jpeg(img, 90.0, false);
+        formats::decoders(
+            &dir,
+            |w, h| photo(w, h, 0),
+            jpeg,
+            &mut |n, f| median_ms(n, f),
+            iters,
+            &LIMITS,
+        );
+        return;
+    }
     println!("W1: JPEG -> auto-orient -> fit 800x800 (Lanczos3) -> JPEG q85, one thread.");
     println!("Median CPU ms/image (on-CPU time, robust to a busy machine); wall-clock ms in brackets.");
     println!(
@@ -185,6 +201,14 @@ fn main() {
     if !have_vips {
         println!("(vipsthumbnail not found: `apt-get install -y libvips-tools` to compare with libvips)");
     }
+    formats::decoders(
+        &dir,
+        |w, h| photo(w, h, 0),
+        |img| encode_jpeg(img, 90.0, false),
+        &mut |n, f| median_ms(n, f),
+        iters,
+        &LIMITS,
+    );
 
     println!();
     println!("Operation families on a 2 MP JPEG input, after fit 800x800 unless noted (CPU ms/image, wall in brackets):");

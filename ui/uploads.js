@@ -7,7 +7,10 @@ import { formatBytes } from './format.js';
 export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 const CONCURRENT_UPLOADS = 3;
 const DONE_ITEM_LINGER_MS = 4000;
-const READABLE = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/bmp', 'image/x-ms-bmp', 'image/tiff']);
+const READABLE = new Set([
+  'image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/bmp', 'image/x-ms-bmp', 'image/tiff',
+  'image/heic', 'image/heif', 'image/heic-sequence', 'image/heif-sequence', 'image/avif', 'image/jxl',
+]);
 const NOT_RASTER = new Set(['image/svg+xml']);
 
 /**
@@ -19,9 +22,9 @@ export function rejectReason(file, maxBytes) {
   if (file.size > maxBytes) return `Too large: ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`;
   const type = (file.type || '').toLowerCase();
   if (type === '' || type === 'application/octet-stream' || READABLE.has(type)) return null;
-  if (NOT_RASTER.has(type)) return 'SVG drawings are not supported: upload a JPEG, PNG, GIF, WebP, BMP or TIFF.';
+  if (NOT_RASTER.has(type)) return 'SVG drawings are not supported: upload a JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF or JPEG XL.';
   if (type.startsWith('image/')) return null; // an unusual image type: let the server decide
-  return `Not an image (${type}): upload a JPEG, PNG, GIF, WebP, BMP or TIFF.`;
+  return `Not an image (${type}): upload a JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF or JPEG XL.`;
 }
 
 export function createUploader({ list, getFields, validateFields, onUploaded, announce }) {

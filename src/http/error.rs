@@ -176,7 +176,7 @@ impl From<ImagingError> for ApiError {
     fn from(e: ImagingError) -> Self {
         match e {
             ImagingError::Unsupported(detail) => ApiError::UnsupportedMedia(format!(
-                "not an image in a format we read (JPEG, PNG, GIF, WebP, BMP, TIFF): {detail}"
+                "not an image in a format we read (JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, JPEG XL): {detail}"
             )),
             other => ApiError::Unprocessable {
                 code: other.code(),

@@ -13,8 +13,11 @@
 //! - `codecs/`: reading and writing files; the types the codecs share are in `codecs/mod.rs`.
 //!   - `format`: [`Format`], sniffed from magic bytes; names, MIME types, extensions.
 //!   - `probe`: the header check ([`Probe`]), counting animation frames against the limit.
-//!   - `decode`: decoding under strict limits to 8-bit, dispatching JPEG to `jpeg`.
+//!   - `decode`: decoding under strict limits to 8-bit, dispatching JPEG to `jpeg`, HEIC/HEIF
+//!     and AVIF to `heif`, JPEG XL to `jxl`.
 //!   - `jpeg`: MozJPEG (libjpeg-turbo) decoding with DCT-domain shrink, and encoding.
+//!   - `heif`: libheif (libde265, dav1d) for HEIC/HEIF and AVIF, container transforms applied.
+//!   - `jxl`: jxl-oxide, pure Rust, for JPEG XL.
 //!   - `colour`: embedded ICC profiles converted to sRGB.
 //!   - `encode`: every output format, with no metadata of the input carried over.
 //! - `ops/`: the operations of a pipeline, one file per family (`mod.rs` maps a [`Step`] to
@@ -178,9 +181,12 @@ fn run(
         .validate()
         .map_err(|e| ImagingError::Invalid(e.to_string()))?;
     let probe = codecs::probe::probe(bytes, limits)?;
-    let format = pipeline.format.unwrap_or(probe.format.default_output());
-    if probe.frames > 1 && pipeline.frames != Some(Frames::First) && format.can_animate() {
-        return animated::process(bytes, probe, pipeline, format, limits, overlays, stop);
+    if probe.frames > 1 && pipeline.frames != Some(Frames::First) {
+        // Animations are GIF, WebP or APNG, each its own default output (alpha or not).
+        let format = pipeline.format.unwrap_or(probe.format.default_output(true));
+        if format.can_animate() {
+            return animated::process(bytes, probe, pipeline, format, limits, overlays, stop);
+        }
     }
     let shrink = if probe.format == Format::Jpeg {
         resize::dct_shrink(probe.width, probe.height, pipeline)
@@ -207,6 +213,9 @@ fn run(
         img = ops::alpha::flatten_on(&img, bg);
     }
     limits::check_pixels(img.width(), img.height(), limits)?;
+    let format = pipeline
+        .format
+        .unwrap_or_else(|| probe.format.default_output(img.color().has_alpha()));
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
     check_stop(stop)?;
     let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;

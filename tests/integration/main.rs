@@ -24,6 +24,8 @@
 //! - `webhooks`: issue 19: signed webhooks to a receiver in this process, retries, order,
 //!   durability across a SIGKILLed worker, SSRF refusals and hostile receivers.
 //! - `imaging`: the imaging core without a server; `fuzz_regressions`: every fuzzer crash.
+//! - `formats`: issue 16's HEIC/HEIF, AVIF and JPEG XL decoders, on real files and over HTTP;
+//!   `formats_hostile`: their hostile-input battery.
 
 mod common;
 
@@ -34,6 +36,8 @@ mod cancel_bulk;
 mod db_restart;
 mod facts;
 mod faults;
+mod formats;
+mod formats_hostile;
 mod fuzz_regressions;
 mod hostile;
 mod imaging;

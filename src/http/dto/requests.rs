@@ -22,7 +22,8 @@ impl utoipa::PartialSchema for UploadBytes {
 
 impl ToSchema for UploadBytes {}
 
-/// Output format.
+/// Output format. HEIC/HEIF and JPEG XL are read, not written: by default they come out as JPEG
+/// (PNG with alpha); every other input keeps its format.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FormatParam {

@@ -51,7 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
                                       for a JSON pipeline)", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 413, description = "a file over `MAX_UPLOAD_BYTES`", body = ErrorBody),
-        (status = 415, description = "not an image we read (sniffed from the bytes)", body = ErrorBody),
+        (status = 415, description = "not an image we read (sniffed from the bytes): we read JPEG, PNG, GIF, \
+                                      WebP, BMP, TIFF, HEIC/HEIF, AVIF and JPEG XL", body = ErrorBody),
         (status = 422, description = "readable but refused (over `MAX_PIXELS`, corrupt header)", body = ErrorBody),
         (status = 503, description = "database unavailable or too many uploads at once (`Retry-After`)", body = ErrorBody),
     ))]

@@ -5,14 +5,53 @@
 //! Best effort: a profile that cannot be parsed or connected leaves the pixels as they are.
 
 use image::DynamicImage;
-use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions, Xyzd};
+use moxcms::{
+    CicpColorPrimaries, CicpProfile, ColorProfile, DataColorSpace, Layout, MatrixCoefficients,
+    TransferCharacteristics, TransformOptions, Xyzd,
+};
 
 /// Converts an 8-bit RGB(A) image from the space `icc` describes to sRGB, in place.
 pub(crate) fn to_srgb(img: &mut DynamicImage, icc: &[u8]) {
     let Ok(src) = ColorProfile::new_from_slice(icc) else {
         return;
     };
-    if src.color_space != DataColorSpace::Rgb || is_srgb(&src) {
+    convert(img, &src);
+}
+
+/// Converts an 8-bit RGB(A) image from the space that ITU-T H.273 code points describe (HEIF's
+/// and AVIF's `nclx` box: Display P3 from phones, BT.2020 from HDR captures) to sRGB, in place.
+/// An unspecified transfer is taken as sRGB's, as viewers do.
+pub(crate) fn cicp_to_srgb(img: &mut DynamicImage, primaries: u8, transfer: u8) {
+    const UNSPECIFIED: u8 = 2;
+    const SRGB_TRANSFER: u8 = 13;
+    let transfer = if transfer == UNSPECIFIED {
+        SRGB_TRANSFER
+    } else {
+        transfer
+    };
+    let (Ok(color_primaries), Ok(transfer_characteristics)) = (
+        CicpColorPrimaries::try_from(primaries),
+        TransferCharacteristics::try_from(transfer),
+    ) else {
+        return;
+    };
+    let src = ColorProfile::new_from_cicp(CicpProfile {
+        color_primaries,
+        transfer_characteristics,
+        // The pixels are RGB already (libheif applied the matrix); only primaries and curve count.
+        matrix_coefficients: MatrixCoefficients::Identity,
+        full_range: true,
+    });
+    // Code points without a defined gamut or curve leave the profile incomplete: keep the pixels.
+    if src.cicp.is_none() || src.red_trc.is_none() {
+        return;
+    }
+    convert(img, &src);
+}
+
+/// Converts from `src` to sRGB unless `src` is (close enough to) sRGB already.
+fn convert(img: &mut DynamicImage, src: &ColorProfile) {
+    if src.color_space != DataColorSpace::Rgb || is_srgb(src) {
         return;
     }
     let srgb = ColorProfile::new_srgb();

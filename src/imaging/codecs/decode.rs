@@ -1,5 +1,6 @@
 //! Decoding under strict limits into one of the four 8-bit layouts the operations work on:
-//! JPEG through MozJPEG (`jpeg`), everything else (and CMYK JPEGs) through the `image` crate.
+//! JPEG through MozJPEG (`jpeg`), HEIC/HEIF/AVIF through libheif (`heif`), JPEG XL through
+//! jxl-oxide (`jxl`), everything else (and CMYK JPEGs) through the `image` crate.
 
 use std::io::Cursor;
 
@@ -7,7 +8,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::format::Format;
 use super::probe::Probe;
-use super::{colour, from_image_error, jpeg, Decoded};
+use super::{colour, from_image_error, heif, jpeg, jxl, Decoded};
 use crate::imaging::error::ImagingError;
 use crate::imaging::limits::Limits;
 
@@ -19,17 +20,27 @@ pub(crate) fn decode(
     shrink: u32,
     limits: &Limits,
 ) -> Result<Decoded, ImagingError> {
-    if probe.format == Format::Jpeg {
-        // `None`: a CMYK/YCCK JPEG, which the general decoder converts to RGB.
-        if let Some(decoded) = jpeg::decode(bytes, (probe.width, probe.height), shrink)? {
-            return Ok(decoded);
+    let size = (probe.width, probe.height);
+    match probe.format {
+        Format::Jpeg => {
+            // `None`: a CMYK/YCCK JPEG, which the general decoder converts to RGB.
+            if let Some(decoded) = jpeg::decode(bytes, size, shrink)? {
+                return Ok(decoded);
+            }
         }
+        Format::Heic | Format::Heif | Format::Avif => return heif::decode(bytes, size, limits),
+        Format::Jxl => return jxl::decode(bytes, size),
+        _ => {}
     }
     decode_general(bytes, probe, limits)
 }
 
 fn decode_general(bytes: &[u8], probe: &Probe, limits: &Limits) -> Result<Decoded, ImagingError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), probe.format.to_image_format());
+    let format = probe
+        .format
+        .to_image_format()
+        .ok_or_else(|| ImagingError::Unsupported(format!("{} input cannot be decoded", probe.format)))?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decoder_limits(limits));
     let refused = |e| {
         from_image_error(e, |_| ImagingError::TooLarge {

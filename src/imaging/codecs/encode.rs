@@ -66,6 +66,10 @@ pub(crate) fn encode(
         Format::Avif => {
             colour(img).write_with_encoder(AvifEncoder::new_with_speed_quality(&mut out, AVIF_SPEED, quality))
         }
+        // Read-only formats: the pipeline parser refuses them as outputs.
+        Format::Heic | Format::Heif | Format::Jxl => {
+            return Err(fail(format!("{format} output is not supported")))
+        }
     }
     .map_err(|e| fail(e.to_string()))?;
     Ok(out.into_inner())

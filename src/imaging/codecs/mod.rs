@@ -1,9 +1,10 @@
 //! Reading and writing image files. What the codecs share lives here, so no codec file imports
 //! another one back: the decoded-image type and the mapping of the `image` crate's errors.
 //!
-//! `probe` checks a header before any pixel is decoded; `decode` dispatches to `jpeg` (MozJPEG)
-//! or the `image` crate's decoders and converts to sRGB with `colour`; `encode` writes every
-//! output format; `format` names and sniffs formats.
+//! `probe` checks a header before any pixel is decoded; `decode` dispatches to `jpeg` (MozJPEG),
+//! `heif` (libheif: HEIC, HEIF, AVIF), `jxl` (jxl-oxide: JPEG XL) or the `image` crate's
+//! decoders and converts to sRGB with `colour`; `encode` writes every output format; `format`
+//! names and sniffs formats.
 
 use image::error::LimitError;
 use image::metadata::Orientation;
@@ -16,7 +17,9 @@ mod colour;
 pub(super) mod decode;
 pub(super) mod encode;
 pub(super) mod format;
+mod heif;
 mod jpeg;
+mod jxl;
 pub(super) mod probe;
 
 /// A decoded input, normalised to `Luma8`, `LumaA8`, `Rgb8` or `Rgba8`.

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use image::ImageReader;
 
 use super::format::Format;
-use super::from_image_error;
+use super::{from_image_error, heif, jxl};
 use crate::imaging::error::ImagingError;
 use crate::imaging::limits::{check_frames, Limits};
 
@@ -32,7 +32,26 @@ pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
     if format == Format::Png {
         check_png_palette(bytes)?;
     }
-    let reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
+    // The formats the `image` crate has no decoder for here check their own headers.
+    let own = match format {
+        Format::Heic | Format::Heif | Format::Avif => Some(heif::probe(bytes, limits)?),
+        Format::Jxl => Some(jxl::probe(bytes, limits)?),
+        _ => None,
+    };
+    if let Some((width, height)) = own {
+        // Their frames (an AVIF sequence, a JPEG XL animation) were counted against the
+        // limits by their own probes; the output takes the first frame.
+        return Ok(Probe {
+            format,
+            width,
+            height,
+            frames: 1,
+        });
+    }
+    let image_format = format
+        .to_image_format()
+        .ok_or_else(|| ImagingError::Unsupported(format!("{format} input cannot be decoded")))?;
+    let reader = ImageReader::with_format(Cursor::new(bytes), image_format);
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| from_image_error(e, |l| ImagingError::Corrupt(l.to_string())))?;

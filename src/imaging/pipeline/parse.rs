@@ -214,7 +214,8 @@ impl FlatFields {
             "watermark_opacity" => self.watermark_opacity = Some(parse_num(key, value, "0 to 100")?),
             "watermark_scale" => self.watermark_scale = Some(parse_num(key, value, "1 to 100")?),
             "format" => {
-                self.format = Some(Format::from_name(value).ok_or_else(|| {
+                let writable = Format::from_name(value).filter(|f| f.can_write());
+                self.format = Some(writable.ok_or_else(|| {
                     PipelineError::new(key, "must be one of jpeg, png, webp, gif, bmp, tiff, avif")
                 })?)
             }
