@@ -442,6 +442,26 @@ pub async fn counts(client: &tokio_postgres::Client) -> std::collections::HashMa
         .collect()
 }
 
+/// How many times each image was logged `completed` across `workers`, once at least `expected`
+/// distinct images are (or 10 s have passed). A worker logs `completed` just after its commit
+/// and status notification, so on a loaded machine the last lines trail the table a moment.
+pub async fn logged_completions(
+    workers: &[Proc],
+    expected: usize,
+) -> std::collections::HashMap<String, usize> {
+    let tally = || {
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for w in workers {
+            for id in completed_ids(&w.log_text()) {
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+        seen
+    };
+    eventually(Duration::from_secs(10), || async { tally().len() >= expected }).await;
+    tally()
+}
+
 /// Image ids a worker process logged as completed, from its JSON log.
 pub fn completed_ids(log: &str) -> Vec<String> {
     log.lines()

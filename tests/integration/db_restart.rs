@@ -108,12 +108,7 @@ async fn postgres_restarted_mid_run_loses_nothing_and_everyone_recovers() {
         first_after.unwrap_or_default().as_secs_f64(),
         up_at.elapsed().as_secs_f64()
     );
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    for w in &workers {
-        for id in completed_ids(&w.log_text()) {
-            *seen.entry(id).or_default() += 1;
-        }
-    }
+    let seen = logged_completions(&workers, JOBS as usize).await;
     assert_eq!(seen.len() as i64, JOBS);
     assert!(seen.values().all(|&n| n == 1), "a job was completed twice");
 

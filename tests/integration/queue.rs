@@ -1,7 +1,7 @@
 //! The queue across processes: several worker processes on one database, missed
 //! notifications, concurrent migrations.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
@@ -36,15 +36,11 @@ async fn three_worker_processes_complete_a_thousand_jobs_each_exactly_once() {
         .expect("attempts")
         .get(0);
     assert_eq!(reclaimed, 0, "some rows were claimed more than once");
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut per_worker = Vec::new();
-    for w in &workers {
-        let ids = completed_ids(&w.log_text());
-        per_worker.push(ids.len());
-        for id in ids {
-            *seen.entry(id).or_default() += 1;
-        }
-    }
+    let seen = logged_completions(&workers, JOBS as usize).await;
+    let per_worker: Vec<usize> = workers
+        .iter()
+        .map(|w| completed_ids(&w.log_text()).len())
+        .collect();
     println!("claims completed per worker process: {per_worker:?}");
     assert_eq!(
         seen.len() as i64,

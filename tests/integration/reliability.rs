@@ -252,12 +252,7 @@ async fn completion_survives_database_crash() {
         "not all jobs completed after the crash: {:?}",
         counts(&client).await
     );
-    let mut completions = HashMap::<String, usize>::new();
-    for w in &workers {
-        for id in completed_ids(&w.log_text()) {
-            *completions.entry(id).or_default() += 1;
-        }
-    }
+    let completions = logged_completions(&workers, JOBS as usize).await;
     let twice = seen
         .iter()
         .filter(|id| completions.get(&id.to_string()).copied().unwrap_or(0) > 1)

@@ -393,6 +393,24 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await waitForRow(SUNSET.name, 'completed');
   });
 
+  it('takes a HEIC photo and an animated GIF: the HEIC comes out JPEG, the GIF stays animated', async () => {
+    const heic = { name: `phone-${RUN}.heic`, bytes: await readFile(new URL('../fixtures/formats/rb.heic', import.meta.url)) };
+    // Three flat frames, written byte by byte (scripts/postman/fixtures/README.md).
+    const gif = { name: `moving-${RUN}.gif`, bytes: await readFile(new URL('../../scripts/postman/fixtures/animated.gif', import.meta.url)) };
+    await page.setInputFiles('#file-input', [
+      { name: heic.name, mimeType: 'image/heic', buffer: heic.bytes },
+      { name: gif.name, mimeType: 'image/gif', buffer: gif.bytes },
+    ]);
+    const heicRow = await waitForRow(heic.name, 'completed');
+    const { body: photo } = await apiJson(`/api/images/${await heicRow.getAttribute('data-id')}`);
+    assert.equal(photo.original.content_type, 'image/heic');
+    assert.equal(photo.processed.content_type, 'image/jpeg');
+    const gifRow = await waitForRow(gif.name, 'completed');
+    const { body: moving } = await apiJson(`/api/images/${await gifRow.getAttribute('data-id')}`);
+    assert.deepEqual([moving.original.frames, moving.processed.frames, moving.processed.content_type], [3, 3, 'image/gif']);
+    await gifRow.locator('.thumb img').waitFor();
+  });
+
   it('opens the detail view: both images, the facts, the pipeline; Escape closes it', async () => {
     const row = await waitForRow(SUNSET.name, 'completed');
     const id = await row.getAttribute('data-id');
