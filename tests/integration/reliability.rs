@@ -252,7 +252,7 @@ async fn completion_survives_database_crash() {
         "not all jobs completed after the crash: {:?}",
         counts(&client).await
     );
-    let completions = logged_completions(&workers, JOBS as usize).await;
+    let completions = logged_completions(&workers, JOBS).await;
     let twice = seen
         .iter()
         .filter(|id| completions.get(&id.to_string()).copied().unwrap_or(0) > 1)
