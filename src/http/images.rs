@@ -14,8 +14,8 @@ use super::error::ErrorBody;
 use super::extract::{ImageId, ListParams, Wait};
 use super::legacy;
 use super::state::AppState;
-use crate::db::control;
 use crate::db::images::{self, ImageRecord};
+use crate::db::{control, stats};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -206,8 +206,8 @@ async fn delete(State(state): State<AppState>, ImageId(id): ImageId) -> Result<S
     ))]
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let client = state.pool.get().await?;
-    let row = images::stats(&client).await?;
-    let history = images::stats_history(&client).await?;
+    let row = stats::stats(&client).await?;
+    let history = stats::stats_history(&client).await?;
     let counts = StatusCounts::from_rows(row.counts);
     Ok(Json(Stats {
         queue_depth: counts.queue_depth(),

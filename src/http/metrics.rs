@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::state::AppState;
-use crate::db::images::oldest_pending_seconds;
+use crate::db::stats::oldest_pending_seconds;
 use crate::states::JobStatus;
 
 /// Queue depth is read from the database at most this often, however many scrapers there are.

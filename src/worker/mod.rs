@@ -8,6 +8,7 @@
 mod cancels;
 pub mod health;
 mod job;
+mod test_hooks;
 
 use std::sync::Arc;
 use std::time::Duration;
