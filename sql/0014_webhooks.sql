@@ -80,7 +80,7 @@ CREATE TABLE webhook_attempts (
 -- not (an INSERT per job at thousands of jobs/s), or a settings table read by the trigger
 -- (PL/pgSQL entered for every finished job). With neither a callback nor the setting, the WHEN
 -- below is false, evaluated in C, and PL/pgSQL is never entered. Measured with
--- bench/pg_webhook_trigger.sh (status flips, every other one into `completed`, 4 clients, a
+-- bench/pg_completion_triggers.sh (status flips, every other one into `completed`, 4 clients, a
 -- shared 2-core machine, asynchronous commits to leave the flush out): trigger disabled
 -- 3657-4384/s, enabled but idle 3716-4160/s (within the noise), every completion writing an
 -- event 3156-3458/s (14-21 % fewer flips). With durable commits the flush dominates.
