@@ -12,6 +12,7 @@
 //! - [`imaging`]: pure decode → operations → encode, no I/O.
 //! - [`http`]: the axum API, downloads, live events and the embedded UI (`ui/`).
 //! - [`metrics`]: the Prometheus recorder and one function per thing counted.
+//! - [`presets`]: preset names, preset pipelines (`format: auto`) and variant formats.
 //! - [`retention`]: `RETENTION_DAYS`, batched deletes of old finished images, one replica at a
 //!   time.
 //! - [`webhooks`]: signed webhooks from the outbox table: the delivery loop, Standard Webhooks
@@ -32,6 +33,7 @@ pub mod db;
 pub mod http;
 pub mod imaging;
 pub mod metrics;
+pub mod presets;
 pub mod retention;
 pub mod states;
 pub mod telemetry;

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (13, "image_facts", include_str!("../../sql/0013_image_facts.sql")),
     (14, "webhooks", include_str!("../../sql/0014_webhooks.sql")),
+    (
+        15,
+        "presets_variants",
+        include_str!("../../sql/0015_presets_variants.sql"),
+    ),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.

@@ -181,7 +181,7 @@ fn run(
         .validate()
         .map_err(|e| ImagingError::Invalid(e.to_string()))?;
     let probe = codecs::probe::probe(bytes, limits)?;
-    if probe.frames > 1 && pipeline.frames != Some(Frames::First) {
+    if probe.frames > 1 && pipeline.frames != Some(Frames::First) && !pipeline.universal_format {
         // Animations are GIF, WebP or APNG, each its own default output (alpha or not).
         let format = pipeline.format.unwrap_or(probe.format.default_output(true));
         if format.can_animate() {
@@ -213,9 +213,12 @@ fn run(
         img = ops::alpha::flatten_on(&img, bg);
     }
     limits::check_pixels(img.width(), img.height(), limits)?;
-    let format = pipeline
-        .format
-        .unwrap_or_else(|| probe.format.default_output(img.color().has_alpha()));
+    let has_alpha = img.color().has_alpha();
+    let format = match pipeline.format {
+        Some(format) => format,
+        None if pipeline.universal_format => Format::universal_output(has_alpha),
+        None => probe.format.default_output(has_alpha),
+    };
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
     check_stop(stop)?;
     let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;

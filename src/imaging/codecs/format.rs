@@ -156,6 +156,15 @@ impl Format {
             Format::Heic | Format::Heif | Format::Jxl => Format::Jpeg,
         }
     }
+
+    /// The output every client reads: JPEG, or PNG when the image has alpha.
+    pub(crate) fn universal_output(has_alpha: bool) -> Format {
+        if has_alpha {
+            Format::Png
+        } else {
+            Format::Jpeg
+        }
+    }
 }
 
 /// Reads an ISO BMFF `ftyp` box (the first box of HEIF and AVIF files): the major brand first,

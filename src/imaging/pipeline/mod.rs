@@ -287,6 +287,11 @@ pub struct Pipeline {
     /// format can animate (GIF, WebP), else the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<Frames>,
+    /// With `format` unset: JPEG, or PNG for a result with alpha, rather than the input's own
+    /// format. What an `auto` preset's variant gets for a client that named neither AVIF nor
+    /// WebP (`presets::VariantFormat::Jpeg`). Not part of the JSON form.
+    #[serde(skip)]
+    pub universal_format: bool,
 }
 
 /// `frames=all|first`.
@@ -338,6 +343,7 @@ impl Default for Pipeline {
             quality: None,
             background: None,
             frames: None,
+            universal_format: false,
         }
     }
 }

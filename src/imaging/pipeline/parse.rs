@@ -308,6 +308,7 @@ impl FlatFields {
             quality: self.quality,
             background: self.background,
             frames: self.frames,
+            universal_format: false,
         })
     }
 }
