@@ -30,9 +30,10 @@ CREATE TABLE image_variants (
     -- (completed ones go on being served), and a SQL INSERT naming an unknown preset is a job
     -- that fails saying so.
     preset            TEXT NOT NULL CHECK (preset ~ '^[a-z0-9_-]{1,64}$'),
-    -- '' for the preset's own format; for a `format: auto` preset, the format negotiated from
-    -- Accept: 'avif', 'webp', or 'jpeg' (JPEG, or PNG for an image with alpha).
-    format            TEXT NOT NULL DEFAULT '' CHECK (format IN ('', 'avif', 'webp', 'jpeg')),
+    -- '' for the preset's own format. A `format: auto` preset has one row per format negotiated
+    -- from Accept: 'avif', 'webp', and '' for everyone else (JPEG, or PNG for an image with
+    -- alpha), which is also the row an upload's `variants` or a SQL INSERT queues.
+    format            TEXT NOT NULL DEFAULT '' CHECK (format IN ('', 'avif', 'webp')),
     status            TEXT NOT NULL DEFAULT 'pending'
                       CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
     priority          SMALLINT NOT NULL DEFAULT 0 CHECK (priority BETWEEN -100 AND 100),

@@ -82,14 +82,11 @@ impl PresetPipeline {
     pub fn for_variant(&self, format: VariantFormat) -> Pipeline {
         let mut p = self.pipeline.clone();
         match format {
+            // JPEG, or PNG when the result has alpha: decided after the operations.
+            VariantFormat::Own if self.auto_format => p.universal_format = true,
             VariantFormat::Own => {}
             VariantFormat::Avif => p.format = Some(Format::Avif),
             VariantFormat::Webp => p.format = Some(Format::Webp),
-            // JPEG, or PNG when the result has alpha: decided after the operations.
-            VariantFormat::Jpeg => {
-                p.format = None;
-                p.universal_format = true;
-            }
         }
         p
     }
@@ -98,12 +95,11 @@ impl PresetPipeline {
 /// The `format` column of a variant row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VariantFormat {
-    /// `''`: the preset's own format (fixed, or the input's kept).
+    /// `''`: the preset's own format (fixed, or the input's kept); for an `auto` preset, what
+    /// every client reads: JPEG, or PNG for an image with alpha.
     Own,
     Avif,
     Webp,
-    /// JPEG, or PNG for an image with alpha: what every client takes.
-    Jpeg,
 }
 
 impl VariantFormat {
@@ -112,7 +108,6 @@ impl VariantFormat {
             VariantFormat::Own => "",
             VariantFormat::Avif => "avif",
             VariantFormat::Webp => "webp",
-            VariantFormat::Jpeg => "jpeg",
         }
     }
 
@@ -121,18 +116,17 @@ impl VariantFormat {
             "" => VariantFormat::Own,
             "avif" => VariantFormat::Avif,
             "webp" => VariantFormat::Webp,
-            "jpeg" => VariantFormat::Jpeg,
             _ => return None,
         })
     }
 
     /// The best format an `Accept` header names for an `auto` preset: AVIF, else WebP, else
-    /// JPEG/PNG. Only explicit `image/avif` and `image/webp` count: `*/*` and `image/*` are
+    /// [`VariantFormat::Own`] (JPEG/PNG). Only explicit `image/avif` and `image/webp` count: `*/*` and `image/*` are
     /// what every client sends (curl, old browsers) whether or not it decodes AVIF, so they
     /// get the format everyone reads. A `q=0` refuses the type.
     pub fn negotiate(accept: Option<&str>) -> VariantFormat {
         let Some(accept) = accept else {
-            return VariantFormat::Jpeg;
+            return VariantFormat::Own;
         };
         let accepts = |wanted: &str| {
             accept.split(',').any(|item| {
@@ -152,7 +146,7 @@ impl VariantFormat {
         } else if accepts("image/webp") {
             VariantFormat::Webp
         } else {
-            VariantFormat::Jpeg
+            VariantFormat::Own
         }
     }
 }
@@ -178,9 +172,11 @@ mod tests {
         assert!(p.auto_format);
         assert_eq!(p.pipeline.format, None);
         assert_eq!(p.for_variant(VariantFormat::Avif).format, Some(Format::Avif));
+        assert!(p.for_variant(VariantFormat::Own).universal_format);
         let fixed = PresetPipeline::from_json(&serde_json::json!({"width": 200, "format": "png"})).unwrap();
         assert!(!fixed.auto_format);
         assert_eq!(fixed.pipeline.format, Some(Format::Png));
+        assert!(!fixed.for_variant(VariantFormat::Own).universal_format);
         let err = PresetPipeline::from_json(&serde_json::json!({"width": 0})).unwrap_err();
         assert_eq!(err.param, "width");
     }
@@ -189,14 +185,14 @@ mod tests {
     fn accept_is_negotiated_from_explicit_types_only() {
         use VariantFormat::*;
         let cases = [
-            (None, Jpeg),
-            (Some("*/*"), Jpeg),
-            (Some("image/*"), Jpeg),
+            (None, Own),
+            (Some("*/*"), Own),
+            (Some("image/*"), Own),
             (Some("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"), Avif),
             (Some("image/webp,*/*"), Webp),
             (Some("image/avif;q=0, image/webp"), Webp),
             (Some("IMAGE/AVIF"), Avif),
-            (Some("text/html"), Jpeg),
+            (Some("text/html"), Own),
         ];
         for (accept, want) in cases {
             assert_eq!(VariantFormat::negotiate(accept), want, "{accept:?}");

@@ -289,7 +289,7 @@ pub struct Pipeline {
     pub frames: Option<Frames>,
     /// With `format` unset: JPEG, or PNG for a result with alpha, rather than the input's own
     /// format. What an `auto` preset's variant gets for a client that named neither AVIF nor
-    /// WebP (`presets::VariantFormat::Jpeg`). Not part of the JSON form.
+    /// WebP (`presets::VariantFormat::Own`). Not part of the JSON form.
     #[serde(skip)]
     pub universal_format: bool,
 }
