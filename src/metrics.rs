@@ -18,6 +18,9 @@ const HTTP_REQUESTS: &str = "image_processor_http_requests_total";
 const HTTP_DURATION: &str = "image_processor_http_request_duration_seconds";
 const UPLOAD_BYTES: &str = "image_processor_upload_bytes_total";
 const UPLOAD_FILES: &str = "image_processor_upload_files_total";
+const VARIANTS: &str = "image_processor_variants_total";
+const VARIANT_SECONDS: &str = "image_processor_variant_processing_seconds";
+const VARIANT_REQUESTS: &str = "image_processor_variant_requests_total";
 const JOBS: &str = "image_processor_jobs_total";
 const JOB_SECONDS: &str = "image_processor_job_processing_seconds";
 const PICKUP_SECONDS: &str = "image_processor_job_pickup_latency_seconds";
@@ -72,6 +75,7 @@ pub fn install() -> anyhow::Result<()> {
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(JOB_SECONDS.into()), JOB_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(VARIANT_SECONDS.into()), JOB_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PICKUP_SECONDS.into()), PICKUP_BUCKETS))
         .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(WEBHOOK_LATENCY.into()), WEBHOOK_LATENCY_BUCKETS)
@@ -190,6 +194,42 @@ fn describe() {
     metrics::counter!(UPLOAD_BYTES).absolute(0);
     metrics::counter!(UPLOAD_FILES).absolute(0);
     describe_webhooks();
+    describe_variants();
+}
+
+fn describe_variants() {
+    metrics::describe_counter!(
+        VARIANTS,
+        "variant jobs finished by this worker, by preset and outcome (also counted in image_processor_jobs_total)"
+    );
+    metrics::describe_histogram!(
+        VARIANT_SECONDS,
+        metrics::Unit::Seconds,
+        "time from claim to outcome of a variant job, by preset and outcome"
+    );
+    metrics::describe_counter!(
+        VARIANT_REQUESTS,
+        "variant requests answered by this process, by preset, route (api or signed) and result: served, not_modified, queued (made on request), pending, failed, refused (bad signature)"
+    );
+}
+
+/// A variant job of `preset` ended with `outcome` after `seconds`. Preset names are the
+/// operator's (`[a-z0-9_-]{1,64}`, and only existing presets reach a worker), so the label's
+/// cardinality is the number of presets.
+pub fn variant_finished(preset: &str, outcome: JobOutcome, seconds: f64) {
+    let labels = [
+        ("preset", preset.to_owned()),
+        ("outcome", outcome.label().to_owned()),
+    ];
+    metrics::counter!(VARIANTS, &labels).increment(1);
+    metrics::histogram!(VARIANT_SECONDS, &labels).record(seconds);
+}
+
+/// A variant request was answered with `result` (`served`, `not_modified`, `queued`, `pending`,
+/// `failed`, `refused`) on `route` (`api` or `signed`).
+pub fn variant_request(preset: &str, route: &'static str, result: &'static str) {
+    metrics::counter!(VARIANT_REQUESTS, "preset" => preset.to_owned(), "route" => route, "result" => result)
+        .increment(1);
 }
 
 fn describe_webhooks() {

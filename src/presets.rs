@@ -160,7 +160,17 @@ mod tests {
         for good in ["thumb", "hero-2x", "a", "card_small", &"x".repeat(64)] {
             assert!(PresetName::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "Thumb", "..", "a/b", "a\0b", "a:b", "é", " thumb", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Thumb",
+            "..",
+            "a/b",
+            "a\0b",
+            "a:b",
+            "é",
+            " thumb",
+            &"x".repeat(65),
+        ] {
             let err = PresetName::parse(bad).unwrap_err();
             assert!(err.contains("preset name"), "{bad:?}: {err}");
         }

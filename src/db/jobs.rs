@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::variants::{self, VariantJob};
 use super::DbError;
+use crate::presets::VariantFormat;
 use crate::states::JobStatus;
 
 /// A claimed job: what the worker needs to process it, and its fencing token.
@@ -43,6 +45,8 @@ pub struct Job {
     /// When the row became runnable (upload, or end of backoff), for pickup latency.
     pub ready_at: DateTime<Utc>,
     pub claimed_at: DateTime<Utc>,
+    /// Set for a variant job (`image_variants`); `id` is then the image's.
+    pub variant: Option<VariantJob>,
 }
 
 /// The fence every post-claim write carries.
@@ -52,6 +56,19 @@ pub struct Fence<'a> {
     pub worker: &'a str,
     /// The claim's `claim_seq`.
     pub claim: i64,
+    /// For a variant job: its preset and format, the rest of its row's key.
+    pub variant: Option<(&'a str, VariantFormat)>,
+}
+
+impl Fence<'_> {
+    /// The `image_status` payload of this job's new status: `<id>:<status>` for an image,
+    /// `<id>:<status>:<preset>:<format>` for a variant (what the status triggers send).
+    pub fn status_payload(&self, status: JobStatus) -> String {
+        match self.variant {
+            None => format!("{}:{status}", self.id),
+            Some((preset, format)) => format!("{}:{status}:{preset}:{}", self.id, format.as_str()),
+        }
+    }
 }
 
 /// What a claim sets and returns, shared by both claims. `$1` worker, `$2` limit, `$3` lease
@@ -140,6 +157,7 @@ async fn claim(
                 original_bytes: r.try_get(7)?,
                 lost_before: r.try_get(8)?,
                 needs_upload_facts: r.try_get(9)?,
+                variant: None,
             })
         })
         .collect::<Result<_, tokio_postgres::Error>>()
@@ -148,9 +166,12 @@ async fn claim(
 
 pub const LOST_WAITING: &str = "\
 select exists (select 1 from processed_images
+               where status = 'pending' and lost_leases > 0 and run_after <= now())
+    or exists (select 1 from image_variants
                where status = 'pending' and lost_leases > 0 and run_after <= now())";
 
-/// Whether a row that lost a lease is runnable (a probe of a partial index, usually empty).
+/// Whether a row (image or variant) that lost a lease is runnable (probes of the partial
+/// pending indexes).
 pub async fn lost_waiting(db: &impl GenericClient) -> Result<bool, DbError> {
     let stmt = db.prepare_cached(LOST_WAITING).await?;
     Ok(db.query_one(&stmt, &[]).await?.try_get(0)?)
@@ -166,13 +187,23 @@ pub async fn renew_lease(
     fence: &Fence<'_>,
     lease: Duration,
 ) -> Result<bool, DbError> {
-    let stmt = db.prepare_cached(RENEW_LEASE).await?;
-    let n = db
-        .execute(
-            &stmt,
-            &[&fence.id, &fence.worker, &fence.claim, &lease.as_secs_f64()],
-        )
-        .await?;
+    let secs = lease.as_secs_f64();
+    let n = match fence.variant {
+        None => {
+            let stmt = db.prepare_cached(RENEW_LEASE).await?;
+            db.execute(&stmt, &[&fence.id, &fence.worker, &fence.claim, &secs])
+                .await?
+        }
+        Some((preset, format)) => {
+            let stmt = db.prepare_cached(variants::RENEW_VARIANT_LEASE).await?;
+            let key = (preset, format.as_str());
+            db.execute(
+                &stmt,
+                &[&fence.id, &fence.worker, &fence.claim, &key.0, &key.1, &secs],
+            )
+            .await?
+        }
+    };
     Ok(n == 1)
 }
 
@@ -241,6 +272,26 @@ pub async fn complete_if_still_owner(
     fence: &Fence<'_>,
     done: &Completion<'_>,
 ) -> Result<bool, DbError> {
+    if let Some((preset, format)) = fence.variant {
+        let stmt = db.prepare_cached(variants::COMPLETE_VARIANT).await?;
+        let n = db
+            .execute(
+                &stmt,
+                &[
+                    &fence.id,
+                    &fence.worker,
+                    &fence.claim,
+                    &preset,
+                    &format.as_str(),
+                    &done.data,
+                    &done.content_type,
+                    &done.width,
+                    &done.height,
+                ],
+            )
+            .await?;
+        return Ok(n == 1);
+    }
     let stmt = db.prepare_cached(COMPLETE_JOB).await?;
     let n = db
         .execute(
@@ -295,6 +346,24 @@ pub async fn fail_if_still_owner(
     fence: &Fence<'_>,
     failure: &Failure,
 ) -> Result<bool, DbError> {
+    if let Some((preset, format)) = fence.variant {
+        let stmt = db.prepare_cached(variants::FAIL_VARIANT).await?;
+        let n = db
+            .execute(
+                &stmt,
+                &[
+                    &fence.id,
+                    &fence.worker,
+                    &fence.claim,
+                    &preset,
+                    &format.as_str(),
+                    &failure.message,
+                    &failure.code,
+                ],
+            )
+            .await?;
+        return Ok(n == 1);
+    }
     let stmt = db.prepare_cached(FAIL_JOB).await?;
     let n = db
         .execute(
@@ -318,11 +387,22 @@ where id = $1 and claimed_by = $2 and claim_seq = $3 and status = 'processing'";
 
 /// Hands an unfinished job back at once (graceful shutdown); the attempt is not counted.
 pub async fn release_job(db: &impl GenericClient, fence: &Fence<'_>) -> Result<bool, DbError> {
-    let stmt = db.prepare_cached(RELEASE_JOB).await?;
-    Ok(db
-        .execute(&stmt, &[&fence.id, &fence.worker, &fence.claim])
-        .await?
-        == 1)
+    let n = match fence.variant {
+        None => {
+            let stmt = db.prepare_cached(RELEASE_JOB).await?;
+            db.execute(&stmt, &[&fence.id, &fence.worker, &fence.claim])
+                .await?
+        }
+        Some((preset, format)) => {
+            let stmt = db.prepare_cached(variants::RELEASE_VARIANT).await?;
+            db.execute(
+                &stmt,
+                &[&fence.id, &fence.worker, &fence.claim, &preset, &format.as_str()],
+            )
+            .await?
+        }
+    };
+    Ok(n == 1)
 }
 
 // Finds expired leases through the partial index of processing rows (as many as there are
@@ -365,18 +445,23 @@ pub async fn reap_expired(db: &impl GenericClient, max_attempts: i32) -> Result<
 pub const NOTIFY_STATUS: &str = "select pg_notify('image_status', $1)";
 
 /// Sends the status notification a completion or failure left to its writer, after its commit.
-pub async fn notify_status(db: &impl GenericClient, id: Uuid, status: JobStatus) -> Result<(), DbError> {
+pub async fn notify_status(
+    db: &impl GenericClient,
+    fence: &Fence<'_>,
+    status: JobStatus,
+) -> Result<(), DbError> {
     let stmt = db.prepare_cached(NOTIFY_STATUS).await?;
-    db.execute(&stmt, &[&format!("{id}:{status}")]).await?;
+    db.execute(&stmt, &[&fence.status_payload(status)]).await?;
     Ok(())
 }
 
 pub const NEXT_DUE: &str = "\
-select extract(epoch from min(run_after) - now())::float8 from processed_images
-where status = 'pending'";
+select extract(epoch from least(
+    (select min(run_after) from processed_images where status = 'pending'),
+    (select min(run_after) from image_variants where status = 'pending')) - now())::float8";
 
-/// How long until the earliest pending row becomes runnable (zero or negative: it already is),
-/// or `None` when nothing is pending. Walks the pending index, one entry.
+/// How long until the earliest pending row (image or variant) becomes runnable (zero or
+/// negative: it already is), or `None` when nothing is pending.
 pub async fn next_due(db: &impl GenericClient) -> Result<Option<Duration>, DbError> {
     let stmt = db.prepare_cached(NEXT_DUE).await?;
     let secs: Option<f64> = db.query_one(&stmt, &[]).await?.try_get(0)?;
@@ -395,6 +480,17 @@ pub const ALL_STATEMENTS: &[&str] = &[
     REAP_EXPIRED,
     NEXT_DUE,
     NOTIFY_STATUS,
+    variants::CLAIM_VARIANTS,
+    variants::CLAIM_LOST_VARIANT,
+    variants::RENEW_VARIANT_LEASE,
+    variants::COMPLETE_VARIANT,
+    variants::FAIL_VARIANT,
+    variants::RELEASE_VARIANT,
+    variants::REAP_EXPIRED_VARIANTS,
+    variants::MISSING_PRESETS,
+    variants::QUEUE_VARIANTS,
+    variants::GET_VARIANT,
+    variants::GET_VARIANT_DATA,
     super::images::INSERT_IMAGE,
     super::images::NOTIFY_INSERTED,
     super::images::GET_IMAGE,

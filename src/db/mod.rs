@@ -8,6 +8,7 @@ pub mod listener;
 pub mod local;
 pub mod migrate;
 pub mod stats;
+pub mod variants;
 pub mod webhooks;
 
 use std::str::FromStr;

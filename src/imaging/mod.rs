@@ -121,7 +121,28 @@ pub fn process_until(
     overlays: &Overlays,
     stop: &AtomicBool,
 ) -> Result<Processed, ImagingError> {
-    guard(|| run(bytes, pipeline, limits, overlays, stop))
+    guard(|| run(bytes, pipeline, limits, overlays, stop, Extras::Made))
+}
+
+/// [`process_until`] for an output that needs neither a thumbnail nor the original's facts (a
+/// variant: the image's own job makes those): `thumbnail` comes back empty and `facts` `None`
+/// for still images, which saves a second resize and encode and a pass over the pixels.
+/// Animations still make both (their first frame's).
+pub fn process_output_until(
+    bytes: &[u8],
+    pipeline: &Pipeline,
+    limits: &Limits,
+    overlays: &Overlays,
+    stop: &AtomicBool,
+) -> Result<Processed, ImagingError> {
+    guard(|| run(bytes, pipeline, limits, overlays, stop, Extras::Skipped))
+}
+
+/// Whether [`run`] makes the thumbnail and the original's facts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extras {
+    Made,
+    Skipped,
 }
 
 /// The safe points of [`process_until`].
@@ -174,6 +195,7 @@ fn run(
     limits: &Limits,
     overlays: &Overlays,
     stop: &AtomicBool,
+    extras: Extras,
 ) -> Result<Processed, ImagingError> {
     check_stop(stop)?;
     // A pipeline stored by SQL was never checked at upload.
@@ -203,7 +225,10 @@ fn run(
         ops::geometry::auto_orient(&mut img, o, &mut logical);
     }
     // The original as shown (oriented), before any operation.
-    let facts = facts::pixel_facts(&img);
+    let facts = match extras {
+        Extras::Made => facts::pixel_facts(&img),
+        Extras::Skipped => None,
+    };
     for step in &pipeline.steps {
         check_stop(stop)?;
         img = ops::apply(step, img, &mut logical, limits, overlays)?;
@@ -221,7 +246,10 @@ fn run(
     };
     let bytes = encode::encode(&img, format, pipeline.quality, limits.jpeg_optimize_coding)?;
     check_stop(stop)?;
-    let (thumbnail, thumbnail_format) = thumbnail::thumbnail(&img)?;
+    let (thumbnail, thumbnail_format) = match extras {
+        Extras::Made => thumbnail::thumbnail(&img)?,
+        Extras::Skipped => (Vec::new(), format),
+    };
     Ok(Processed {
         input: probe,
         facts,

@@ -15,9 +15,10 @@ use uuid::Uuid;
 /// Running jobs' cancel tokens.
 #[derive(Default)]
 pub(crate) struct Cancels {
-    /// Image id → (registration number, token). The number lets a registration remove only
-    /// its own entry, should the same image be claimed again here while an old thread lingers.
-    running: Mutex<HashMap<Uuid, (u64, Arc<Notify>)>>,
+    /// Image id → (registration number, token) of every job of that image running here: the
+    /// image's own and its variants', or the same image claimed again while an old thread
+    /// lingers. The number lets a registration remove only its own entry.
+    running: Mutex<HashMap<Uuid, Vec<(u64, Arc<Notify>)>>>,
     next: AtomicU64,
 }
 
@@ -26,7 +27,7 @@ impl Cancels {
     pub fn register(self: &Arc<Self>, id: Uuid) -> Registration {
         let serial = self.next.fetch_add(1, Ordering::Relaxed);
         let token = Arc::new(Notify::new());
-        self.lock().insert(id, (serial, token.clone()));
+        self.lock().entry(id).or_default().push((serial, token.clone()));
         Registration {
             cancels: self.clone(),
             id,
@@ -35,8 +36,8 @@ impl Cancels {
         }
     }
 
-    /// Handles an `image_cancel` payload: wakes the job running that image, if this worker runs
-    /// it (each notification once: the job checks its claim every time, so a stray notification
+    /// Handles an `image_cancel` payload: wakes the jobs running that image or its variants, if
+    /// this worker runs them (each notification once: the job checks its claim every time, so a stray notification
     /// before the real cancel does not use it up). Anything else (another worker's job, a
     /// malformed payload) is ignored.
     pub fn notified(&self, payload: &str) {
@@ -44,12 +45,12 @@ impl Cancels {
             tracing::debug!(payload, "ignoring a malformed cancel notification");
             return;
         };
-        if let Some((_, token)) = self.lock().get(&id) {
+        for (_, token) in self.lock().get(&id).into_iter().flatten() {
             token.notify_one();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, Arc<Notify>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<(u64, Arc<Notify>)>>> {
         // A panic while holding this lock leaves the map consistent (each operation is one
         // insert, get or remove), so a poisoned lock is used as is.
         self.running.lock().unwrap_or_else(|e| e.into_inner())
@@ -74,11 +75,11 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut running = self.cancels.lock();
-        if running
-            .get(&self.id)
-            .is_some_and(|(serial, _)| *serial == self.serial)
-        {
-            running.remove(&self.id);
+        if let Some(jobs) = running.get_mut(&self.id) {
+            jobs.retain(|(serial, _)| *serial != self.serial);
+            if jobs.is_empty() {
+                running.remove(&self.id);
+            }
         }
     }
 }
@@ -117,5 +118,16 @@ mod tests {
         assert!(woken(&new));
         drop(new);
         assert!(cancels.lock().is_empty());
+    }
+
+    #[test]
+    fn a_cancel_reaches_every_job_of_the_image_here() {
+        let cancels = Arc::new(Cancels::default());
+        let id = Uuid::new_v4();
+        let image = cancels.register(id);
+        let variant = cancels.register(id);
+        cancels.notified(&id.to_string());
+        assert!(woken(&image));
+        assert!(woken(&variant));
     }
 }

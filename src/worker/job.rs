@@ -19,6 +19,7 @@ use crate::db;
 use crate::db::jobs::{self, Completion, Failure, Fence, Job};
 use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, Pipeline, Processed};
+use crate::presets::PresetPipeline;
 use crate::states::{JobOutcome, JobStatus};
 
 /// How processing ended, before it is written back.
@@ -36,14 +37,19 @@ type StillRunning = tokio::task::JoinHandle<Result<(Processed, Option<UploadFact
 
 /// What `jobs_total` and `job_processing_seconds` record once the write-back says how the job
 /// really ended: a result the fence refuses counts as `fenced`, not `completed`.
-struct Measured {
+struct Measured<'a> {
     family: &'static str,
     seconds: f64,
+    /// A variant job's preset, counted per preset too.
+    preset: Option<&'a str>,
 }
 
-impl Measured {
+impl Measured<'_> {
     fn record(&self, outcome: JobOutcome) {
         crate::metrics::job_finished(outcome, self.family, self.seconds);
+        if let Some(preset) = self.preset {
+            crate::metrics::variant_finished(preset, outcome, self.seconds);
+        }
     }
 }
 
@@ -53,9 +59,12 @@ pub(super) async fn run(
     mut permit: OwnedSemaphorePermit,
     abandon: CancellationToken,
 ) {
-    // Registered before anything runs, so a cancel notified from now on reaches this job.
+    // Registered before anything runs, so a cancel notified from now on reaches this job (a
+    // variant's too: cancelling an image cancels its variants, sql/0015).
     let cancel = ctx.cancels.register(job.id);
-    let span = tracing::info_span!("job", image_id = %job.id, attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
+    // A variant's key, owned here so the fence can borrow it while `job` moves on.
+    let variant = job.variant.as_ref().map(|v| (v.preset.clone(), v.format));
+    let span = tracing::info_span!("job", image_id = %job.id, preset = variant.as_ref().map(|v| v.0.as_str()), attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
     async move {
         crate::metrics::threads_busy(1);
         let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
@@ -70,6 +79,9 @@ pub(super) async fn run(
             id: job.id,
             worker: &ctx.worker_id,
             claim: job.claim,
+            variant: variant
+                .as_ref()
+                .map(|(preset, format)| (preset.as_str(), *format)),
         };
         let (outcome, still_running) =
             process_with_heartbeat(&ctx, &fence, job, &abandon, cancel.token()).await;
@@ -98,41 +110,36 @@ pub(super) async fn run(
 /// Runs the pipeline on a blocking thread, renewing the lease from this async task meanwhile.
 /// The outcome is `None` when the job was abandoned (shutdown) or the claim was lost; the
 /// handle is `Some` when the job ran past `JOB_TIMEOUT_SECS` and its thread is still busy.
-async fn process_with_heartbeat(
+async fn process_with_heartbeat<'f>(
     ctx: &WorkerContext,
-    fence: &Fence<'_>,
+    fence: &Fence<'f>,
     job: Job,
     abandon: &CancellationToken,
     cancel: &tokio::sync::Notify,
-) -> (Option<(Outcome, Measured)>, Option<StillRunning>) {
-    let Some(bytes) = job.original else {
-        let failure = Failure {
-            code: "payload_too_large",
-            message: format!(
-                "the stored image is {} bytes, over MAX_UPLOAD_BYTES ({}); it was not read",
-                job.original_bytes, ctx.config.max_upload_bytes
-            ),
-        };
+) -> (Option<(Outcome, Measured<'f>)>, Option<StillRunning>) {
+    let preset = fence.variant.map(|(preset, _)| preset);
+    // Fails the job before anything was processed: no family to name.
+    let refuse = |code: &'static str, message: String| {
         let measured = Measured {
             family: "unknown",
             seconds: 0.0,
+            preset,
         };
-        return (Some((Outcome::Failed(failure), measured)), None);
+        (Some((Outcome::Failed(Failure { code, message }), measured)), None)
     };
-    let pipeline = match job.pipeline.as_ref().map(Pipeline::from_json).transpose() {
-        Ok(p) => p.unwrap_or_else(|| ctx.config.pipeline_or_default()),
-        // Stored by SQL and never checked: no family to name, nothing processed.
-        Err(e) => {
-            let measured = Measured {
-                family: "unknown",
-                seconds: 0.0,
-            };
-            let failure = Failure {
-                code: "invalid_pipeline",
-                message: format!("invalid pipeline: {e}"),
-            };
-            return (Some((Outcome::Failed(failure), measured)), None);
-        }
+    let pipeline = job_pipeline(ctx, &job);
+    let Some(bytes) = job.original else {
+        return refuse(
+            "payload_too_large",
+            format!(
+                "the stored image is {} bytes, over MAX_UPLOAD_BYTES ({}); it was not read",
+                job.original_bytes, ctx.config.max_upload_bytes
+            ),
+        );
+    };
+    let pipeline = match pipeline {
+        Ok(pipeline) => pipeline,
+        Err(failure) => return refuse(failure.code, failure.message),
     };
     let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
     let overlays = match load_watermarks(ctx, &pipeline).await {
@@ -140,14 +147,17 @@ async fn process_with_heartbeat(
         // Failed, not released: a release gives the attempt back and the row would be claimed
         // again at once, so a read that keeps failing (too slow, say) would loop for ever.
         Err(failure) => {
-            return (
-                Some((Outcome::Failed(failure), Measured { family, seconds: 0.0 })),
-                None,
-            )
+            let measured = Measured {
+                family,
+                seconds: 0.0,
+                preset,
+            };
+            return (Some((Outcome::Failed(failure), measured)), None);
         }
     };
     let limits = ctx.config.limits();
     let needs_upload_facts = job.needs_upload_facts;
+    let is_variant = job.variant.is_some();
     let span = tracing::Span::current();
     // Set when this job was cancelled: the thread stops at its next safe point.
     let stop = Arc::new(AtomicBool::new(false));
@@ -157,7 +167,13 @@ async fn process_with_heartbeat(
         // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
         // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
         test_hooks::before_processing(&bytes, &stop_thread);
-        let out = imaging::process_until(&bytes, &pipeline, &limits, &overlays, &stop_thread)?;
+        // A variant needs no thumbnail or facts: its image's own job makes them.
+        let process = if is_variant {
+            imaging::process_output_until
+        } else {
+            imaging::process_until
+        };
+        let out = process(&bytes, &pipeline, &limits, &overlays, &stop_thread)?;
         Ok((out, needs_upload_facts.then(|| UploadFacts::read(&bytes))))
     });
     let lease = ctx.config.lease();
@@ -176,7 +192,7 @@ async fn process_with_heartbeat(
             // Also during a shutdown's grace period: a job past its deadline then ends
             // `failed` rather than being released to run out its time again elsewhere.
             _ = &mut deadline => {
-                let measured = Measured { family, seconds: started.elapsed().as_secs_f64() };
+                let measured = Measured { family, seconds: started.elapsed().as_secs_f64(), preset };
                 if lost {
                     measured.record(if cancelled { JobOutcome::Cancelled } else { JobOutcome::Fenced });
                     return (None, Some(work));
@@ -218,7 +234,8 @@ async fn process_with_heartbeat(
                 }
             }
             _ = abandon.cancelled() => {
-                crate::metrics::job_finished(JobOutcome::Released, family, started.elapsed().as_secs_f64());
+                let measured = Measured { family, seconds: started.elapsed().as_secs_f64(), preset };
+                measured.record(JobOutcome::Released);
                 release(ctx, fence).await;
                 return (None, None);
             }
@@ -227,6 +244,7 @@ async fn process_with_heartbeat(
     let measured = Measured {
         family,
         seconds: started.elapsed().as_secs_f64(),
+        preset,
     };
     if lost {
         if cancelled {
@@ -274,7 +292,7 @@ async fn write_back(
     ctx: &WorkerContext,
     fence: &Fence<'_>,
     outcome: Outcome,
-    measured: &Measured,
+    measured: &Measured<'_>,
     abandon: &CancellationToken,
 ) {
     let deadline = tokio::time::Instant::now() + ctx.config.lease();
@@ -325,9 +343,8 @@ async fn write_back(
                 };
                 // After the commit, so its flush was not taken under the notify lock; a lost
                 // notification only delays watchers (sql/0007).
-                if let Err(e) =
-                    db::bounded!(ctx.pool, |client| jobs::notify_status(&client, fence.id, status)
-                        .await)
+                if let Err(e) = db::bounded!(ctx.pool, |client| jobs::notify_status(&client, fence, status)
+                    .await)
                 {
                     tracing::warn!(error = %e, "sending the status notification failed");
                 }
@@ -372,6 +389,32 @@ async fn write_back(
                 return;
             }
         }
+    }
+}
+
+/// The pipeline a job runs: an image's stored one (or the default), or a variant's preset in
+/// the variant's format. A pipeline stored by SQL was never checked: it may fail here.
+fn job_pipeline(ctx: &WorkerContext, job: &Job) -> Result<Pipeline, Failure> {
+    if let Some(variant) = &job.variant {
+        let Some(stored) = &variant.preset_pipeline else {
+            return Err(Failure {
+                code: "unknown_preset",
+                message: format!("there is no preset named \"{}\"", variant.preset),
+            });
+        };
+        return PresetPipeline::from_json(stored)
+            .map(|p| p.for_variant(variant.format))
+            .map_err(|e| Failure {
+                code: "invalid_pipeline",
+                message: format!("the preset \"{}\" has an invalid pipeline: {e}", variant.preset),
+            });
+    }
+    match job.pipeline.as_ref().map(Pipeline::from_json).transpose() {
+        Ok(p) => Ok(p.unwrap_or_else(|| ctx.config.pipeline_or_default())),
+        Err(e) => Err(Failure {
+            code: "invalid_pipeline",
+            message: format!("invalid pipeline: {e}"),
+        }),
     }
 }
 

@@ -22,7 +22,7 @@ use self::cancels::Cancels;
 use self::health::ThreadHealth;
 use crate::config::Config;
 use crate::db::listener::{self, ListenEvent};
-use crate::db::{self, control, jobs};
+use crate::db::{self, control, jobs, variants};
 
 /// The channel the insert/retry trigger notifies.
 pub const JOBS_CHANNEL: &str = "image_jobs";
@@ -51,6 +51,9 @@ const LOST_CHECK_EVERY: Duration = Duration::from_millis(250);
 struct ClaimState {
     /// When `lost_waiting` was last asked, and what it said.
     lost_checked: Option<(tokio::time::Instant, bool)>,
+    /// Which table the next claim asks first: images and variants take turns, so neither a
+    /// backlog of uploads nor one of variants keeps the other waiting.
+    variants_first: bool,
 }
 
 /// Runs the worker until `cancel` fires, then drains: in-flight jobs get
@@ -78,7 +81,10 @@ pub async fn run(
         shutdown: cancel.clone(),
         cancels: Arc::new(Cancels::default()),
     });
-    let mut claims = ClaimState { lost_checked: None };
+    let mut claims = ClaimState {
+        lost_checked: None,
+        variants_first: false,
+    };
 
     let wake = Arc::new(Notify::new());
     let listen_cancel = cancel.child_token();
@@ -145,11 +151,11 @@ pub async fn run(
 
 /// Returns jobs whose worker vanished to the queue.
 async fn reap_expired(ctx: &WorkerContext) {
-    let result = db::bounded!(ctx.pool, |client| jobs::reap_expired(
-        &client,
-        ctx.config.max_attempts
-    )
-    .await);
+    let result = db::bounded!(ctx.pool, |client| {
+        let images = jobs::reap_expired(&client, ctx.config.max_attempts).await?;
+        let variants = variants::reap_expired_variants(&client, ctx.config.max_attempts).await?;
+        Ok::<_, db::DbError>(images + variants)
+    });
     match result {
         Ok(0) => {}
         Ok(n) => {
@@ -196,13 +202,21 @@ async fn claim_while_free(
                 // Drain first; the next finished job wakes the loop.
                 return None;
             }
-            let claimed = db::bounded!(ctx.pool, |client| jobs::claim_lost(
-                &client,
-                &ctx.worker_id,
-                ctx.config.lease(),
-                max_bytes
-            )
-            .await);
+            let claimed = db::bounded!(ctx.pool, |client| {
+                match jobs::claim_lost(&client, &ctx.worker_id, ctx.config.lease(), max_bytes).await? {
+                    Some(job) => Ok::<_, db::DbError>(Some(job)),
+                    None => Ok(variants::claim_variants(
+                        &client,
+                        variants::CLAIM_LOST_VARIANT,
+                        &ctx.worker_id,
+                        1,
+                        ctx.config.lease(),
+                        max_bytes,
+                    )
+                    .await?
+                    .pop()),
+                }
+            });
             match claimed {
                 Ok(Some(job)) => {
                     // Every slot was free a moment ago and only this loop takes them.
@@ -222,12 +236,14 @@ async fn claim_while_free(
                 }
             }
         }
-        let claimed = db::bounded!(ctx.pool, |client| jobs::claim_jobs(
+        let variants_first = state.variants_first;
+        state.variants_first = !variants_first;
+        let claimed = db::bounded!(ctx.pool, |client| claim_both(
             &client,
-            &ctx.worker_id,
+            ctx,
             free as i64,
-            ctx.config.lease(),
-            max_bytes
+            max_bytes,
+            variants_first
         )
         .await);
         let claimed = match claimed {
@@ -250,6 +266,42 @@ async fn claim_while_free(
             return next_due(ctx).await;
         }
     }
+}
+
+/// Claims up to `limit` jobs from both tables, one first and the other for what is left.
+async fn claim_both(
+    client: &impl deadpool_postgres::GenericClient,
+    ctx: &WorkerContext,
+    limit: i64,
+    max_bytes: i64,
+    variants_first: bool,
+) -> Result<Vec<jobs::Job>, db::DbError> {
+    let lease = ctx.config.lease();
+    let images = |n| jobs::claim_jobs(client, &ctx.worker_id, n, lease, max_bytes);
+    let variants = |n| {
+        variants::claim_variants(
+            client,
+            variants::CLAIM_VARIANTS,
+            &ctx.worker_id,
+            n,
+            lease,
+            max_bytes,
+        )
+    };
+    let mut claimed = if variants_first {
+        variants(limit).await?
+    } else {
+        images(limit).await?
+    };
+    let left = limit - claimed.len() as i64;
+    if left > 0 {
+        claimed.extend(if variants_first {
+            images(left).await?
+        } else {
+            variants(left).await?
+        });
+    }
+    Ok(claimed)
 }
 
 /// Whether a row that lost a lease is runnable, asked at most every [`LOST_CHECK_EVERY`] (the

@@ -106,11 +106,13 @@ async fn a_stale_claim_holder_cannot_overwrite_the_new_claim() {
         id: old.id,
         worker: "old-worker",
         claim: old.claim,
+        variant: None,
     };
     let new_fence = jobs::Fence {
         id: new.id,
         worker: "new-worker",
         claim: new.claim,
+        variant: None,
     };
     assert!(
         !jobs::renew_lease(&db, &old_fence, short).await.expect("renew"),

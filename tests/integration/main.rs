@@ -50,4 +50,5 @@ mod queue;
 mod reliability;
 mod stranded;
 mod table_health;
+mod variants;
 mod webhooks;

@@ -79,6 +79,7 @@ async fn stale_claim_cannot_pass_the_fence_after_release() {
         id: first.id,
         worker: "worker-a",
         claim: first.claim,
+        variant: None,
     };
     assert!(jobs::release_job(&client, &stale).await.expect("release"));
     let second = jobs::claim_jobs(&client, "worker-a", 1, lease, i64::MAX)
@@ -104,6 +105,7 @@ async fn stale_claim_cannot_pass_the_fence_after_release() {
         id: second.id,
         worker: "worker-a",
         claim: second.claim,
+        variant: None,
     };
     assert!(jobs::renew_lease(&client, &live, lease).await.expect("renew"));
     assert!(jobs::complete_if_still_owner(&client, &live, &late_completion())
@@ -130,6 +132,7 @@ async fn stale_claim_cannot_pass_the_fence_after_retry() {
         id: first.id,
         worker: "worker-a",
         claim: first.claim,
+        variant: None,
     };
     // The first claim's lease runs out; the sweep re-queues it and it ends failed, then a user
     // retries it. A row that lost a lease before (so ran alone) is charged, and reaping it with
@@ -681,6 +684,7 @@ async fn completion_status_is_notified_after_its_commit_not_inside_it() {
         id: job.id,
         worker: "w",
         claim: job.claim,
+        variant: None,
     };
     assert!(jobs::complete_if_still_owner(&client, &fence, &late_completion())
         .await
@@ -690,7 +694,7 @@ async fn completion_status_is_notified_after_its_commit_not_inside_it() {
         quiet.is_err(),
         "the completion notified inside its transaction: {quiet:?}"
     );
-    jobs::notify_status(&client, job.id, image_processor::states::JobStatus::Completed)
+    jobs::notify_status(&client, &fence, image_processor::states::JobStatus::Completed)
         .await
         .expect("notify");
     let done = tokio::time::timeout(Duration::from_secs(5), rx.recv())

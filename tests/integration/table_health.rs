@@ -313,6 +313,7 @@ async fn heartbeats_are_hot_updates() {
         id: job.id,
         worker: "hot-test",
         claim: job.claim,
+        variant: None,
     };
     let stats = "select n_tup_upd, n_tup_hot_upd from pg_stat_user_tables \
                  where relid = 'processed_images'::regclass";

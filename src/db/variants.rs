@@ -1,0 +1,286 @@
+//! Statements on `image_variants` (`sql/0015_presets_variants.sql`): the variant jobs' claim,
+//! lease, completion, failure, release and reap — the images' rules (`jobs`), on rows keyed
+//! `(image_id, preset, format)` — and what the API reads and queues.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::jobs::Job;
+use super::DbError;
+use crate::presets::VariantFormat;
+use crate::states::JobStatus;
+
+/// The variant a claim is for.
+#[derive(Debug, Clone)]
+pub struct VariantJob {
+    pub preset: String,
+    pub format: VariantFormat,
+    /// The preset's stored pipeline; `None` when no preset has that name (deleted, or a SQL
+    /// INSERT named one that never existed): the job fails saying so.
+    pub preset_pipeline: Option<serde_json::Value>,
+}
+
+/// What a variant claim sets and returns; the parameters are the images' claim's (`$1` worker,
+/// `$2` limit, `$3` lease seconds, `$4` the largest original to load).
+macro_rules! claim_variants_statement {
+    ($which:literal) => {
+        concat!(
+            "\
+with picked as (
+    select image_id, preset, format from image_variants
+    where status = 'pending' and run_after <= now() and ",
+            $which,
+            "
+    order by priority desc, run_after
+    limit $2
+    for update skip locked
+)
+update image_variants v
+set status = 'processing', claimed_by = $1, attempts = v.attempts + 1, claim_seq = v.claim_seq + 1,
+    lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
+    error_code = null
+from picked
+join processed_images p on p.id = picked.image_id
+left join image_presets s on s.name = picked.preset
+where v.image_id = picked.image_id and v.preset = picked.preset and v.format = picked.format
+returning v.image_id, v.attempts, v.claim_seq,
+    case when octet_length(p.original_data) <= $4::int8 then p.original_data end,
+    s.pipeline, v.run_after, now(), octet_length(p.original_data)::int8, v.lost_leases > 0,
+    v.preset, v.format"
+        )
+    };
+}
+
+/// Runnable variants that never lost a lease, highest priority first (`image_variants_claim_idx`).
+pub const CLAIM_VARIANTS: &str = claim_variants_statement!("lost_leases = 0");
+
+/// One runnable variant that lost a lease before (run alone, as such images are).
+pub const CLAIM_LOST_VARIANT: &str = claim_variants_statement!("lost_leases > 0");
+
+/// Claims up to `limit` runnable variant jobs.
+pub async fn claim_variants(
+    db: &impl GenericClient,
+    statement: &str,
+    worker: &str,
+    limit: i64,
+    lease: std::time::Duration,
+    max_bytes: i64,
+) -> Result<Vec<Job>, DbError> {
+    let stmt = db.prepare_cached(statement).await?;
+    let rows = db
+        .query(&stmt, &[&worker, &limit, &lease.as_secs_f64(), &max_bytes])
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let format: String = r.try_get(10)?;
+            Ok(Job {
+                id: r.try_get(0)?,
+                attempt: r.try_get(1)?,
+                claim: r.try_get(2)?,
+                original: r.try_get(3)?,
+                pipeline: None,
+                ready_at: r.try_get(5)?,
+                claimed_at: r.try_get(6)?,
+                original_bytes: r.try_get(7)?,
+                lost_before: r.try_get(8)?,
+                needs_upload_facts: false,
+                variant: Some(VariantJob {
+                    preset: r.try_get(9)?,
+                    // The column's CHECK allows nothing else.
+                    format: VariantFormat::parse(&format).unwrap_or(VariantFormat::Own),
+                    preset_pipeline: r.try_get(4)?,
+                }),
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(DbError::from)
+}
+
+/// The fence of a variant row: the images' `(claimed_by, claim_seq)` on its key. `$1` image,
+/// `$2` worker, `$3` claim, then `$4` preset and `$5` format; each statement's own
+/// parameters follow.
+macro_rules! variant_fence {
+    () => {
+        "image_id = $1 and claimed_by = $2 and claim_seq = $3 and preset = $4 and format = $5 \
+         and status = 'processing'"
+    };
+}
+
+pub const RENEW_VARIANT_LEASE: &str = concat!(
+    "update image_variants set lease_expires_at = now() + make_interval(secs => $6) where ",
+    variant_fence!()
+);
+
+pub const COMPLETE_VARIANT: &str = concat!(
+    "\
+update image_variants set status = 'completed', processed_at = now(), data = $6,
+    bytes = octet_length($6::bytea), content_type = $7, width = $8, height = $9,
+    claimed_by = null, lease_expires_at = null, error = null, error_code = null
+from (select set_config('synchronous_commit', 'on', true),
+        set_config('image_processor.status_notify_after_commit', 'on', true)) durable
+where ",
+    variant_fence!()
+);
+
+pub const FAIL_VARIANT: &str = concat!(
+    "\
+update image_variants set status = 'failed', processed_at = now(), error = $6, error_code = $7,
+    claimed_by = null, lease_expires_at = null
+from (select set_config('synchronous_commit', 'on', true),
+        set_config('image_processor.status_notify_after_commit', 'on', true)) durable
+where ",
+    variant_fence!()
+);
+
+pub const RELEASE_VARIANT: &str = concat!(
+    "\
+update image_variants set status = 'pending', attempts = greatest(attempts - 1, 0),
+    claimed_by = null, lease_expires_at = null, run_after = now(), started_at = null
+where ",
+    variant_fence!()
+);
+
+/// The images' lease sweep (`jobs::REAP_EXPIRED`), on variants: a first loss goes back at
+/// once, uncharged; a loss while running alone is charged, with backoff, up to `$1` attempts.
+pub const REAP_EXPIRED_VARIANTS: &str = "\
+update image_variants set
+    status = case when lost_leases > 0 and attempts >= $1 then 'failed' else 'pending' end,
+    processed_at = case when lost_leases > 0 and attempts >= $1 then now() end,
+    attempts = case when lost_leases = 0 then greatest(attempts - 1, 0) else attempts end,
+    lost_leases = lost_leases + 1,
+    error = 'worker lost mid-job (lease expired; ' || lost_leases + 1 || ' lost lease(s), '
+        || attempts || ' attempt(s))',
+    error_code = 'worker_lost',
+    claimed_by = null, lease_expires_at = null,
+    run_after = case when lost_leases = 0 then now()
+        else now() + make_interval(secs => least(power(2, attempts - 1), 300) * (0.5 + random() / 2)) end
+from (select set_config('synchronous_commit', 'on', true)) durable
+where (image_id, preset, format) in (
+    select image_id, preset, format from image_variants
+    where status = 'processing' and lease_expires_at < now()
+    for update skip locked)";
+
+pub async fn reap_expired_variants(db: &impl GenericClient, max_attempts: i32) -> Result<u64, DbError> {
+    let stmt = db.prepare_cached(REAP_EXPIRED_VARIANTS).await?;
+    Ok(db.execute(&stmt, &[&max_attempts]).await?)
+}
+
+/// Preset names among `$1` that no preset has (an upload's `variants` must name existing ones).
+pub const MISSING_PRESETS: &str = "\
+select n from unnest($1::text[]) n
+where not exists (select 1 from image_presets where name = n)";
+
+pub async fn missing_presets(db: &impl GenericClient, names: &[String]) -> Result<Vec<String>, DbError> {
+    let stmt = db.prepare_cached(MISSING_PRESETS).await?;
+    let rows = db.query(&stmt, &[&names]).await?;
+    rows.iter().map(|r| r.try_get(0).map_err(DbError::from)).collect()
+}
+
+/// Queues variants of an image (its priority and run-after), leaving any that exist as they
+/// are. The API's connections notify after the commit (`images::notify_inserted`).
+pub const QUEUE_VARIANTS: &str = "\
+insert into image_variants (image_id, preset, format, priority, run_after)
+select p.id, n, $3, p.priority, greatest(now(), p.not_before)
+from processed_images p, unnest($2::text[]) n
+where p.id = $1
+on conflict do nothing";
+
+/// Returns how many variants were queued (0 when all existed already).
+pub async fn queue_variants(
+    db: &impl GenericClient,
+    image: Uuid,
+    presets: &[String],
+    format: VariantFormat,
+) -> Result<u64, DbError> {
+    let stmt = db.prepare_cached(QUEUE_VARIANTS).await?;
+    Ok(db.execute(&stmt, &[&image, &presets, &format.as_str()]).await?)
+}
+
+/// One variant as the API shows it (no bytes).
+#[derive(Debug, Clone)]
+pub struct VariantRecord {
+    pub status: JobStatus,
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    /// Grows with every claim: part of the ETag, so a variant made again gets a new one.
+    pub claim_seq: i64,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// A variant and what the request needs of its image and preset: `$1` image, `$2` preset,
+/// `$3` format. One row when the image exists (the variant's columns null when it was never
+/// queued).
+pub const GET_VARIANT: &str = "\
+select p.status, p.filename, s.pipeline, v.status, v.content_type, v.bytes, v.width, v.height,
+    v.error, v.error_code, v.claim_seq, v.processed_at
+from processed_images p
+left join image_presets s on s.name = $2
+left join image_variants v on v.image_id = p.id and v.preset = $2 and v.format = $3
+where p.id = $1";
+
+/// What [`get_variant`] found.
+#[derive(Debug, Clone)]
+pub struct VariantLookup {
+    pub image_status: JobStatus,
+    pub filename: Option<String>,
+    /// The preset's pipeline, `None` when no preset has that name.
+    pub preset_pipeline: Option<serde_json::Value>,
+    /// `None` when this variant was never queued.
+    pub variant: Option<VariantRecord>,
+}
+
+/// `None` when the image does not exist.
+pub async fn get_variant(
+    db: &impl GenericClient,
+    image: Uuid,
+    preset: &str,
+    format: VariantFormat,
+) -> Result<Option<VariantLookup>, DbError> {
+    let stmt = db.prepare_cached(GET_VARIANT).await?;
+    let Some(r) = db.query_opt(&stmt, &[&image, &preset, &format.as_str()]).await? else {
+        return Ok(None);
+    };
+    let status: Option<JobStatus> = r.try_get(3)?;
+    Ok(Some(VariantLookup {
+        image_status: r.try_get(0)?,
+        filename: r.try_get(1)?,
+        preset_pipeline: r.try_get(2)?,
+        variant: match status {
+            None => None,
+            Some(status) => Some(VariantRecord {
+                status,
+                content_type: r.try_get(4)?,
+                bytes: r.try_get(5)?,
+                width: r.try_get(6)?,
+                height: r.try_get(7)?,
+                error: r.try_get(8)?,
+                error_code: r.try_get(9)?,
+                claim_seq: r.try_get(10)?,
+                processed_at: r.try_get(11)?,
+            }),
+        },
+    }))
+}
+
+/// A completed variant's bytes and ETag ingredients (`$1` image, `$2` preset, `$3` format).
+pub const GET_VARIANT_DATA: &str = "\
+select data, content_type, claim_seq from image_variants
+where image_id = $1 and preset = $2 and format = $3 and status = 'completed'";
+
+/// The bytes, their type and the claim that made them; `None` unless completed.
+pub async fn get_variant_data(
+    db: &impl GenericClient,
+    image: Uuid,
+    preset: &str,
+    format: VariantFormat,
+) -> Result<Option<(Vec<u8>, Option<String>, i64)>, DbError> {
+    let stmt = db.prepare_cached(GET_VARIANT_DATA).await?;
+    let row = db.query_opt(&stmt, &[&image, &preset, &format.as_str()]).await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .transpose()
+}
