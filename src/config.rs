@@ -186,6 +186,15 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_SECRET_FILE", global = true)]
     pub webhook_secret_file: Option<PathBuf>,
 
+    /// The key of signed variant URLs (`/v/{sig}/{id}/{preset}`, HMAC-SHA256), at least 32
+    /// bytes (e.g. `openssl rand -base64 32`). Unset: the route answers 404.
+    #[arg(long, env = "URL_SIGNING_KEY", global = true, hide_env_values = true)]
+    pub url_signing_key: Option<String>,
+
+    /// A file holding `URL_SIGNING_KEY`; one trailing newline is ignored.
+    #[arg(long, env = "URL_SIGNING_KEY_FILE", global = true)]
+    pub url_signing_key_file: Option<PathBuf>,
+
     /// Attempts of one webhook before it is given up (`failed`).
     #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, global = true,
           value_parser = clap::value_parser!(i32).range(1..=100))]
@@ -224,7 +233,12 @@ pub enum SecretFileError {
     Empty { name: &'static str, path: PathBuf },
     #[error(transparent)]
     BadWebhookSecret(crate::webhooks::signing::BadSecret),
+    #[error("URL_SIGNING_KEY is {0} bytes; it must be at least {MIN_SIGNING_KEY_BYTES} (e.g. `openssl rand -base64 32`)")]
+    ShortSigningKey(usize),
 }
+
+/// The shortest `URL_SIGNING_KEY`: 32 bytes, the HMAC-SHA256 output size (RFC 2104 §3).
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 
 /// One setting that may come from a file: its variable's name, its value, the file's path.
 struct SecretSetting<'a> {
@@ -281,7 +295,7 @@ impl Config {
 
     /// Every setting that also has a `<NAME>_FILE` form. A new secret needs its two fields
     /// and one line here.
-    fn secret_settings(&mut self) -> [SecretSetting<'_>; 3] {
+    fn secret_settings(&mut self) -> [SecretSetting<'_>; 4] {
         [
             SecretSetting {
                 name: "DATABASE_URL",
@@ -297,6 +311,11 @@ impl Config {
                 name: "WEBHOOK_SECRET",
                 value: &mut self.webhook_secret,
                 file: &self.webhook_secret_file,
+            },
+            SecretSetting {
+                name: "URL_SIGNING_KEY",
+                value: &mut self.url_signing_key,
+                file: &self.url_signing_key_file,
             },
         ]
     }
@@ -322,7 +341,19 @@ impl Config {
         } else {
             self.webhook_secret = None;
         }
+        match self.url_signing_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) if key.len() < MIN_SIGNING_KEY_BYTES => {
+                return Err(SecretFileError::ShortSigningKey(key.len()))
+            }
+            Some(_) => {}
+            None => self.url_signing_key = None,
+        }
         Ok(())
+    }
+
+    /// `URL_SIGNING_KEY`, when signed variant URLs are on.
+    pub fn url_signing_key(&self) -> Option<&[u8]> {
+        self.url_signing_key.as_deref().map(str::as_bytes)
     }
 
     /// `WEBHOOK_URL`, if set to something.
