@@ -178,7 +178,11 @@ pub fn url_signature(key: &[u8], id: Uuid, preset: &str) -> String {
 
 /// The path of the signed URL for `id` and `preset`.
 pub fn signed_path(key: &[u8], id: Uuid, preset: &str) -> String {
-    format!("/v/{}/{}/{preset}", url_signature(key, id, preset), id.hyphenated())
+    format!(
+        "/v/{}/{}/{preset}",
+        url_signature(key, id, preset),
+        id.hyphenated()
+    )
 }
 
 /// Whether `sig` signs `id` and `preset`. The comparison is constant-time (`Mac::verify_slice`);
@@ -261,9 +265,21 @@ mod tests {
         assert!(verify_url_signature(key, id, "thumb", &sig));
         assert_eq!(signed_path(key, id, "thumb"), format!("/v/{sig}/{id}/thumb"));
         assert!(!verify_url_signature(key, id, "hero", &sig));
-        assert!(!verify_url_signature(b"another key of thirty-two bytes!", id, "thumb", &sig));
+        assert!(!verify_url_signature(
+            b"another key of thirty-two bytes!",
+            id,
+            "thumb",
+            &sig
+        ));
         assert!(!verify_url_signature(key, Uuid::nil(), "thumb", &sig));
-        for bad in ["", "!!!", &sig[..42], &format!("{sig}A"), &format!("{sig}="), "AAAA"] {
+        for bad in [
+            "",
+            "!!!",
+            &sig[..42],
+            &format!("{sig}A"),
+            &format!("{sig}="),
+            "AAAA",
+        ] {
             assert!(!verify_url_signature(key, id, "thumb", bad), "{bad:?}");
         }
     }

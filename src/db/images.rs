@@ -11,13 +11,19 @@ use super::DbError;
 use crate::states::JobStatus;
 
 /// The metadata columns (never the blobs), in the order [`ImageRecord::from_row`] reads them.
+/// The last is the image's variants (their own format's rows), one small array each, read
+/// through `image_variants`' primary key: no statement that uses these aliases
+/// `processed_images`, which the subquery names.
 macro_rules! record_columns {
     () => {
         "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
          pipeline, original_content_type, original_bytes, original_width, original_height, \
          processed_content_type, processed_bytes, processed_width, processed_height, priority, \
          not_before, original_frames, processed_frames, sha256, blurhash, dominant_color, exif, \
-         callback_url"
+         callback_url, \
+         (select jsonb_agg(jsonb_build_array(v.preset, v.status, v.content_type, v.bytes, v.width, \
+             v.height, v.error, v.error_code) order by v.preset) \
+          from image_variants v where v.image_id = processed_images.id and v.format = '')"
     };
 }
 pub(crate) use record_columns;
@@ -46,6 +52,71 @@ pub struct ImageRecord {
     pub facts: Facts,
     /// Told when the image completes or fails (a webhook).
     pub callback_url: Option<String>,
+    /// Its variants (`sql/0015_presets_variants.sql`), by preset name.
+    pub variants: Vec<VariantSummary>,
+}
+
+/// One variant of an image, as the image object lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantSummary {
+    pub preset: String,
+    pub status: JobStatus,
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+}
+
+impl VariantSummary {
+    /// A variant just queued.
+    pub fn pending(preset: &str) -> VariantSummary {
+        VariantSummary {
+            preset: preset.to_owned(),
+            status: JobStatus::Pending,
+            content_type: None,
+            bytes: None,
+            width: None,
+            height: None,
+            error: None,
+            error_code: None,
+        }
+    }
+
+    /// Reads the `jsonb_build_array` rows of `record_columns!`; a malformed one is skipped
+    /// (the columns' types and CHECKs make that impossible short of a schema change).
+    fn from_json(value: Option<serde_json::Value>) -> Vec<VariantSummary> {
+        let Some(serde_json::Value::Array(rows)) = value else {
+            return Vec::new();
+        };
+        rows.into_iter()
+            .filter_map(|row| {
+                type Cols = (
+                    String,
+                    String,
+                    Option<String>,
+                    Option<i64>,
+                    Option<i32>,
+                    Option<i32>,
+                    Option<String>,
+                    Option<String>,
+                );
+                let (preset, status, content_type, bytes, width, height, error, error_code): Cols =
+                    serde_json::from_value(row).ok()?;
+                Some(VariantSummary {
+                    preset,
+                    status: status.parse().ok()?,
+                    content_type,
+                    bytes,
+                    width,
+                    height,
+                    error,
+                    error_code,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The original's facts; each `None` until known (SPEC "Facts").
@@ -104,6 +175,7 @@ impl ImageRecord {
                 exif: row.try_get(25)?,
             },
             callback_url: row.try_get(26)?,
+            variants: VariantSummary::from_json(row.try_get(27)?),
         })
     }
 }

@@ -89,6 +89,9 @@ impl From<Snapshot> for ImageRecord {
                 exif: s.exif,
             },
             callback_url: s.callback_url,
+            // Variants are jobs of their own that finish on their own time, mostly after the
+            // image: the event is the image's, so its `variants` is always `{}`.
+            variants: Vec::new(),
         }
     }
 }

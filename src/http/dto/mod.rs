@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::images::{Facts, ImageRecord, Media};
+use crate::db::images::{Facts, ImageRecord, Media, VariantSummary};
 pub use crate::imaging::facts::ExifFacts;
 use crate::states::JobStatus;
 
@@ -50,7 +50,50 @@ pub struct ImageObject {
     pub callback_url: Option<String>,
     pub original: OriginalObject,
     pub processed: Option<MediaObject>,
+    /// The image's variants by preset name (`{}` when none was asked for): queued by the
+    /// upload's `variants`, a first request of a variant's `url`, or a SQL INSERT.
+    pub variants: std::collections::BTreeMap<String, VariantObject>,
     pub links: Links,
+}
+
+/// One variant: the image processed with a preset (SPEC "Variants").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantObject {
+    pub status: JobStatus,
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// Its bytes once completed (queues it when it is not made yet).
+    pub url: String,
+    /// Why it failed (`null` unless failed or cancelled).
+    pub error: Option<String>,
+    /// `unknown_preset`, `preset_deleted`, `invalid_pipeline`, or any image error code.
+    pub error_code: Option<String>,
+}
+
+impl VariantObject {
+    /// The variant's route under its image.
+    pub fn url(id: Uuid, preset: &str) -> String {
+        format!("/api/images/{id}/variants/{preset}")
+    }
+
+    pub fn new(id: Uuid, v: VariantSummary) -> (String, VariantObject) {
+        let url = VariantObject::url(id, &v.preset);
+        (
+            v.preset,
+            VariantObject {
+                status: v.status,
+                content_type: v.content_type,
+                bytes: v.bytes,
+                width: v.width,
+                height: v.height,
+                url,
+                error: v.error,
+                error_code: v.error_code,
+            },
+        )
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,6 +198,11 @@ impl ImageObject {
             not_before: r.not_before,
             callback_url: r.callback_url,
             original: OriginalObject::new(r.original, r.facts),
+            variants: r
+                .variants
+                .into_iter()
+                .map(|v| VariantObject::new(r.id, v))
+                .collect(),
             links: Links {
                 original: format!("{base}/original"),
                 processed: format!("{base}/processed"),

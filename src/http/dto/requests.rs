@@ -105,7 +105,8 @@ pub enum FlipParam {
 /// No field at all: `DEFAULT_PIPELINE` (fit within 800×800, keep the format). `fit`, `upscale`,
 /// `gravity` and `focus` need `width` or `height`; `fit=pad` needs both; `gravity` applies to
 /// `fit=cover` and `fit=pad` (`smart` to `cover` only), `focus` to `fit=cover`; a `pipeline`
-/// part excludes every field here but `priority`, `not_before`, `dedupe` and `callback_url`; `watermark_gravity`, `watermark_opacity` and
+/// part excludes every field here but `priority`, `not_before`, `dedupe`, `callback_url` and
+/// `variants`; `watermark_gravity`, `watermark_opacity` and
 /// `watermark_scale` need `watermark`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -248,6 +249,12 @@ pub struct Operations {
     #[schema(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")]
     #[param(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$")]
     callback_url: Option<String>,
+    /// Not an operation: comma-separated preset names (each `[a-z0-9_-]{1,64}`, at most 16)
+    /// whose variants are queued with the image; a name no preset has is a `400` naming
+    /// `variants`. Allowed beside `pipeline`.
+    #[schema(max_length = 1100, pattern = r"^[a-z0-9_,\s-]*$")]
+    #[param(max_length = 1100, pattern = r"^[a-z0-9_,\s-]*$")]
+    variants: Option<String>,
 }
 
 /// Most files one upload request may carry.
@@ -372,7 +379,7 @@ mod tests {
         // The pipeline's fields, plus the job fields the upload handler takes first.
         let mut parsed: Vec<String> = FIELD_NAMES
             .iter()
-            .chain(&["priority", "not_before", "dedupe", "callback_url"])
+            .chain(&["priority", "not_before", "dedupe", "callback_url", "variants"])
             .map(|s| s.to_string())
             .collect();
         parsed.sort_unstable();

@@ -19,10 +19,11 @@ use super::legacy;
 use super::state::AppState;
 use chrono::{DateTime, Utc};
 
-use crate::db::images::{self, NewImage};
-use crate::db::DbError;
+use crate::db::images::{self, NewImage, VariantSummary};
+use crate::db::{variants, DbError};
 use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, ImagingError, Pipeline, Probe};
+use crate::presets::{PresetName, VariantFormat};
 use body::{Upload, UploadBody};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -101,6 +102,15 @@ async fn store(
     let effective = pipeline_json.as_ref().unwrap_or(&state.default_pipeline);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await.map_err(DbError::from)?;
+    if !job.variants.is_empty() {
+        let missing = variants::missing_presets(&tx, &job.variants).await?;
+        if let Some(name) = missing.first() {
+            return Err(ApiError::bad(
+                "variants",
+                format!("there is no preset named \"{name}\" (PUT /api/presets/{name} makes one)"),
+            ));
+        }
+    }
     let mut records = Vec::with_capacity(files.len());
     for (file, (probe, facts)) in files.iter().zip(probes) {
         if job.dedupe {
@@ -134,6 +144,18 @@ async fn store(
             duplicate: false,
         });
     }
+    if !job.variants.is_empty() {
+        for stored in &mut records {
+            let record = &mut stored.record;
+            variants::queue_variants(&tx, record.id, &job.variants, VariantFormat::Own).await?;
+            for name in &job.variants {
+                if !record.variants.iter().any(|v| &v.preset == name) {
+                    record.variants.push(VariantSummary::pending(name));
+                }
+            }
+            record.variants.sort_by(|a, b| a.preset.cmp(&b.preset));
+        }
+    }
     tx.commit().await.map_err(DbError::from)?;
     let inserted: Vec<&images::ImageRecord> = records
         .iter()
@@ -141,7 +163,8 @@ async fn store(
         .map(|s| &s.record)
         .collect();
     // The rows are stored: a failed notification only delays them until the workers' sweep.
-    if !inserted.is_empty() {
+    // Variants queued on an earlier image (`dedupe`) need the workers woken too.
+    if !inserted.is_empty() || !job.variants.is_empty() {
         if let Err(e) = images::notify_inserted(&client, &inserted).await {
             tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
         }
@@ -182,13 +205,36 @@ struct JobFields {
     dedupe: bool,
     /// Told (a signed webhook) when the image completes or fails.
     callback_url: Option<String>,
+    /// `variants=thumb,hero`: presets to make variants of, queued with the image.
+    variants: Vec<String>,
+}
+
+/// The most variants one upload may ask for per image.
+const MAX_VARIANTS: usize = 16;
+
+/// `variants`: comma-separated preset names, each checked; repeats are dropped.
+fn parse_variants(value: &str) -> Result<Vec<String>, ApiError> {
+    let mut names: Vec<String> = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let name = PresetName::parse(name).map_err(|e| ApiError::bad("variants", e))?;
+        if !names.iter().any(|n| n == name.as_str()) {
+            names.push(name.as_str().to_owned());
+        }
+    }
+    if names.len() > MAX_VARIANTS {
+        return Err(ApiError::bad(
+            "variants",
+            format!("at most {MAX_VARIANTS} presets per upload (got {})", names.len()),
+        ));
+    }
+    Ok(names)
 }
 
 /// How far ahead `not_before` may be: further is more likely a typo than a plan.
 const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
 
 impl JobFields {
-    /// Takes `priority`, `not_before` and `callback_url` out of the fields (so the rest is the pipeline's). As
+    /// Takes `priority`, `not_before`, `dedupe`, `callback_url` and `variants` out of the fields (so the rest is the pipeline's). As
     /// with the operation fields, a field given twice (say in the query and the form) takes the
     /// last value.
     fn take(fields: &mut Vec<(String, String)>) -> Result<JobFields, ApiError> {
@@ -197,6 +243,7 @@ impl JobFields {
             not_before: None,
             dedupe: false,
             callback_url: None,
+            variants: Vec::new(),
         };
         let mut error = None;
         fields.retain(|(key, value)| {
@@ -204,6 +251,7 @@ impl JobFields {
                 "priority" => parse_priority(value).map(|p| job.priority = p),
                 "not_before" => parse_not_before(value).map(|t| job.not_before = Some(t)),
                 "dedupe" => parse_bool("dedupe", value).map(|d| job.dedupe = d),
+                "variants" => parse_variants(value).map(|v| job.variants = v),
                 "callback_url" => crate::webhooks::send::check_url(value)
                     .map(|_| job.callback_url = Some(value.clone()))
                     .map_err(|e| ApiError::bad("callback_url", e)),
