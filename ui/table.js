@@ -35,10 +35,20 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
 
   const displayName = (image) => image.filename || t('table.untitled', { id: image.id.slice(0, 8) });
 
+  /**
+   * The server's order: uploaded_at (microseconds) then id, both descending. Date.parse stops at
+   * milliseconds, so two uploads in the same millisecond would otherwise fall back to the id and
+   * disagree with the pages the server hands out.
+   */
+  function uploadedMicros(image) {
+    const ms = Date.parse(image.uploaded_at);
+    if (!Number.isFinite(ms)) return 0;
+    const fraction = /\.(\d+)/.exec(image.uploaded_at)?.[1] || '';
+    return ms * 1000 + Number(fraction.slice(3, 6).padEnd(3, '0'));
+  }
+
   function newerFirst(a, b) {
-    const ta = Date.parse(a.uploaded_at) || 0;
-    const tb = Date.parse(b.uploaded_at) || 0;
-    return tb - ta || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+    return uploadedMicros(b) - uploadedMicros(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
   }
 
   function downloadLink(image, kind) {
@@ -190,7 +200,7 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
       const focused = existing.tr.contains(document.activeElement) ? document.activeElement.dataset.action : null;
       existing.tr.replaceWith(tr);
       rows.set(image.id, { image, tr });
-      if (Date.parse(existing.image.uploaded_at) !== Date.parse(image.uploaded_at)) {
+      if (uploadedMicros(existing.image) !== uploadedMicros(image)) {
         tr.remove();
         tbody.insertBefore(tr, firstRowAtOrAfter(image));
       }
