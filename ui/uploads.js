@@ -53,26 +53,24 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
       dismiss,
     );
     list.prepend(li);
-    const item = { li, progress, status, dismiss, message: { message: 'upload.waiting' } };
+    const item = { li, progress, status, dismiss, message: () => t('upload.waiting') };
     items.set(li, item);
     return item;
   }
 
   /**
-   * Shows an item's state: a catalogue key with its variables (redrawn on a language switch;
-   * a fraction in `percent` is formatted then), or `{ plain }`, a message from the server.
+   * Shows an item's state; `message` returns its text, and is called again after a language
+   * switch (so it translates and formats inside, e.g. () => t('upload.sent')).
    */
-  function setState(item, state, message, vars) {
+  function setState(item, state, message) {
     item.li.dataset.state = state;
-    item.message = { message, vars };
+    item.message = message;
     showMessage(item);
     item.status.setAttribute('role', state === 'error' ? 'alert' : 'status');
   }
 
   function showMessage(item) {
-    const { message, vars } = item.message;
-    if (typeof message === 'object') setPlainText(item.status, message.plain);
-    else setPlainText(item.status, t(message, vars && 'percent' in vars ? { ...vars, percent: formatPercent(vars.percent) } : vars));
+    setPlainText(item.status, item.message());
   }
 
   function finish(item, file) {
@@ -94,17 +92,17 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
 
   async function start(job) {
     const { file, item, fields } = job;
-    setState(item, 'uploading', 'upload.uploading', { percent: 0 });
+    setState(item, 'uploading', () => t('upload.uploading', { percent: formatPercent(0) }));
     const request = upload(file, fields, (fraction) => {
       item.progress.value = fraction;
-      if (fraction >= 1) setState(item, 'uploading', 'upload.sent');
-      else setState(item, 'uploading', 'upload.uploading', { percent: fraction });
+      if (fraction >= 1) setState(item, 'uploading', () => t('upload.sent'));
+      else setState(item, 'uploading', () => t('upload.uploading', { percent: formatPercent(fraction) }));
     });
     job.abort = request.abort;
     try {
       const image = await request.promise;
       item.progress.value = 1;
-      setState(item, 'done', image?.duplicate ? 'upload.duplicate' : 'upload.queued');
+      setState(item, 'done', () => (image?.duplicate ? t('upload.duplicate') : t('upload.queued')));
       finish(item, file);
       if (image && image.id) {
         item.li.dataset.imageId = image.id;
@@ -118,8 +116,8 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
       }
       item.progress.value = 1;
       // The server's own message, as it sent it; ours (no status) were translated when made.
-      if (err.status) setState(item, 'error', 'upload.httpError', { message: err.message, status: String(err.status) });
-      else setState(item, 'error', { plain: err.message });
+      if (err.status) setState(item, 'error', () => t('upload.httpError', { message: err.message, status: String(err.status) }));
+      else setState(item, 'error', () => err.message);
       finish(item, file);
     }
   }
@@ -159,7 +157,8 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
         const reason = rejectReason(file, maxBytes);
         if (reason) {
           item.progress.value = 1;
-          setState(item, 'error', { plain: reason });
+          const limit = maxBytes;
+          setState(item, 'error', () => rejectReason(file, limit));
           finish(item, file);
           continue;
         }
