@@ -679,12 +679,17 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
       await langPage.waitForSelector('tr.image-row[data-status="completed"]');
       portuguese(await texts());
       assert.equal(await langPage.$eval('#language-select', (select) => select.value), 'pt-BR');
+      // A message made in the browser is in Portuguese too, and follows the switch back.
+      await langPage.setInputFiles('#file-input', [{ name: 'leia-me.txt', mimeType: 'text/plain', buffer: Buffer.from('olá') }]);
+      const refused = langPage.locator('.upload-item[data-state="error"][data-name="leia-me.txt"] .upload-item__status');
+      assert.match(await refused.textContent(), /^Não é uma imagem \(text\/plain\)/);
 
       // Back to English, from the keyboard this time.
       await langPage.focus('#language-select');
       await langPage.keyboard.press('ArrowUp');
       await langPage.waitForFunction(() => document.documentElement.lang === 'en');
       assert.deepEqual(await texts(), english);
+      assert.match(await refused.textContent(), /^Not an image \(text\/plain\)/);
       assert.equal(await langPage.evaluate(() => localStorage.getItem('image-processor.language')), 'en');
     } finally {
       await langPage.evaluate(() => localStorage.removeItem('image-processor.language')).catch(() => {});
