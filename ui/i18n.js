@@ -368,7 +368,7 @@ export const CATALOGUES = {
     'upload.uploading': 'Enviando… {percent}',
     'upload.sent': 'Enviado, aguardando o servidor…',
     'upload.duplicate': 'Já enviada: esta é a imagem anterior',
-    'upload.queued': 'Enviada — processando',
+    'upload.queued': 'Enviado — processando',
     'upload.httpError': '{message} (HTTP {status})',
     'upload.cancelLabel': 'Cancelar o envio de {name}',
     'upload.dismiss': 'Fechar',
@@ -636,7 +636,7 @@ export const CATALOGUES = {
     'pipeline.empty': 'nenhuma operação',
     'pipeline.auto': 'auto',
 
-    'api.unreachable': 'Não foi possível falar com o servidor.',
+    'api.unreachable': 'Não foi possível conectar ao servidor.',
     'api.notJson': 'O servidor enviou uma resposta que não é JSON.',
     'api.connectionLost': 'O envio falhou: a conexão caiu.',
     'api.uploadCancelled': 'Envio cancelado.',
