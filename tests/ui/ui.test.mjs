@@ -720,6 +720,11 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
       assert.equal(seen.pick, 'Escolher arquivos');
       assert.match(seen.status, /^Concluída/);
       assert.equal(seen.header, 'Tamanho');
+      // Longer words, same phone: still no sideways scrolling.
+      await ptPage.setViewportSize({ width: 390, height: 844 });
+      const overflow = await ptPage.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling on a phone in Portuguese (${overflow}px too wide)`);
+      await ptPage.screenshot({ path: `${ARTIFACTS}pt-BR-phone.png`, fullPage: true });
     } finally {
       await ptBrowser.close();
     }
