@@ -759,6 +759,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
       await axePage.locator('tr.image-row[data-status="completed"] [data-action="details"]').first().click();
       await axePage.waitForSelector('#detail-dialog[open]');
       assert.deepEqual(await run(), [], 'the detail view in Portuguese');
+      await axePage.screenshot({ path: `${ARTIFACTS}pt-BR-detail.png` });
     } finally {
       await scan.close();
     }
