@@ -1,6 +1,7 @@
 // The HTTP API client: JSON requests with the token, 401 → token prompt → retry, XHR uploads with progress.
 
 import { authHeaders, requestToken } from './auth.js';
+import { t } from './i18n.js';
 
 /** An API failure with the server's stable error code and human message. */
 export class ApiError extends Error {
@@ -39,7 +40,7 @@ export async function send(path, { method = 'GET', body, headers = {} } = {}) {
     try {
       res = await fetch(path, { method, body, headers: { Accept: 'application/json', ...headers, ...authHeaders() } });
     } catch {
-      throw new ApiError(0, 'network', 'The server cannot be reached.');
+      throw new ApiError(0, 'network', t('api.unreachable'));
     }
     if (res.status === 401 && attempt < MAX_AUTH_RETRIES && (await requestToken())) continue;
     if (!res.ok) throw await readError(res);
@@ -54,7 +55,7 @@ async function json(path, options) {
   try {
     return JSON.parse(text);
   } catch {
-    throw new ApiError(res.status, 'bad_response', 'The server sent a response that is not JSON.');
+    throw new ApiError(res.status, 'bad_response', t('api.notJson'));
   }
 }
 
@@ -132,13 +133,13 @@ export function upload(file, fields, onProgress) {
           reject(errorFrom(xhr.status, xhr.response, xhr.statusText));
         }
       });
-      xhr.addEventListener('error', () => reject(new ApiError(0, 'network', 'Upload failed: the connection was lost.')));
-      xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', 'Upload cancelled.')));
+      xhr.addEventListener('error', () => reject(new ApiError(0, 'network', t('api.connectionLost'))));
+      xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', t('api.uploadCancelled'))));
       // Operation fields go before the file so the server knows the pipeline before the bytes.
       const form = new FormData();
       for (const [name, value] of fields) form.append(name, value);
       form.append('file', file, file.name);
-      if (aborted) reject(new ApiError(0, 'aborted', 'Upload cancelled.'));
+      if (aborted) reject(new ApiError(0, 'aborted', t('api.uploadCancelled')));
       else xhr.send(form);
     };
     attempt(0);

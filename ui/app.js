@@ -6,8 +6,9 @@ import { api } from './api.js';
 import { onTokenChange, requestToken } from './auth.js';
 import { createControls } from './controls.js';
 import { renderDashboard } from './dashboard.js';
-import { openDetail, setupDetail } from './detail.js';
-import { formatBytes } from './format.js';
+import { openDetail, refreshDetail, setupDetail } from './detail.js';
+import { formatBytes, formatNumber } from './format.js';
+import { applyTranslations, localize, onLanguageChange, setPlainText, setupLanguageSwitch, t } from './i18n.js';
 import { connectEvents } from './live.js';
 import { createTable } from './table.js';
 import { createUploader } from './uploads.js';
@@ -24,6 +25,16 @@ const STATS_MIN_INTERVAL_MS = 1000;
 const STATS_POLL_MS = 10_000;
 const OFFLINE_LIST_POLL_MS = 5000;
 const STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
+/** The empty list's text per filter ('' = all). */
+const EMPTY_KEYS = {
+  '': 'empty.none',
+  pending: 'empty.pending',
+  processing: 'empty.processing',
+  completed: 'empty.completed',
+  failed: 'empty.failed',
+  cancelled: 'empty.cancelled',
+};
+const LIVE_KEYS = { live: 'live.live', connecting: 'live.connecting', offline: 'live.offline' };
 
 const state = {
   filter: '',
@@ -33,6 +44,8 @@ const state = {
   listGeneration: 0,
   /** While a list load is in flight: images seen through events meanwhile (null = deleted). */
   seenDuringLoad: null,
+  /** The last /api/stats answer, redrawn in the new language on a switch. */
+  stats: null,
 };
 
 // ---- snackbar ---------------------------------------------------------------------------------
@@ -77,12 +90,12 @@ function noteFinished(image) {
     const done = finished.filter((i) => i.status === 'completed');
     const failed = finished.filter((i) => i.status === 'failed');
     finished = [];
-    const name = (i) => i.filename || 'an untitled image';
+    const name = (i) => i.filename || t('announce.untitled');
     const parts = [];
-    if (done.length === 1) parts.push(`${name(done[0])} completed`);
-    else if (done.length > 1) parts.push(`${done.length} images completed`);
-    if (failed.length === 1) parts.push(`${name(failed[0])} failed: ${failed[0].error || 'no reason given'}`);
-    else if (failed.length > 1) parts.push(`${failed.length} images failed`);
+    if (done.length === 1) parts.push(t('announce.oneCompleted', { name: name(done[0]) }));
+    else if (done.length > 1) parts.push(t('announce.manyCompleted', { count: done.length }));
+    if (failed.length === 1) parts.push(t('announce.oneFailed', { name: name(failed[0]), error: failed[0].error || t('announce.noReason') }));
+    else if (failed.length > 1) parts.push(t('announce.manyFailed', { count: failed.length }));
     $('status-announcer').textContent = parts.length ? `${parts.join('; ')}.` : '';
   }, ANNOUNCE_EVERY_MS);
 }
@@ -139,8 +152,8 @@ async function reload({ keepLoaded = true } = {}) {
     }
   } catch (err) {
     if (generation !== state.listGeneration) return;
-    if (table.size === 0) table.setEmptyText(`Could not load images: ${err.message}`);
-    else announce(`Could not refresh the list: ${err.message}`);
+    if (table.size === 0) table.setEmptyText('list.loadError', { message: err.message });
+    else announce(t('list.refreshError', { message: err.message }));
   } finally {
     if (state.seenDuringLoad === seen) state.seenDuringLoad = null;
     updateLoadMore();
@@ -158,15 +171,11 @@ async function loadMore() {
     state.next = page.next || null;
     for (const image of page.images || []) if (matchesFilter(image)) table.upsert(image);
   } catch (err) {
-    announce(`Could not load more: ${err.message}`);
+    announce(t('list.moreError', { message: err.message }));
   } finally {
     button.disabled = false;
     updateLoadMore();
   }
-}
-
-function emptyTextFor(filter) {
-  return filter ? `No ${filter} images.` : 'No images yet. Drop some above.';
 }
 
 function setFilter(status) {
@@ -180,9 +189,9 @@ function setFilter(status) {
   window.history.replaceState(null, '', url);
   state.next = null;
   table.replaceAll([]);
-  table.setEmptyText('Loading…');
+  table.setEmptyText('empty.loading');
   reload({ keepLoaded: false }).then(() => {
-    if (table.size === 0 && $('empty-state').textContent === 'Loading…') table.setEmptyText(emptyTextFor(state.filter));
+    if (table.size === 0 && table.emptyKey === 'empty.loading') table.setEmptyText(EMPTY_KEYS[state.filter]);
   });
 }
 
@@ -194,10 +203,10 @@ async function retryImage(image) {
     const updated = await api.retry(image.id);
     if (updated && updated.id) applyOwnResult(updated);
     else refreshImage(image.id);
-    announce(`Processing ${name} again.`);
+    announce(t('action.retried', { name }));
     scheduleStats();
   } catch (err) {
-    announce(`Could not retry ${name}: ${err.message}`);
+    announce(t('action.retryError', { name, message: err.message }));
     refreshImage(image.id);
   }
 }
@@ -208,17 +217,17 @@ async function cancelImage(image) {
     const updated = await api.cancel(image.id);
     if (updated && updated.id) applyOwnResult(updated);
     else refreshImage(image.id);
-    announce(`Cancelled ${name}.`);
+    announce(t('action.cancelled', { name }));
     scheduleStats();
   } catch (err) {
     // 409: it finished meanwhile; the row shows how.
-    announce(err.status === 409 ? `${name} had already finished.` : `Could not cancel ${name}: ${err.message}`);
+    announce(err.status === 409 ? t('action.alreadyFinished', { name }) : t('action.cancelError', { name, message: err.message }));
     refreshImage(image.id);
   }
 }
 
 /** Runs a bulk action over every failed image, call after call (each takes at most 10 000). */
-async function bulkOnFailed(action, key, verb) {
+async function bulkOnFailed(action, key, doneKey) {
   let total = 0;
   try {
     for (let calls = 0; calls < 100; calls += 1) {
@@ -226,20 +235,20 @@ async function bulkOnFailed(action, key, verb) {
       total += Number(answer?.[key]) || 0;
       if (!answer?.more) break;
     }
-    announce(`${verb} ${total} failed image${total === 1 ? '' : 's'}.`);
+    announce(t(doneKey, { count: total }));
   } catch (err) {
-    announce(`Could not finish: ${err.message} (${total} done).`);
+    announce(t('bulk.error', { message: err.message, count: total }));
   }
   // Many rows changed at once: reload the list rather than follow each event.
   reload({ keepLoaded: false });
   scheduleStats();
 }
 
-$('retry-failed').addEventListener('click', () => bulkOnFailed(api.retryMany, 'retried', 'Retrying'));
+$('retry-failed').addEventListener('click', () => bulkOnFailed(api.retryMany, 'retried', 'bulk.retried'));
 $('delete-failed').addEventListener('click', () => {
-  const n = Number(document.querySelector('[data-count="failed"]').textContent) || 0;
-  if (window.confirm(`Delete all ${n} failed image${n === 1 ? '' : 's'}? This cannot be undone.`)) {
-    bulkOnFailed(api.removeMany, 'deleted', 'Deleted');
+  const n = Number(state.stats?.counts?.failed) || 0;
+  if (window.confirm(t('bulk.confirmDelete', { count: n }))) {
+    bulkOnFailed(api.removeMany, 'deleted', 'bulk.deleted');
   }
 });
 
@@ -248,11 +257,11 @@ async function deleteImage(image) {
   try {
     await api.remove(image.id);
     forgetImage(image.id);
-    announce(`Deleted ${name}.`);
+    announce(t('action.deleted', { name }));
     scheduleStats();
   } catch (err) {
     if (err.status === 404) forgetImage(image.id);
-    else announce(`Could not delete ${name}: ${err.message}`);
+    else announce(t('action.deleteError', { name, message: err.message }));
   }
 }
 
@@ -290,7 +299,8 @@ function setLiveState(liveState) {
   state.live = liveState === 'live';
   const indicator = $('live-indicator');
   indicator.dataset.state = liveState;
-  indicator.textContent = { live: 'Live', connecting: 'Connecting…', offline: 'Offline, retrying' }[liveState] || liveState;
+  if (LIVE_KEYS[liveState]) localize(indicator, LIVE_KEYS[liveState]);
+  else setPlainText(indicator, liveState);
 }
 
 // ---- counters ---------------------------------------------------------------------------------
@@ -322,31 +332,39 @@ async function refreshStats() {
     return; // the list shows connection problems; the counters just keep their last values
   }
   if (!stats) return;
+  state.stats = stats;
+  renderStats(stats);
+  if (Number(stats.max_upload_bytes) > 0) uploader.setMaxBytes(Number(stats.max_upload_bytes));
+  renderUploadHint();
+}
+
+/** The counters, the throughput line and the dashboard, from a /api/stats answer. */
+function renderStats(stats) {
   const counts = stats.counts || {};
   let total = 0;
   for (const status of STATUSES) {
     const n = Number(counts[status]) || 0;
     total += n;
     const badge = document.querySelector(`[data-count="${status}"]`);
-    if (badge) badge.textContent = String(n);
+    if (badge) badge.textContent = formatNumber(n);
   }
-  document.querySelector('[data-count="all"]').textContent = String(total);
+  document.querySelector('[data-count="all"]').textContent = formatNumber(total);
   const failed = Number(counts.failed) || 0;
   $('retry-failed').disabled = failed === 0;
   $('delete-failed').disabled = failed === 0;
   const parts = [];
-  if (stats.queue_depth != null) parts.push(`${stats.queue_depth} in queue`);
+  if (stats.queue_depth != null) parts.push(t('stats.inQueue', { count: Number(stats.queue_depth) }));
   // Only worth a word when something has been waiting noticeably.
   if (Number(stats.oldest_pending_seconds) >= 1) {
-    parts.push(`oldest waiting ${Math.round(stats.oldest_pending_seconds)} s`);
+    parts.push(t('stats.oldest', { seconds: Math.round(stats.oldest_pending_seconds) }));
   }
-  if (stats.completed_last_minute != null) parts.push(`${stats.completed_last_minute} completed in the last minute`);
+  if (stats.completed_last_minute != null) parts.push(t('stats.lastMinute', { count: Number(stats.completed_last_minute) }));
   $('throughput').textContent = parts.join(' · ');
   renderDashboard(stats);
-  if (Number(stats.max_upload_bytes) > 0) {
-    uploader.setMaxBytes(Number(stats.max_upload_bytes));
-    $('max-size').textContent = formatBytes(uploader.maxBytes);
-  }
+}
+
+function renderUploadHint() {
+  localize($('drop-hint'), 'upload.hint', { size: formatBytes(uploader.maxBytes) });
 }
 
 // ---- uploads ----------------------------------------------------------------------------------
@@ -407,7 +425,21 @@ function setupFileInputs() {
 
 // ---- start ------------------------------------------------------------------------------------
 
+/** After a language switch: redraw everything JavaScript wrote (static texts follow data-i18n). */
+function redrawTexts() {
+  table.refresh();
+  controls.refreshSummary();
+  uploader.refresh();
+  renderUploadHint();
+  if (state.stats) renderStats(state.stats);
+  refreshDetail();
+}
+
 function start() {
+  applyTranslations();
+  setupLanguageSwitch($('language-select'));
+  onLanguageChange(redrawTexts);
+  renderUploadHint();
   setupFileInputs();
   setupDetail();
   // On a phone the options would push the list far down: start them folded.

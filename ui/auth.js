@@ -1,5 +1,7 @@
 // The API token: kept in localStorage, sent as a Bearer header, asked for when the server says 401.
 
+import { localize } from './i18n.js';
+
 const STORAGE_KEY = 'image-processor.token';
 const listeners = new Set();
 let prompt = null; // the open prompt's promise, shared by every request that hit a 401
@@ -64,11 +66,7 @@ export function requestToken({ userInitiated = false } = {}) {
   const reason = document.getElementById('token-reason');
   const hadToken = Boolean(currentToken());
   setupDialog(dialog);
-  reason.textContent = userInitiated
-    ? 'The token is sent as a Bearer header on every API call. It is kept in this browser only.'
-    : hadToken
-      ? 'The server rejected the saved token. Enter a valid one to continue.'
-      : 'This server requires an API token. It is kept in this browser only.';
+  localize(reason, userInitiated ? 'token.reasonAsked' : hadToken ? 'token.reasonRejected' : 'token.reasonRequired');
   input.value = '';
   prompt = new Promise((resolve) => {
     dialog.addEventListener(

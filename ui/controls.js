@@ -1,6 +1,8 @@
 // The operation controls: turns the form into the SPEC's flat multipart fields, sending only what the user set.
 
 import { h } from './dom.js';
+import { formatTimestamp } from './format.js';
+import { t } from './i18n.js';
 
 const VALUE_FIELDS = [
   'width', 'height', 'fit', 'gravity', 'focus', 'background', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
@@ -18,40 +20,44 @@ function hostOf(url) {
   }
 }
 
+/** A select's chosen option as shown (translated through its data-i18n), else the raw value. */
+const shown = (form, name, value) => form.elements[name].selectedOptions[0]?.textContent || value;
+
+/** Each field's part of the summary line, in the current language. */
 const LABELS = {
-  width: (v) => `width ${v}px`,
-  height: (v) => `height ${v}px`,
-  fit: (v) => `fit ${v}`,
-  gravity: (v) => `gravity ${v}`,
-  focus: (v) => `focus ${v}`,
-  background: (v) => `background #${v.replace(/^#/, '')}`,
-  format: (v) => `as ${v.toUpperCase()}`,
-  quality: (v) => `quality ${v}`,
-  rotate: (v) => `rotate ${v}°`,
-  flip: (v) => (v === 'h' ? 'flip horizontally' : 'flip vertically'),
-  blur: (v) => `blur ${v}`,
-  sharpen: (v) => `sharpen ${v}`,
-  brightness: (v) => `brightness ${v}`,
-  contrast: (v) => `contrast ${v}`,
-  grayscale: () => 'grayscale',
-  saturation: (v) => `saturation ${v}`,
-  hue: (v) => `hue ${v}°`,
-  gamma: (v) => `gamma ${v}`,
-  sepia: (v) => `sepia ${v}`,
-  tint: (v) => `tint #${v.replace(/^#/, '')}`,
-  kernel: (v) => `${v} kernel`,
-  pixelate: (v) => `pixelate ${v}px`,
-  watermark: (_, form) => `watermark “${form.elements.watermark.selectedOptions[0]?.textContent || 'image'}”`,
-  watermark_gravity: (v) => `watermark ${v}`,
-  watermark_opacity: (v) => `watermark opacity ${v}`,
-  watermark_scale: (v) => `watermark width ${v}%`,
-  priority: (v) => `priority ${v}`,
-  not_before: (v) => `not before ${new Date(v).toLocaleString()}`,
-  invert: () => 'invert',
-  equalize: () => 'equalize',
-  frames: (v) => (v === 'first' ? 'first frame only' : 'every frame'),
-  callback_url: (v) => `webhook to ${hostOf(v)}`,
-  dedupe: () => 'skip duplicates',
+  width: (v) => t('summary.width', { value: v }),
+  height: (v) => t('summary.height', { value: v }),
+  fit: (v, form) => t('summary.fit', { value: shown(form, 'fit', v) }),
+  gravity: (v, form) => t('summary.gravity', { value: shown(form, 'gravity', v) }),
+  focus: (v) => t('summary.focus', { value: v }),
+  background: (v) => t('summary.background', { value: v.replace(/^#/, '') }),
+  format: (v) => t('summary.format', { value: v.toUpperCase() }),
+  quality: (v) => t('summary.quality', { value: v }),
+  rotate: (v) => t('summary.rotate', { value: v }),
+  flip: (v) => (v === 'h' ? t('summary.flipH') : t('summary.flipV')),
+  blur: (v) => t('summary.blur', { value: v }),
+  sharpen: (v) => t('summary.sharpen', { value: v }),
+  brightness: (v) => t('summary.brightness', { value: v }),
+  contrast: (v) => t('summary.contrast', { value: v }),
+  grayscale: () => t('summary.grayscale'),
+  saturation: (v) => t('summary.saturation', { value: v }),
+  hue: (v) => t('summary.hue', { value: v }),
+  gamma: (v) => t('summary.gamma', { value: v }),
+  sepia: (v) => t('summary.sepia', { value: v }),
+  tint: (v) => t('summary.tint', { value: v.replace(/^#/, '') }),
+  kernel: (v, form) => t('summary.kernel', { value: shown(form, 'kernel', v) }),
+  pixelate: (v) => t('summary.pixelate', { value: v }),
+  watermark: (_, form) => t('summary.watermark', { name: form.elements.watermark.selectedOptions[0]?.textContent || t('summary.watermarkUnnamed') }),
+  watermark_gravity: (v, form) => t('summary.watermarkGravity', { value: shown(form, 'watermark_gravity', v) }),
+  watermark_opacity: (v) => t('summary.watermarkOpacity', { value: v }),
+  watermark_scale: (v) => t('summary.watermarkScale', { value: v }),
+  priority: (v) => t('summary.priority', { value: v }),
+  not_before: (v) => t('summary.notBefore', { time: formatTimestamp(v) }),
+  invert: () => t('summary.invert'),
+  equalize: () => t('summary.equalize'),
+  frames: (v) => (v === 'first' ? t('summary.framesFirst') : t('summary.framesAll')),
+  callback_url: (v) => t('summary.callback', { host: hostOf(v) }),
+  dedupe: () => t('summary.dedupe'),
 };
 
 /**
@@ -78,8 +84,8 @@ export function createControls(form, { listCompleted } = {}) {
   function updateSummary() {
     const set = fields();
     summary.textContent = set.length
-      ? `Next uploads: ${set.map(([name, value]) => LABELS[name](value, form)).join(' · ')}.`
-      : "No options set: the server's default pipeline applies.";
+      ? t('summary.next', { list: set.map(([name, value]) => LABELS[name](value, form)).join(' · ') })
+      : t('summary.none');
     for (const input of form.querySelectorAll('input[type="number"], input[type="text"], input[type="url"]')) {
       input.classList.toggle('field__input--invalid', !input.checkValidity());
     }
@@ -95,7 +101,7 @@ export function createControls(form, { listCompleted } = {}) {
       return; // the picker keeps what it had; uploads report any problem themselves
     }
     const chosen = picker.value;
-    const options = [h('option', { value: '' }, 'none')];
+    const options = [h('option', { value: '', 'data-i18n': 'opt.watermark.none' }, t('opt.watermark.none'))];
     for (const image of images) {
       options.push(h('option', { value: image.id }, image.filename || image.id.slice(0, 8)));
     }
@@ -116,6 +122,8 @@ export function createControls(form, { listCompleted } = {}) {
   return {
     fields,
     refreshWatermarks,
+    /** Redraws the summary in the current language (after a switch). */
+    refreshSummary: updateSummary,
     /** True when every field is in range; otherwise shows the browser's message on the first bad one. */
     validate() {
       for (const input of form.querySelectorAll('input')) {

@@ -2,6 +2,9 @@
 // bar chart, from `/api/stats` (`history`: completed and failed per minute). It is redrawn
 // whenever the counters are, which the event stream triggers, so it is live.
 
+import { formatClock, formatNumber } from './format.js';
+import { t } from './i18n.js';
+
 const SVG = 'http://www.w3.org/2000/svg';
 const $ = (id) => document.getElementById(id);
 
@@ -13,10 +16,10 @@ function svg(tag, attrs) {
 
 function formatWait(seconds) {
   const s = Math.round(Number(seconds) || 0);
-  if (s < 1) return 'none';
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
+  if (s < 1) return t('dash.waitNone');
+  if (s < 120) return `${formatNumber(s)} s`;
+  if (s < 7200) return `${formatNumber(Math.round(s / 60))} min`;
+  return `${formatNumber(Math.round(s / 3600))} h`;
 }
 
 /** Redraws the strip from a `/api/stats` answer. */
@@ -25,10 +28,10 @@ export function renderDashboard(stats) {
   const completed = history.map((m) => Number(m.completed) || 0);
   const failed = history.map((m) => Number(m.failed) || 0);
   const sum = (values) => values.reduce((a, b) => a + b, 0);
-  $('dash-depth').textContent = String(stats?.queue_depth ?? '–');
+  $('dash-depth').textContent = stats?.queue_depth == null ? '–' : formatNumber(Number(stats.queue_depth));
   $('dash-oldest').textContent = formatWait(stats?.oldest_pending_seconds);
-  $('dash-hour').textContent = String(sum(completed));
-  $('dash-failed').textContent = String(sum(failed));
+  $('dash-hour').textContent = formatNumber(sum(completed));
+  $('dash-failed').textContent = formatNumber(sum(failed));
 
   const chart = $('dash-chart');
   const width = 300;
@@ -41,7 +44,7 @@ export function renderDashboard(stats) {
     const bad = (failed[i] / peak) * height;
     const x = (i * slot + 0.5).toFixed(1);
     const w = Math.max(slot - 1, 1).toFixed(1);
-    const title = `${new Date(minute.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}: ${completed[i]} completed, ${failed[i]} failed`;
+    const title = t('dash.minute', { time: formatClock(minute.minute), completed: completed[i], failed: failed[i] });
     const group = svg('g', { class: 'chart__minute', 'data-completed': completed[i], 'data-failed': failed[i] });
     const tip = svg('title', {});
     tip.textContent = title;
@@ -52,8 +55,7 @@ export function renderDashboard(stats) {
   });
   chart.setAttribute('viewBox', `0 0 ${width} ${height}`);
   chart.replaceChildren(...bars);
-  chart.setAttribute(
-    'aria-label',
-    `Jobs per minute over the last hour: ${sum(completed)} completed, ${sum(failed)} failed, at most ${peak} in one minute.`,
-  );
+  chart.setAttribute('aria-label', t('dash.chartSummary', { completed: sum(completed), failed: sum(failed), peak }));
+  // The label now holds numbers: a language switch redraws it through renderDashboard, not data-i18n-attr.
+  chart.removeAttribute('data-i18n-attr');
 }

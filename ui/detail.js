@@ -3,25 +3,42 @@
 
 import { api } from './api.js';
 import { h } from './dom.js';
-import { formatBytes, formatDims, formatTimestamp } from './format.js';
+import { formatBytes, formatDims, formatNumber, formatTimestamp } from './format.js';
+import { t } from './i18n.js';
+import { statusLabel } from './table.js';
 
 const $ = (id) => document.getElementById(id);
 
 /** Object URLs of the images shown, revoked when the dialog closes. */
 let shown = [];
+/** The image the open dialog shows, redrawn on a language switch. */
+let showing = null;
 
 const EXIF_LABELS = [
-  ['make', 'Camera make'],
-  ['model', 'Camera model'],
-  ['lens', 'Lens'],
-  ['taken_at', 'Taken'],
-  ['exposure_time', 'Exposure', (v) => (v >= 1 ? `${v} s` : `1/${Math.round(1 / v)} s`)],
-  ['f_number', 'Aperture', (v) => `f/${v}`],
-  ['iso', 'ISO'],
-  ['focal_length', 'Focal length', (v) => `${v} mm`],
-  ['orientation', 'EXIF orientation'],
-  ['has_gps', 'Location', (v) => (v ? 'recorded in the file (never shown or copied)' : 'none')],
+  ['make', 'detail.make'],
+  ['model', 'detail.model'],
+  ['lens', 'detail.lens'],
+  ['taken_at', 'detail.taken'],
+  ['exposure_time', 'detail.exposure', (v) => (v >= 1 ? `${formatNumber(v)} s` : `1/${Math.round(1 / v)} s`)],
+  ['f_number', 'detail.aperture', (v) => `f/${formatNumber(v)}`],
+  ['iso', 'detail.iso'],
+  ['focal_length', 'detail.focalLength', (v) => `${formatNumber(v)} mm`],
+  ['orientation', 'detail.orientation'],
+  ['has_gps', 'detail.location', (v) => (v ? t('detail.gpsRecorded') : t('detail.gpsNone'))],
 ];
+const DELIVERY_STATES = {
+  pending: 'delivery.state.pending',
+  delivering: 'delivery.state.delivering',
+  delivered: 'delivery.state.delivered',
+  failed: 'delivery.state.failed',
+};
+const ATTEMPT_OUTCOMES = {
+  delivered: 'delivery.outcome.delivered',
+  retried: 'delivery.outcome.retried',
+  failed: 'delivery.outcome.failed',
+  refused: 'delivery.outcome.refused',
+};
+const word = (keys, value) => (keys[value] ? t(keys[value]) : value);
 
 function fact(label, value) {
   return [h('dt', { text: label }), h('dd', {}, value)];
@@ -31,25 +48,25 @@ function facts(image) {
   const o = image.original || {};
   const p = image.processed || {};
   const items = [
-    fact('Status', image.status + (image.error ? ` — ${image.error}` : '')),
-    fact('Original', `${o.content_type || '?'} · ${formatBytes(o.bytes)} · ${formatDims(o) || '?'}${o.frames > 1 ? ` · ${o.frames} frames` : ''}`),
+    fact(t('detail.status'), statusLabel(image.status) + (image.error ? ` — ${image.error}` : '')),
+    fact(t('detail.original'), `${o.content_type || '?'} · ${formatBytes(o.bytes)} · ${formatDims(o) || '?'}${o.frames > 1 ? ` · ${t('detail.frames', { count: o.frames })}` : ''}`),
   ];
-  if (image.processed) items.push(fact('Result', `${p.content_type} · ${formatBytes(p.bytes)} · ${formatDims(p) || '?'}`));
+  if (image.processed) items.push(fact(t('detail.result'), `${p.content_type} · ${formatBytes(p.bytes)} · ${formatDims(p) || '?'}`));
   if (o.dominant_color) {
     // Through the CSSOM: the page's CSP refuses inline style attributes.
     const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
     swatch.style.backgroundColor = o.dominant_color;
-    items.push(fact('Dominant colour', [swatch, ` ${o.dominant_color}`]));
+    items.push(fact(t('detail.dominantColour'), [swatch, ` ${o.dominant_color}`]));
   }
-  if (o.sha256) items.push(fact('SHA-256', h('code', { class: 'detail__hash', text: o.sha256 })));
-  if (o.blurhash) items.push(fact('BlurHash', h('code', { text: o.blurhash })));
+  if (o.sha256) items.push(fact(t('detail.sha256'), h('code', { class: 'detail__hash', text: o.sha256 })));
+  if (o.blurhash) items.push(fact(t('detail.blurhash'), h('code', { text: o.blurhash })));
   for (const [key, label, show] of EXIF_LABELS) {
     const value = o.exif?.[key];
     if (value === undefined || value === null) continue;
-    items.push(fact(label, show ? show(value) : String(value)));
+    items.push(fact(t(label), show ? show(value) : String(value)));
   }
-  items.push(fact('Uploaded', formatTimestamp(image.uploaded_at)));
-  if (image.processed_at) items.push(fact('Finished', formatTimestamp(image.processed_at)));
+  items.push(fact(t('detail.uploaded'), formatTimestamp(image.uploaded_at)));
+  if (image.processed_at) items.push(fact(t('detail.finished'), formatTimestamp(image.processed_at)));
   return items.flat();
 }
 
@@ -60,20 +77,21 @@ async function showDeliveries(id) {
   try {
     answer = await api.deliveries(id);
   } catch {
-    list.replaceChildren(h('li', { text: 'Could not load the deliveries.' }));
+    list.replaceChildren(h('li', { text: t('detail.deliveriesError') }));
     return;
   }
   const deliveries = answer?.deliveries || [];
   if (!deliveries.length) {
-    list.replaceChildren(h('li', { text: 'None: no webhook URL for this image.' }));
+    list.replaceChildren(h('li', { text: t('detail.deliveriesNone') }));
     return;
   }
   list.replaceChildren(
     ...deliveries.map((d) => {
       const attempts = (d.attempts || [])
-        .map((a) => `#${a.attempt} ${a.outcome}${a.status_code ? ` (HTTP ${a.status_code})` : ''}${a.error ? `: ${a.error}` : ''}`)
+        .map((a) => `#${a.attempt} ${word(ATTEMPT_OUTCOMES, a.outcome)}${a.status_code ? ` (HTTP ${a.status_code})` : ''}${a.error ? `: ${a.error}` : ''}`)
         .join('; ');
-      return h('li', { class: 'delivery', dataset: { state: d.state } }, `${d.event} → ${d.url}: ${d.state}${attempts ? ` — ${attempts}` : ''}`);
+      // Event names (image.completed) are the API's, as receivers see them.
+      return h('li', { class: 'delivery', dataset: { state: d.state } }, `${d.event} → ${d.url}: ${word(DELIVERY_STATES, d.state)}${attempts ? ` — ${attempts}` : ''}`);
     }),
   );
 }
@@ -99,8 +117,8 @@ export async function openDetail(image, returnFocusTo) {
   } catch {
     // Show what the row knew.
   }
-  $('detail-title').textContent = current.filename || `untitled ${current.id.slice(0, 8)}`;
-  $('detail-facts').replaceChildren(...facts(current));
+  showing = current;
+  renderTexts(current);
   $('detail-pipeline').textContent = JSON.stringify(current.pipeline, null, 2);
   const original = $('detail-original');
   const processed = $('detail-processed');
@@ -110,6 +128,7 @@ export async function openDetail(image, returnFocusTo) {
   dialog.addEventListener(
     'close',
     () => {
+      showing = null;
       for (const url of shown) URL.revokeObjectURL(url);
       shown = [];
       original.removeAttribute('src');
@@ -122,6 +141,19 @@ export async function openDetail(image, returnFocusTo) {
   showDeliveries(current.id);
   showImage(original, current.links.original);
   if (current.status === 'completed') showImage(processed, current.links.processed);
+}
+
+/** The dialog's texts for an image: its title and facts. */
+function renderTexts(image) {
+  $('detail-title').textContent = image.filename || t('table.untitled', { id: image.id.slice(0, 8) });
+  $('detail-facts').replaceChildren(...facts(image));
+}
+
+/** Redraws the open dialog in the current language (after a switch). */
+export function refreshDetail() {
+  if (!showing || !$('detail-dialog').open) return;
+  renderTexts(showing);
+  showDeliveries(showing.id);
 }
 
 export function setupDetail() {

@@ -5,31 +5,60 @@ import { currentToken } from './auth.js';
 import { blurhashCanvas } from './blurhash.js';
 import { h, icon } from './dom.js';
 import { elapsed, formatBytes, formatDims, formatDuration, formatTimestamp, summarizePipeline } from './format.js';
+import { t } from './i18n.js';
 
-const STATUS_LABELS = { pending: 'Pending', processing: 'Processing', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled' };
+const STATUS_KEYS = {
+  pending: 'status.pending',
+  processing: 'status.processing',
+  completed: 'status.completed',
+  failed: 'status.failed',
+  cancelled: 'status.cancelled',
+};
+
+/** A status's name in the current language (an unknown one as the server sent it). */
+export function statusLabel(status) {
+  return STATUS_KEYS[status] ? t(STATUS_KEYS[status]) : status;
+}
+
+/**
+ * A cell's `data-label` stays the English column name (a stable hook for tests and styles);
+ * `data-caption`, the translated name, is what phones show before the value.
+ */
+const cellLabel = (label, key) => ({ 'data-label': label, 'data-caption': t(key) });
 
 export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, onOpen, announce }) {
   /** id → {image, tr} for every row on the page. */
   const rows = new Map();
   /** id → {key, url} of thumbnails already fetched as blob: URLs. */
   const thumbs = new Map();
-  let emptyText = 'No images yet. Drop some above.';
+  let empty = { key: 'empty.none', vars: undefined };
 
-  const displayName = (image) => image.filename || `untitled ${image.id.slice(0, 8)}`;
+  const displayName = (image) => image.filename || t('table.untitled', { id: image.id.slice(0, 8) });
+
+  /**
+   * The server's order: uploaded_at (microseconds) then id, both descending. Date.parse stops at
+   * milliseconds, so two uploads in the same millisecond would otherwise fall back to the id and
+   * disagree with the pages the server hands out.
+   */
+  function uploadedMicros(image) {
+    const ms = Date.parse(image.uploaded_at);
+    if (!Number.isFinite(ms)) return 0;
+    const fraction = /\.(\d+)/.exec(image.uploaded_at)?.[1] || '';
+    return ms * 1000 + Number(fraction.slice(3, 6).padEnd(3, '0'));
+  }
 
   function newerFirst(a, b) {
-    const ta = Date.parse(a.uploaded_at) || 0;
-    const tb = Date.parse(b.uploaded_at) || 0;
-    return tb - ta || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+    return uploadedMicros(b) - uploadedMicros(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
   }
 
   function downloadLink(image, kind) {
     const name = displayName(image);
     const href = image.links?.[kind] || `/api/images/${image.id}/${kind}`;
-    const label = kind === 'processed' ? `Download processed ${name}` : `Download original ${name}`;
+    const label = kind === 'processed' ? t('table.downloadProcessedLabel', { name }) : t('table.downloadOriginalLabel', { name });
+    const title = kind === 'processed' ? t('table.downloadProcessed') : t('table.downloadOriginal');
     const link = h(
       'a',
-      { class: 'icon-button', href, download: '', 'aria-label': label, title: kind === 'processed' ? 'Download processed' : 'Download original', dataset: { action: `download-${kind}` } },
+      { class: 'icon-button', href, download: '', 'aria-label': label, title, dataset: { action: `download-${kind}` } },
       icon(kind === 'processed' ? 'download' : 'original'),
     );
     // An <a download> cannot send the Authorization header: with a token, fetch the bytes instead.
@@ -45,18 +74,18 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
         a.remove();
         setTimeout(() => URL.revokeObjectURL(url), 60_000);
       } catch (err) {
-        announce(`Download failed: ${err.message}`);
+        announce(t('table.downloadFailed', { message: err.message }));
       }
     });
     return link;
   }
 
-  function actionButton(action, label, iconName, handler) {
-    return h('button', { class: 'icon-button', type: 'button', 'aria-label': label, title: label.split(' ')[0], dataset: { action }, onclick: handler }, icon(iconName));
+  function actionButton(action, label, title, iconName, handler) {
+    return h('button', { class: 'icon-button', type: 'button', 'aria-label': label, title, dataset: { action }, onclick: handler }, icon(iconName));
   }
 
   function thumbnailCell(image) {
-    const cell = h('td', { class: 'cell-thumb', 'data-label': 'Preview' });
+    const cell = h('td', { class: 'cell-thumb', ...cellLabel('Preview', 'table.preview') });
     const box = h('div', { class: 'thumb', dataset: { status: image.status } });
     cell.append(box);
     const cached = thumbs.get(image.id);
@@ -101,39 +130,41 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
     const processed = image.processed || null;
     const nameCell = h(
       'td',
-      { class: 'cell-name', 'data-label': 'Name' },
+      { class: 'cell-name', ...cellLabel('Name', 'table.name') },
       // The name opens the detail view.
-      h('button', { class: 'cell-name__file', type: 'button', text: name, title: `Details of ${name}`, dataset: { action: 'details' }, onclick: (event) => onOpen(image, event.currentTarget) }),
-      h('div', { class: 'cell-name__meta', text: summarizePipeline(image.pipeline), title: `Uploaded ${formatTimestamp(image.uploaded_at)} · ${image.id}` }),
+      h('button', { class: 'cell-name__file', type: 'button', text: name, title: t('table.details', { name }), dataset: { action: 'details' }, onclick: (event) => onOpen(image, event.currentTarget) }),
+      h('div', { class: 'cell-name__meta', text: summarizePipeline(image.pipeline), title: t('table.uploadedAt', { time: formatTimestamp(image.uploaded_at), id: image.id }) }),
     );
     // A cancelled row's reason is its chip; only real errors are shown in red.
     if (image.error && image.status !== 'cancelled') nameCell.append(h('div', { class: 'cell-name__error', text: image.error }));
 
-    const chipText = STATUS_LABELS[image.status] || image.status;
-    const attempts = image.attempts > 1 ? ` · try ${image.attempts}` : '';
-    const statusCell = h('td', { 'data-label': 'Status' }, h('span', { class: 'status-chip', dataset: { status: image.status } }, h('span', { class: 'status-chip__dot', 'aria-hidden': 'true' }), `${chipText}${attempts}`));
+    const chipText = statusLabel(image.status);
+    const attempts = image.attempts > 1 ? ` · ${t('table.attempt', { count: Number(image.attempts) })}` : '';
+    const statusCell = h('td', cellLabel('Status', 'table.status'), h('span', { class: 'status-chip', dataset: { status: image.status } }, h('span', { class: 'status-chip__dot', 'aria-hidden': 'true' }), `${chipText}${attempts}`));
 
-    const sizeCell = h('td', { class: 'cell-num', 'data-label': 'Size' }, formatBytes(original.bytes));
-    if (processed) sizeCell.append(h('span', { class: 'arrow', 'aria-label': 'becomes' }, ' → '), formatBytes(processed.bytes));
+    const becomes = () => h('span', { class: 'arrow', 'aria-label': t('table.becomes') }, ' → ');
+    const sizeCell = h('td', { class: 'cell-num', ...cellLabel('Size', 'table.size') }, formatBytes(original.bytes));
+    if (processed) sizeCell.append(becomes(), formatBytes(processed.bytes));
 
-    const dimsCell = h('td', { class: 'cell-num', 'data-label': 'Dimensions' }, formatDims(original) || '—');
-    if (processed && formatDims(processed)) dimsCell.append(h('span', { class: 'arrow', 'aria-label': 'becomes' }, ' → '), formatDims(processed));
+    const dimsCell = h('td', { class: 'cell-num', ...cellLabel('Dimensions', 'table.dimensions') }, formatDims(original) || '—');
+    if (processed && formatDims(processed)) dimsCell.append(becomes(), formatDims(processed));
 
     let took = '—';
-    if (image.status === 'processing') took = 'running…';
+    if (image.status === 'processing') took = t('table.running');
     else if (image.processed_at && image.started_at) took = formatDuration(elapsed(image.started_at, image.processed_at));
-    const timeCell = h('td', { class: 'cell-num', 'data-label': 'Time', title: image.processed_at ? `Finished ${formatTimestamp(image.processed_at)}` : '' }, took);
+    const finished = image.processed_at ? t('table.finishedAt', { time: formatTimestamp(image.processed_at) }) : '';
+    const timeCell = h('td', { class: 'cell-num', ...cellLabel('Time', 'table.timeShort'), title: finished }, took);
 
     const actions = h('div', { class: 'row-actions' }, downloadLink(image, 'original'));
     if (image.status === 'completed') actions.append(downloadLink(image, 'processed'));
     if (image.status === 'pending' || image.status === 'processing') {
-      actions.append(actionButton('cancel', `Cancel ${name}`, 'cancel', () => onCancel(image)));
+      actions.append(actionButton('cancel', t('action.cancelLabel', { name }), t('action.cancel'), 'cancel', () => onCancel(image)));
     }
     if (image.status === 'completed' || image.status === 'failed' || image.status === 'cancelled') {
-      actions.append(actionButton('retry', `Retry ${name}`, 'retry', () => onRetry(image)));
+      actions.append(actionButton('retry', t('action.retryLabel', { name }), t('action.retry'), 'retry', () => onRetry(image)));
     }
-    actions.append(actionButton('delete', `Delete ${name}`, 'delete', () => onDelete(image)));
-    const actionsCell = h('td', { class: 'cell-actions', 'data-label': 'Actions' }, actions);
+    actions.append(actionButton('delete', t('action.deleteLabel', { name }), t('action.delete'), 'delete', () => onDelete(image)));
+    const actionsCell = h('td', { class: 'cell-actions', ...cellLabel('Actions', 'table.actions') }, actions);
 
     return h(
       'tr',
@@ -158,7 +189,7 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
 
   function updateEmpty() {
     emptyState.hidden = rows.size > 0;
-    emptyState.textContent = emptyText;
+    emptyState.textContent = t(empty.key, empty.vars);
   }
 
   function upsert(image) {
@@ -169,7 +200,7 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
       const focused = existing.tr.contains(document.activeElement) ? document.activeElement.dataset.action : null;
       existing.tr.replaceWith(tr);
       rows.set(image.id, { image, tr });
-      if (Date.parse(existing.image.uploaded_at) !== Date.parse(image.uploaded_at)) {
+      if (uploadedMicros(existing.image) !== uploadedMicros(image)) {
         tr.remove();
         tbody.insertBefore(tr, firstRowAtOrAfter(image));
       }
@@ -220,8 +251,17 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
       for (const image of images) upsert(image);
       updateEmpty();
     },
-    setEmptyText(text) {
-      emptyText = text;
+    /** The text shown while there are no rows: a catalogue key and its variables. */
+    setEmptyText(key, vars) {
+      empty = { key, vars };
+      updateEmpty();
+    },
+    get emptyKey() {
+      return empty.key;
+    },
+    /** Redraws every row and the empty text (after a language switch). */
+    refresh() {
+      for (const { image } of [...rows.values()]) upsert(image);
       updateEmpty();
     },
   };

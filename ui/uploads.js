@@ -2,7 +2,8 @@
 
 import { upload } from './api.js';
 import { h, icon } from './dom.js';
-import { formatBytes } from './format.js';
+import { formatBytes, formatPercent } from './format.js';
+import { i18nAttrs, setPlainText, t } from './i18n.js';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 const CONCURRENT_UPLOADS = 3;
@@ -18,24 +19,27 @@ const NOT_RASTER = new Set(['image/svg+xml']);
  * catches the obvious cases (a PDF, a video, a 2 GB file) without a round trip.
  */
 export function rejectReason(file, maxBytes) {
-  if (file.size === 0) return 'The file is empty.';
-  if (file.size > maxBytes) return `Too large: ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`;
+  if (file.size === 0) return t('upload.empty');
+  if (file.size > maxBytes) return t('upload.tooLarge', { size: formatBytes(file.size), max: formatBytes(maxBytes) });
   const type = (file.type || '').toLowerCase();
   if (type === '' || type === 'application/octet-stream' || READABLE.has(type)) return null;
-  if (NOT_RASTER.has(type)) return 'SVG drawings are not supported: upload a JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF or JPEG XL.';
+  if (NOT_RASTER.has(type)) return t('upload.svg');
   if (type.startsWith('image/')) return null; // an unusual image type: let the server decide
-  return `Not an image (${type}): upload a JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF or JPEG XL.`;
+  return t('upload.notImage', { type });
 }
 
 export function createUploader({ list, getFields, validateFields, onUploaded, announce }) {
   let maxBytes = DEFAULT_MAX_UPLOAD_BYTES;
   const queue = [];
   let active = 0;
+  /** li → its item, for redrawing messages after a language switch. */
+  const items = new WeakMap();
 
   function renderItem(file) {
-    const progress = h('progress', { class: 'upload-item__progress', max: '1', value: '0', 'aria-label': `Upload progress of ${file.name}` });
-    const status = h('span', { class: 'upload-item__status', text: 'Waiting…' });
-    const dismiss = h('button', { class: 'icon-button icon-button--small', type: 'button', 'aria-label': `Cancel upload of ${file.name}`, title: 'Cancel' }, icon('close'));
+    const vars = { name: file.name };
+    const progress = h('progress', { class: 'upload-item__progress', max: '1', value: '0', ...i18nAttrs({ 'aria-label': 'upload.progressLabel' }, vars) });
+    const status = h('span', { class: 'upload-item__status', text: t('upload.waiting') });
+    const dismiss = h('button', { class: 'icon-button icon-button--small', type: 'button', ...i18nAttrs({ 'aria-label': 'upload.cancelLabel', title: 'action.cancel' }, vars) }, icon('close'));
     const li = h(
       'li',
       { class: 'upload-item', dataset: { state: 'queued', name: file.name } },
@@ -49,18 +53,29 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
       dismiss,
     );
     list.prepend(li);
-    return { li, progress, status, dismiss };
+    const item = { li, progress, status, dismiss, message: () => t('upload.waiting') };
+    items.set(li, item);
+    return item;
   }
 
+  /**
+   * Shows an item's state; `message` returns its text, and is called again after a language
+   * switch (so it translates and formats inside, e.g. () => t('upload.sent')).
+   */
   function setState(item, state, message) {
     item.li.dataset.state = state;
-    item.status.textContent = message;
+    item.message = message;
+    showMessage(item);
     item.status.setAttribute('role', state === 'error' ? 'alert' : 'status');
   }
 
+  function showMessage(item) {
+    setPlainText(item.status, item.message());
+  }
+
   function finish(item, file) {
-    item.dismiss.setAttribute('aria-label', `Dismiss ${file.name}`);
-    item.dismiss.title = 'Dismiss';
+    const attrs = i18nAttrs({ 'aria-label': 'upload.dismissLabel', title: 'upload.dismiss' }, { name: file.name });
+    for (const [name, value] of Object.entries(attrs)) item.dismiss.setAttribute(name, value);
   }
 
   function pump() {
@@ -77,16 +92,17 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
 
   async function start(job) {
     const { file, item, fields } = job;
-    setState(item, 'uploading', 'Uploading… 0%');
+    setState(item, 'uploading', () => t('upload.uploading', { percent: formatPercent(0) }));
     const request = upload(file, fields, (fraction) => {
       item.progress.value = fraction;
-      setState(item, 'uploading', fraction >= 1 ? 'Uploaded, waiting for the server…' : `Uploading… ${Math.round(fraction * 100)}%`);
+      if (fraction >= 1) setState(item, 'uploading', () => t('upload.sent'));
+      else setState(item, 'uploading', () => t('upload.uploading', { percent: formatPercent(fraction) }));
     });
     job.abort = request.abort;
     try {
       const image = await request.promise;
       item.progress.value = 1;
-      setState(item, 'done', image?.duplicate ? 'Already uploaded: this is the earlier image' : 'Uploaded — processing');
+      setState(item, 'done', () => (image?.duplicate ? t('upload.duplicate') : t('upload.queued')));
       finish(item, file);
       if (image && image.id) {
         item.li.dataset.imageId = image.id;
@@ -99,12 +115,21 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
         return;
       }
       item.progress.value = 1;
-      setState(item, 'error', err.status ? `${err.message} (HTTP ${err.status})` : err.message);
+      // The server's own message, as it sent it; ours (no status) were translated when made.
+      if (err.status) setState(item, 'error', () => t('upload.httpError', { message: err.message, status: String(err.status) }));
+      else setState(item, 'error', () => err.message);
       finish(item, file);
     }
   }
 
   return {
+    /** Redraws the items' messages in the current language (the labels follow data-i18n-attr). */
+    refresh() {
+      for (const li of list.children) {
+        const item = items.get(li);
+        if (item) showMessage(item);
+      }
+    },
     setMaxBytes(bytes) {
       if (Number.isFinite(bytes) && bytes > 0) maxBytes = bytes;
     },
@@ -116,7 +141,7 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
       const picked = Array.from(files);
       if (!picked.length) return;
       if (!validateFields()) {
-        announce('Fix the highlighted processing option first.');
+        announce(t('upload.fixOptions'));
         return;
       }
       const fields = getFields(); // the options as they were when the files were chosen
@@ -132,14 +157,15 @@ export function createUploader({ list, getFields, validateFields, onUploaded, an
         const reason = rejectReason(file, maxBytes);
         if (reason) {
           item.progress.value = 1;
-          setState(item, 'error', reason);
+          const limit = maxBytes;
+          setState(item, 'error', () => rejectReason(file, limit));
           finish(item, file);
           continue;
         }
         queue.push(job);
         queued += 1;
       }
-      if (queued) announce(`Uploading ${queued} file${queued === 1 ? '' : 's'}.`);
+      if (queued) announce(t('upload.started', { count: queued }));
       pump();
     },
   };

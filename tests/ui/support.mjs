@@ -139,8 +139,10 @@ export async function psql(url, sql) {
 }
 
 /** Debian's Chromium with a fresh profile; `close()` also removes the profile. */
-/// `bypassCSP` only for the accessibility scan, which injects axe-core into the page.
-export async function launchBrowser({ viewport = { width: 1280, height: 900 }, bypassCSP = false } = {}) {
+/// `bypassCSP` only for the accessibility scan, which injects axe-core into the page; `locale`
+/// plays a browser set to that language (navigator.languages, Accept-Language): English unless
+/// asked, whatever the machine's LANG, since the page follows it.
+export async function launchBrowser({ viewport = { width: 1280, height: 900 }, bypassCSP = false, locale = 'en-US' } = {}) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'image-processor-ui-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_PATH,
@@ -149,6 +151,7 @@ export async function launchBrowser({ viewport = { width: 1280, height: 900 }, b
     viewport,
     acceptDownloads: true,
     bypassCSP,
+    locale,
     timeout: 60_000,
   });
   return {

@@ -87,6 +87,8 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.className), 'skip-link');
     await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'language-select', 'the language switch, in the header');
+    await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'token-button');
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'pick-button', 'the file picker is one Tab away');
@@ -618,6 +620,116 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     }
   });
 
+  it('switches to Português and back without a reload; the choice survives a reload', async () => {
+    const langPage = await browser.context.newPage();
+    langPage.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+    langPage.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`${msg.text()} (${msg.location().url || 'language page'})`);
+    });
+    const texts = () =>
+      langPage.evaluate(() => ({
+        lang: document.documentElement.lang,
+        title: document.querySelector('.app-bar__title').textContent,
+        documentTitle: document.title,
+        upload: document.getElementById('upload-title').textContent,
+        pick: document.getElementById('pick-button').textContent,
+        live: document.getElementById('live-indicator').textContent,
+        filter: document.querySelector('.filter-chip[data-status="failed"] [data-i18n]').textContent,
+        header: document.querySelector('#image-table th[data-i18n="table.dimensions"]').textContent,
+        status: document.querySelector('tr.image-row[data-status="completed"] .status-chip').textContent.trim(),
+        deleteLabel: document.querySelector('tr.image-row [data-action="delete"]').getAttribute('aria-label'),
+        summary: document.getElementById('ops-summary').textContent,
+        switchLabel: document.getElementById('language-select').getAttribute('aria-label'),
+      }));
+    const portuguese = (got) => {
+      assert.equal(got.lang, 'pt-BR');
+      assert.equal(got.title, 'Processador de imagens');
+      assert.equal(got.documentTitle, 'Processador de imagens');
+      assert.equal(got.upload, 'Enviar imagens');
+      assert.equal(got.pick, 'Escolher arquivos');
+      assert.equal(got.live, 'Ao vivo');
+      assert.equal(got.filter, 'Com falha');
+      assert.equal(got.header, 'Dimensões');
+      assert.match(got.status, /^Concluída( · tentativa \d+)?$/);
+      assert.match(got.deleteLabel, /^Excluir /);
+      assert.equal(got.summary, 'Nenhuma opção definida: vale o pipeline padrão do servidor.');
+      assert.equal(got.switchLabel, 'Idioma');
+    };
+    try {
+      await langPage.goto(`${BASE_URL}/`);
+      await langPage.waitForSelector('#live-indicator[data-state="live"]');
+      await langPage.waitForSelector('tr.image-row[data-status="completed"]');
+      const english = await texts();
+      assert.equal(english.lang, 'en');
+      assert.equal(english.upload, 'Upload images');
+      assert.match(english.status, /^Completed/);
+      await langPage.evaluate(() => {
+        window.__sameDocument = true;
+      });
+
+      await langPage.selectOption('#language-select', 'pt-BR');
+      await langPage.waitForFunction(() => document.documentElement.lang === 'pt-BR');
+      portuguese(await texts());
+      assert.equal(await langPage.evaluate(() => window.__sameDocument), true, 'switching did not reload the page');
+      assert.equal(await langPage.evaluate(() => localStorage.getItem('image-processor.language')), 'pt-BR');
+      await langPage.screenshot({ path: `${ARTIFACTS}pt-BR.png`, fullPage: true });
+
+      await langPage.reload();
+      await langPage.waitForSelector('#live-indicator[data-state="live"]');
+      await langPage.waitForSelector('tr.image-row[data-status="completed"]');
+      portuguese(await texts());
+      assert.equal(await langPage.$eval('#language-select', (select) => select.value), 'pt-BR');
+      // A message made in the browser is in Portuguese too, and follows the switch back.
+      await langPage.setInputFiles('#file-input', [{ name: 'leia-me.txt', mimeType: 'text/plain', buffer: Buffer.from('olá') }]);
+      const refused = langPage.locator('.upload-item[data-state="error"][data-name="leia-me.txt"] .upload-item__status');
+      assert.match(await refused.textContent(), /^Não é uma imagem \(text\/plain\)/);
+
+      // Back to English, from the keyboard this time.
+      await langPage.focus('#language-select');
+      await langPage.keyboard.press('ArrowUp');
+      await langPage.waitForFunction(() => document.documentElement.lang === 'en');
+      assert.deepEqual(await texts(), english);
+      assert.match(await refused.textContent(), /^Not an image \(text\/plain\)/);
+      assert.equal(await langPage.evaluate(() => localStorage.getItem('image-processor.language')), 'en');
+    } finally {
+      await langPage.evaluate(() => localStorage.removeItem('image-processor.language')).catch(() => {});
+      await langPage.close();
+    }
+  });
+
+  it('starts in Portuguese in a browser set to pt-BR, with no saved choice', async () => {
+    const ptBrowser = await launchBrowser({ locale: 'pt-BR' });
+    try {
+      const ptPage = ptBrowser.context.pages()[0] || (await ptBrowser.context.newPage());
+      ptPage.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+      await ptPage.goto(`${BASE_URL}/`);
+      await ptPage.waitForSelector('#live-indicator[data-state="live"]');
+      await ptPage.waitForSelector('tr.image-row[data-status="completed"]');
+      const seen = await ptPage.evaluate(() => ({
+        languages: navigator.languages,
+        saved: localStorage.getItem('image-processor.language'),
+        lang: document.documentElement.lang,
+        chosen: document.getElementById('language-select').value,
+        pick: document.getElementById('pick-button').textContent,
+        status: document.querySelector('tr.image-row[data-status="completed"] .status-chip').textContent.trim(),
+        header: document.querySelector('#image-table th[data-i18n="table.size"]').textContent,
+      }));
+      assert.equal(seen.saved, null, 'no saved choice');
+      assert.equal(seen.lang, 'pt-BR', `navigator.languages: ${seen.languages}`);
+      assert.equal(seen.chosen, 'pt-BR');
+      assert.equal(seen.pick, 'Escolher arquivos');
+      assert.match(seen.status, /^Concluída/);
+      assert.equal(seen.header, 'Tamanho');
+      // Longer words, same phone: still no sideways scrolling.
+      await ptPage.setViewportSize({ width: 390, height: 844 });
+      const overflow = await ptPage.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling on a phone in Portuguese (${overflow}px too wide)`);
+      await ptPage.screenshot({ path: `${ARTIFACTS}pt-BR-phone.png`, fullPage: true });
+    } finally {
+      await ptBrowser.close();
+    }
+  });
+
   it('has no serious or critical accessibility violations (axe-core), with the detail view open too', async () => {
     // A browser of its own that lets axe-core's script in: the page's CSP (rightly) refuses it.
     const scan = await launchBrowser({ bypassCSP: true });
@@ -632,13 +744,22 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
           const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
           return result.violations
             .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-            .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+            .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')} (${(n.failureSummary || '').replace(/\s+/g, ' ')})`).join(', ')}`);
         });
       assert.deepEqual(await run(), [], 'the page');
       await axePage.locator('tr.image-row[data-status="completed"] [data-action="details"]').first().click();
       await axePage.waitForSelector('#detail-dialog[open]');
       await axePage.waitForFunction(() => document.getElementById('detail-original').naturalWidth > 0);
       assert.deepEqual(await run(), [], 'the detail view');
+      // The same in Portuguese (longer words, another <html lang>).
+      await axePage.keyboard.press('Escape');
+      await axePage.selectOption('#language-select', 'pt-BR');
+      await axePage.waitForFunction(() => document.documentElement.lang === 'pt-BR');
+      assert.deepEqual(await run(), [], 'the page in Portuguese');
+      await axePage.locator('tr.image-row[data-status="completed"] [data-action="details"]').first().click();
+      await axePage.waitForSelector('#detail-dialog[open]');
+      assert.deepEqual(await run(), [], 'the detail view in Portuguese');
+      await axePage.screenshot({ path: `${ARTIFACTS}pt-BR-detail.png` });
     } finally {
       await scan.close();
     }
