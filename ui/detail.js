@@ -1,4 +1,4 @@
-// The detail view: a dialog with the original and the result side by side, the original's
+// The detail view: a dialog with the original and the result side by side or under a slider, the original's
 // facts (EXIF without any position: the server never sends one), and the effective pipeline.
 
 import { api } from './api.js';
@@ -96,16 +96,83 @@ async function showDeliveries(id) {
   );
 }
 
-async function showImage(img, href) {
+/** Loads `href` (with the token) into each of `imgs`: the side-by-side one and the slider's. */
+async function showImage(imgs, href) {
   try {
     const { blob } = await api.blob(href);
     const url = URL.createObjectURL(blob);
     shown.push(url);
-    img.src = url;
-    img.hidden = false;
+    for (const img of imgs) {
+      img.src = url;
+      img.hidden = false;
+    }
   } catch {
-    img.hidden = true;
+    for (const img of imgs) img.hidden = true;
   }
+}
+
+// ---- before/after: side by side, or stacked with a slider --------------------------------------
+
+const MODE_KEY = 'image-processor.compare';
+const MODES = ['side', 'slider'];
+
+function savedMode() {
+  try {
+    const mode = localStorage.getItem(MODE_KEY);
+    return MODES.includes(mode) ? mode : 'side';
+  } catch {
+    return 'side';
+  }
+}
+
+/** Shows the two images side by side or stacked under the slider; the slider needs a result. */
+function setMode(mode, { save = false } = {}) {
+  const canSlide = showing?.status === 'completed';
+  const effective = canSlide ? mode : 'side';
+  $('detail-modes').hidden = !canSlide;
+  for (const button of $('detail-modes').querySelectorAll('[data-mode]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.mode === effective));
+  }
+  $('detail-side').hidden = effective !== 'side';
+  $('detail-compare').hidden = effective !== 'slider';
+  if (save) {
+    try {
+      localStorage.setItem(MODE_KEY, mode);
+    } catch {
+      // storage disabled: the choice lasts for this page only
+    }
+  }
+}
+
+/** Moves the divider: the result shows right of it (a clip through the CSSOM: the CSP allows it). */
+function setSplit(percent) {
+  const value = Math.min(100, Math.max(0, Math.round(percent)));
+  const range = $('compare-range');
+  if (Number(range.value) !== value) range.value = String(value);
+  $('compare-stage').style.setProperty('--split', `${value}%`);
+  range.setAttribute('aria-valuetext', t('detail.sliderValue', { original: `${value}%`, result: `${100 - value}%` }));
+}
+
+function setupCompare() {
+  for (const button of $('detail-modes').querySelectorAll('[data-mode]')) {
+    button.addEventListener('click', () => setMode(button.dataset.mode, { save: true }));
+  }
+  const range = $('compare-range');
+  range.addEventListener('input', () => setSplit(Number(range.value)));
+  // Dragging on the picture moves the divider too (the range stays the keyboard's control).
+  const stage = $('compare-stage');
+  const follow = (event) => {
+    const box = stage.getBoundingClientRect();
+    if (box.width > 0) setSplit(((event.clientX - box.left) / box.width) * 100);
+  };
+  stage.addEventListener('pointerdown', (event) => {
+    stage.setPointerCapture(event.pointerId);
+    follow(event);
+  });
+  stage.addEventListener('pointermove', (event) => {
+    if (stage.hasPointerCapture(event.pointerId)) follow(event);
+  });
+  setSplit(Number(range.value));
 }
 
 /** Opens the dialog for an image object (refetched, so the facts are current). */
@@ -122,25 +189,27 @@ export async function openDetail(image, returnFocusTo) {
   $('detail-pipeline').textContent = JSON.stringify(current.pipeline, null, 2);
   const original = $('detail-original');
   const processed = $('detail-processed');
+  const compared = [$('compare-original'), $('compare-processed')];
   original.hidden = true;
   processed.hidden = true;
   processed.closest('figure').hidden = current.status !== 'completed';
+  setMode(savedMode());
+  setSplit(Number($('compare-range').value));
   dialog.addEventListener(
     'close',
     () => {
       showing = null;
       for (const url of shown) URL.revokeObjectURL(url);
       shown = [];
-      original.removeAttribute('src');
-      processed.removeAttribute('src');
+      for (const img of [original, processed, ...compared]) img.removeAttribute('src');
       returnFocusTo?.focus();
     },
     { once: true },
   );
   if (!dialog.open) dialog.showModal();
   showDeliveries(current.id);
-  showImage(original, current.links.original);
-  if (current.status === 'completed') showImage(processed, current.links.processed);
+  showImage([original, compared[0]], current.links.original);
+  if (current.status === 'completed') showImage([processed, compared[1]], current.links.processed);
 }
 
 /** The dialog's texts for an image: its title and facts. */
@@ -153,9 +222,11 @@ function renderTexts(image) {
 export function refreshDetail() {
   if (!showing || !$('detail-dialog').open) return;
   renderTexts(showing);
+  setSplit(Number($('compare-range').value)); // its aria-valuetext
   showDeliveries(showing.id);
 }
 
 export function setupDetail() {
   $('detail-close').addEventListener('click', () => $('detail-dialog').close());
+  setupCompare();
 }

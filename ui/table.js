@@ -26,12 +26,23 @@ export function statusLabel(status) {
  */
 const cellLabel = (label, key) => ({ 'data-label': label, 'data-caption': t(key) });
 
+/** An animation larger than this keeps the still thumbnail in the list. */
+const ANIMATED_MAX_BYTES = 2 * 1024 * 1024;
+/** Originals a browser plays by itself (before the result exists). */
+const BROWSER_ANIMATES = new Set(['image/gif', 'image/webp', 'image/png', 'image/apng']);
+const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
+
 export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, onOpen, announce }) {
   /** id → {image, tr} for every row on the page. */
   const rows = new Map();
   /** id → {key, url} of thumbnails already fetched as blob: URLs. */
   const thumbs = new Map();
   let empty = { key: 'empty.none', vars: undefined };
+
+  // Asking for less motion (or no longer) swaps animations and stills at once.
+  reducedMotion.addEventListener('change', () => {
+    for (const { image } of [...rows.values()]) upsert(image);
+  });
 
   const displayName = (image) => image.filename || t('table.untitled', { id: image.id.slice(0, 8) });
 
@@ -84,19 +95,50 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
     return h('button', { class: 'icon-button', type: 'button', 'aria-label': label, title, dataset: { action }, onclick: handler }, icon(iconName));
   }
 
+  /**
+   * What the preview cell shows: an animated result (or, before it exists, an animated original)
+   * plays in the cell when it is small enough and the reader has not asked for less motion;
+   * otherwise the server's still thumbnail once completed. {href, animated} or null.
+   */
+  function previewOf(image) {
+    const completed = image.status === 'completed';
+    if (!reducedMotion.matches) {
+      const processed = image.processed;
+      if (completed && processed && Number(processed.frames) > 1 && Number(processed.bytes) <= ANIMATED_MAX_BYTES && image.links?.processed) {
+        return { href: image.links.processed, animated: true };
+      }
+      const original = image.original;
+      if (
+        !completed && original && Number(original.frames) > 1 && Number(original.bytes) <= ANIMATED_MAX_BYTES &&
+        BROWSER_ANIMATES.has(original.content_type) && image.links?.original
+      ) {
+        return { href: image.links.original, animated: true };
+      }
+    }
+    if (completed && image.links?.thumbnail) return { href: image.links.thumbnail, animated: false };
+    return null;
+  }
+
+  const previewKey = (image, preview) => `${image.processed_at || ''} ${preview.href}`;
+
+  function previewImg(url, preview) {
+    return h('img', { src: url, alt: '', width: '48', height: '48', decoding: 'async', dataset: { source: preview.href, animated: String(preview.animated) } });
+  }
+
   function thumbnailCell(image) {
     const cell = h('td', { class: 'cell-thumb', ...cellLabel('Preview', 'table.preview') });
     const box = h('div', { class: 'thumb', dataset: { status: image.status } });
     cell.append(box);
-    const cached = thumbs.get(image.id);
-    const key = `${image.processed_at || ''}`;
-    if (image.status === 'completed' && image.links?.thumbnail) {
+    const preview = previewOf(image);
+    if (preview) {
+      const key = previewKey(image, preview);
+      const cached = thumbs.get(image.id);
       if (cached && cached.key === key && cached.url) {
-        box.append(h('img', { src: cached.url, alt: '', width: '48', height: '48', decoding: 'async' }));
+        box.append(previewImg(cached.url, preview));
       } else {
-        // The original's BlurHash stands in until the thumbnail arrives.
-        box.append(blurhashCanvas(image.original?.blurhash) || icon('image', 'thumb__placeholder'));
-        loadThumbnail(image, key);
+        // The original's BlurHash stands in until the picture arrives.
+        box.append(blurhashCanvas(image.original?.blurhash) || icon(image.status === 'completed' ? 'image' : 'hourglass', 'thumb__placeholder'));
+        loadThumbnail(image, key, preview);
       }
     } else {
       box.append(icon(image.status === 'failed' ? 'broken' : 'hourglass', 'thumb__placeholder'));
@@ -104,21 +146,20 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
     return cell;
   }
 
-  async function loadThumbnail(image, key) {
+  async function loadThumbnail(image, key, preview) {
     const entry = { key, url: null };
     const old = thumbs.get(image.id);
     if (old?.key === key) return; // already loading
     if (old?.url) URL.revokeObjectURL(old.url);
     thumbs.set(image.id, entry);
     try {
-      const { blob } = await api.blob(image.links.thumbnail);
+      const { blob } = await api.blob(preview.href);
       if (thumbs.get(image.id) !== entry) return;
       entry.url = URL.createObjectURL(blob);
       const row = rows.get(image.id);
       const box = row?.tr.querySelector('.thumb');
-      if (box && row.image.status === 'completed') {
-        box.replaceChildren(h('img', { src: entry.url, alt: '', width: '48', height: '48', decoding: 'async' }));
-      }
+      const now = row && previewOf(row.image);
+      if (box && now && previewKey(row.image, now) === key) box.replaceChildren(previewImg(entry.url, preview));
     } catch {
       if (thumbs.get(image.id) === entry) thumbs.delete(image.id);
     }

@@ -156,6 +156,30 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     assert.deepEqual(await readFile(await original.path()), SUNSET.bytes, 'the original comes back byte for byte');
   });
 
+  it('uploads an image pasted on the page (a screenshot, say), but not a paste into a field', async () => {
+    const pasted = { name: `pasted-${RUN}.png`, bytes: samplePng(120, 80, [250, 200, 30], [30, 90, 200]) };
+    const requests = uploadRequests.length;
+    const paste = (selector) =>
+      page.evaluate(
+        ([target, name, base64]) => {
+          const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+          const data = new DataTransfer();
+          data.items.add(new File([bytes], name, { type: 'image/png' }));
+          document.querySelector(target).dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+        },
+        [selector, pasted.name, pasted.bytes.toString('base64')],
+      );
+    // Into a text field: that is typing, not an upload.
+    await paste('#op-tint');
+    await page.waitForTimeout(300);
+    assert.equal(uploadRequests.length, requests, 'a paste into a field uploads nothing');
+    await paste('body');
+    const row = await waitForRow(pasted.name, 'completed');
+    assert.equal(uploadRequests.length, requests + 1);
+    const { body: image } = await apiJson(`/api/images/${await row.getAttribute('data-id')}`);
+    assert.deepEqual([image.original.width, image.processed.width], [120, 120], 'the pasted bytes arrived whole (no upscale to 200)');
+  });
+
   it('retries a completed image and shows it completed again', async () => {
     const row = rowLocator(SUNSET.name);
     const before = await row.getAttribute('data-processed-at');
@@ -410,7 +434,60 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     const gifRow = await waitForRow(gif.name, 'completed');
     const { body: moving } = await apiJson(`/api/images/${await gifRow.getAttribute('data-id')}`);
     assert.deepEqual([moving.original.frames, moving.processed.frames, moving.processed.content_type], [3, 3, 'image/gif']);
-    await gifRow.locator('.thumb img').waitFor();
+    // The list plays the animation itself: the cell shows the processed GIF, not the still thumbnail.
+    const preview = gifRow.locator('.thumb img');
+    await gifRow.locator('.thumb img[data-animated="true"]').waitFor();
+    const shown = await preview.evaluate(async (img) => {
+      await img.decode();
+      const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+      return { source: img.dataset.source, magic: String.fromCharCode(...bytes.subarray(0, 6)), width: img.naturalWidth, box: img.getBoundingClientRect().width };
+    });
+    assert.deepEqual(shown, { source: moving.links.processed, magic: 'GIF89a', width: moving.processed.width, box: 48 });
+    // A still photo keeps its thumbnail.
+    await heicRow.locator('.thumb img').waitFor();
+    assert.equal(await heicRow.locator('.thumb img').getAttribute('data-source'), photo.links.thumbnail);
+    // Asking the system for less motion swaps the animation for the still thumbnail at once.
+    await page.emulateMedia({ reducedMotion: 'reduce' });
+    await page.waitForFunction(
+      ([id, href]) => document.querySelector(`tr.image-row[data-id="${id}"] .thumb img`)?.dataset.source === href,
+      [moving.id, moving.links.thumbnail],
+    );
+    assert.equal(await preview.getAttribute('data-animated'), 'false');
+    await page.emulateMedia({ reducedMotion: 'no-preference' });
+    await gifRow.locator('.thumb img[data-animated="true"]').waitFor();
+  });
+
+  it('compares the original and the result with a slider, from the keyboard', async () => {
+    const row = await waitForRow(SUNSET.name, 'completed');
+    await row.locator('[data-action="details"]').click();
+    await page.locator('#detail-dialog[open]').waitFor();
+    await page.click('#detail-modes [data-mode="slider"]');
+    assert.equal(await page.isVisible('#detail-side'), false, 'the side-by-side view gives way');
+    await page.waitForFunction(() => ['compare-original', 'compare-processed'].every((id) => document.getElementById(id).naturalWidth > 0));
+    const clip = () => page.$eval('#compare-processed', (img) => getComputedStyle(img).clipPath);
+    assert.equal(await page.$eval('#compare-range', (r) => r.value), '50');
+    assert.match(await clip(), /inset\(0px 0px 0px 50%\)/);
+    await page.focus('#compare-range');
+    await page.keyboard.press('Home');
+    for (let i = 0; i < 30; i += 1) await page.keyboard.press('ArrowRight');
+    assert.equal(await page.$eval('#compare-range', (r) => r.value), '30');
+    assert.match(await clip(), /inset\(0px 0px 0px 30%\)/, 'the result is clipped where the divider is');
+    assert.equal(await page.getAttribute('#compare-range', 'aria-valuetext'), '30% original, 70% result');
+    const label = await page.$eval('#compare-range', (r) => r.labels.length > 0 && r.getAttribute('aria-label'));
+    assert.ok(label, 'the range is labelled');
+    // The divider follows a click on the picture too.
+    const box = await page.locator('#compare-stage').boundingBox();
+    await page.mouse.click(box.x + box.width * 0.8, box.y + box.height / 2);
+    assert.ok(Math.abs(Number(await page.$eval('#compare-range', (r) => r.value)) - 80) <= 1);
+    await page.screenshot({ path: `${ARTIFACTS}detail-slider.png` });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `${ARTIFACTS}detail-slider-phone.png` });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Back to side by side; the choice is remembered for the next image.
+    await page.click('#detail-modes [data-mode="side"]');
+    assert.equal(await page.isVisible('#detail-compare'), false);
+    assert.equal(await page.evaluate(() => localStorage.getItem('image-processor.compare')), 'side');
+    await page.keyboard.press('Escape');
   });
 
   it('opens the detail view: both images, the facts, the pipeline; Escape closes it', async () => {
