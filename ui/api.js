@@ -5,18 +5,21 @@ import { t } from './i18n.js';
 
 /** An API failure with the server's stable error code and human message. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  /** `param`: the field a 400 names (`width`, `steps[0].width`), when the server says. */
+  constructor(status, code, message, param = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.param = param;
   }
 }
 
 function errorFrom(status, body, statusText) {
   const err = body && typeof body === 'object' ? body.error : null;
   if (err && typeof err === 'object') {
-    return new ApiError(status, err.code || `http_${status}`, err.message || statusText || `HTTP ${status}`);
+    const param = typeof err.param === 'string' ? err.param : null;
+    return new ApiError(status, err.code || `http_${status}`, err.message || statusText || `HTTP ${status}`, param);
   }
   return new ApiError(status, `http_${status}`, statusText || `HTTP ${status}`);
 }
@@ -60,6 +63,7 @@ async function json(path, options) {
 }
 
 const imagePath = (id) => `/api/images/${encodeURIComponent(id)}`;
+const presetPath = (name) => `/api/presets/${encodeURIComponent(name)}`;
 
 export const api = {
   stats: () => json('/api/stats'),
@@ -78,6 +82,17 @@ export const api = {
   retryMany: (filter) => json('/api/images/retry', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(filter) }),
   removeMany: (filter) => json('/api/images/delete', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(filter) }),
   remove: (id) => json(imagePath(id), { method: 'DELETE' }),
+  /** A signed, token-free URL of a variant: {url: "/v/<sig>/<id>/<preset>"} (404 when signing is off). */
+  signedUrl: (id, preset) =>
+    json(`${imagePath(id)}/signed-url`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ preset }) }),
+  // Presets: named pipelines (SPEC "Variants, presets and signed delivery").
+  presets: () => json('/api/presets'),
+  /** Creates or replaces a preset; resolves to {created} (201 rather than 200). */
+  async savePreset(name, pipeline) {
+    const res = await send(presetPath(name), { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(pipeline) });
+    return { created: res.status === 201 };
+  },
+  removePreset: (name) => json(presetPath(name), { method: 'DELETE' }),
   /** Fetches binary content (thumbnail, download) with the token, as a Blob plus its filename. */
   async blob(path) {
     const res = await send(path, { headers: { Accept: '*/*' } });

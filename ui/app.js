@@ -6,10 +6,11 @@ import { api } from './api.js';
 import { onTokenChange, requestToken } from './auth.js';
 import { createControls } from './controls.js';
 import { renderDashboard } from './dashboard.js';
-import { openDetail, refreshDetail, setupDetail } from './detail.js';
+import { openDetail, refreshDetail, setupDetail, updateDetail } from './detail.js';
 import { formatBytes, formatNumber } from './format.js';
 import { applyTranslations, localize, onLanguageChange, setPlainText, setupLanguageSwitch, t } from './i18n.js';
 import { connectEvents } from './live.js';
+import { createPresets } from './presets.js';
 import { createTable } from './table.js';
 import { createUploader } from './uploads.js';
 
@@ -102,6 +103,7 @@ function noteFinished(image) {
 
 function applyImage(image) {
   if (state.seenDuringLoad) state.seenDuringLoad.set(image.id, image);
+  updateDetail(image);
   const previous = table.statusOf(image.id);
   if (previous && previous !== image.status && (image.status === 'completed' || image.status === 'failed')) {
     noteFinished(image);
@@ -180,7 +182,7 @@ async function loadMore() {
 
 function setFilter(status) {
   state.filter = STATUSES.includes(status) ? status : '';
-  for (const chip of document.querySelectorAll('.filter-chip')) {
+  for (const chip of document.querySelectorAll('#status-filter .filter-chip')) {
     chip.setAttribute('aria-pressed', String(chip.dataset.status === state.filter));
   }
   const url = new URL(window.location.href);
@@ -295,6 +297,11 @@ function onImageEvent({ id, status }) {
   else refreshImage(id);
 }
 
+/** A variant of an image changed: its row (and an open detail view) follow a fresh read. */
+function onVariantEvent({ id }) {
+  refreshImage(id);
+}
+
 function setLiveState(liveState) {
   state.live = liveState === 'live';
   const indicator = $('live-indicator');
@@ -372,6 +379,11 @@ function renderUploadHint() {
 const controls = createControls($('ops-form'), {
   listCompleted: () => api.list({ status: 'completed', limit: 100 }).then((page) => page.images || []),
 });
+const presets = createPresets({
+  pipeline: () => controls.pipeline(),
+  announce,
+  onChange: () => controls.refreshSummary(),
+});
 const uploader = createUploader({
   list: $('upload-list'),
   getFields: controls.fields,
@@ -431,6 +443,7 @@ function redrawTexts() {
   controls.refreshSummary();
   uploader.refresh();
   renderUploadHint();
+  presets.refresh();
   if (state.stats) renderStats(state.stats);
   refreshDetail();
 }
@@ -441,10 +454,10 @@ function start() {
   onLanguageChange(redrawTexts);
   renderUploadHint();
   setupFileInputs();
-  setupDetail();
+  setupDetail({ announce });
   // On a phone the options would push the list far down: start them folded.
   if (window.matchMedia('(max-width: 720px)').matches) $('ops-details').open = false;
-  for (const chip of document.querySelectorAll('.filter-chip')) {
+  for (const chip of document.querySelectorAll('#status-filter .filter-chip')) {
     chip.addEventListener('click', () => setFilter(chip.dataset.status));
   }
   $('load-more').addEventListener('click', loadMore);
@@ -452,7 +465,9 @@ function start() {
   onTokenChange(() => {
     scheduleStats();
     reload();
+    presets.load();
   });
+  presets.load();
 
   setFilter(new URL(window.location.href).searchParams.get('status') || '');
   scheduleStats();
@@ -462,6 +477,7 @@ function start() {
       scheduleStats();
     },
     onImage: onImageEvent,
+    onVariant: onVariantEvent,
     onState: setLiveState,
   });
   setInterval(scheduleStats, STATS_POLL_MS);

@@ -11,6 +11,13 @@ const VALUE_FIELDS = [
   'frames', 'callback_url',
 ];
 const SWITCHES = ['grayscale', 'invert', 'equalize', 'dedupe'];
+/** Fields about the upload rather than the pictures: not part of a preset's pipeline. */
+const NOT_PIPELINE = new Set(['priority', 'not_before', 'dedupe', 'callback_url']);
+/** Sent as JSON numbers in a preset (the rest as the strings the form holds). */
+const NUMERIC = new Set([
+  'width', 'height', 'quality', 'rotate', 'blur', 'sharpen', 'brightness', 'contrast', 'saturation', 'hue', 'gamma',
+  'sepia', 'pixelate', 'watermark_opacity', 'watermark_scale',
+]);
 
 function hostOf(url) {
   try {
@@ -58,6 +65,7 @@ const LABELS = {
   frames: (v) => (v === 'first' ? t('summary.framesFirst') : t('summary.framesAll')),
   callback_url: (v) => t('summary.callback', { host: hostOf(v) }),
   dedupe: () => t('summary.dedupe'),
+  variants: (v) => t('summary.variants', { list: v.split(',').join(', ') }),
 };
 
 /**
@@ -77,6 +85,23 @@ export function createControls(form, { listCompleted } = {}) {
     }
     for (const name of SWITCHES) {
       if (form.elements[name].checked) out.push([name, 'true']);
+    }
+    const variants = chosenVariants();
+    if (variants.length) out.push(['variants', variants.join(',')]);
+    return out;
+  }
+
+  /** The presets ticked under "Variants". */
+  function chosenVariants() {
+    return [...form.querySelectorAll('input[name="variants"]:checked')].map((input) => input.value);
+  }
+
+  /** The options as a pipeline JSON object in the flat form (what a preset stores). */
+  function pipeline() {
+    const out = {};
+    for (const [name, value] of fields()) {
+      if (NOT_PIPELINE.has(name) || name === 'variants') continue;
+      out[name] = value === 'true' ? true : NUMERIC.has(name) && Number.isFinite(Number(value)) ? Number(value) : value;
     }
     return out;
   }
@@ -121,6 +146,7 @@ export function createControls(form, { listCompleted } = {}) {
 
   return {
     fields,
+    pipeline,
     refreshWatermarks,
     /** Redraws the summary in the current language (after a switch). */
     refreshSummary: updateSummary,

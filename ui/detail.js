@@ -5,9 +5,14 @@ import { api } from './api.js';
 import { h } from './dom.js';
 import { formatBytes, formatDims, formatNumber, formatTimestamp } from './format.js';
 import { t } from './i18n.js';
-import { statusLabel } from './table.js';
+import { statusLabel, withToken } from './table.js';
 
 const $ = (id) => document.getElementById(id);
+
+/** Snackbar messages (set by setupDetail). */
+let announce = () => {};
+/** preset → the signed URL made for it (or the refusal) while the dialog is open. */
+let signed = new Map();
 
 /** Object URLs of the images shown, revoked when the dialog closes. */
 let shown = [];
@@ -97,6 +102,65 @@ async function showDeliveries(id) {
 }
 
 /** Loads `href` (with the token) into each of `imgs`: the side-by-side one and the slider's. */
+/** The image's variants: status, facts, a download link once made, and "Copy signed URL". */
+function renderVariants(image) {
+  const list = $('detail-variants');
+  const entries = Object.entries(image.variants || {});
+  if (!entries.length) {
+    list.replaceChildren(h('li', { text: t('detail.variantsNone') }));
+    return;
+  }
+  list.replaceChildren(
+    ...entries.map(([preset, v]) => {
+      const facts = v.status === 'completed' ? ` · ${v.content_type || '?'} · ${formatBytes(v.bytes)} · ${formatDims(v) || '?'}` : '';
+      const line = h('div', { class: 'detail-variant__line' },
+        h('strong', { class: 'detail-variant__name', text: preset }),
+        ` ${statusLabel(v.status)}${facts}${v.error ? ` — ${v.error}` : ''}`);
+      const actions = h('div', { class: 'detail-variant__actions' });
+      if (v.status === 'completed' && v.url) {
+        actions.append(withToken(h('a', { class: 'button button--text', href: v.url, download: '', text: t('variants.downloadShort'), 'aria-label': t('variants.download', { preset }), dataset: { action: 'download-variant' } }), preset, announce));
+      }
+      const copy = h('button', { class: 'button button--text', type: 'button', text: t('variants.copySigned'), 'aria-label': t('variants.copySignedLabel', { preset }), dataset: { action: 'copy-signed' } });
+      copy.addEventListener('click', () => copySignedUrl(image.id, preset));
+      actions.append(copy);
+      const result = h('p', { class: 'detail-variant__result', role: 'status' });
+      const done = signed.get(preset);
+      if (done?.url) {
+        result.append(done.copied ? t('variants.copiedLink') : t('variants.copyByHand'), ' ', h('a', { class: 'detail-variant__signed', href: done.url, target: '_blank', rel: 'noopener', text: done.url }));
+      } else if (done?.error) {
+        result.append(t('variants.signError', { message: done.error }));
+      }
+      return h('li', { class: 'detail-variant', dataset: { preset, status: v.status } }, line, actions, result);
+    }),
+  );
+}
+
+/** Asks the server to sign the variant's URL (no token needed to fetch it) and copies it. */
+async function copySignedUrl(id, preset) {
+  let entry;
+  try {
+    const answer = await api.signedUrl(id, preset);
+    const url = new URL(answer.url, window.location.origin).href;
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(url);
+      copied = true;
+    } catch {
+      // No clipboard (permission, an insecure origin): the link is shown to copy by hand.
+    }
+    entry = { url, copied };
+    announce(copied ? t('variants.copied') : t('variants.copyByHand'));
+  } catch (err) {
+    // 404 when the server has no URL_SIGNING_KEY: its own words say so.
+    entry = { error: err.message };
+    announce(t('variants.signError', { message: err.message }));
+  }
+  if (showing?.id !== id) return;
+  signed.set(preset, entry);
+  renderVariants(showing);
+  $('detail-variants').querySelector(`[data-preset="${CSS.escape(preset)}"] [data-action="copy-signed"]`)?.focus();
+}
+
 async function showImage(imgs, href) {
   try {
     const { blob } = await api.blob(href);
@@ -199,6 +263,7 @@ export async function openDetail(image, returnFocusTo) {
     'close',
     () => {
       showing = null;
+      signed = new Map();
       for (const url of shown) URL.revokeObjectURL(url);
       shown = [];
       for (const img of [original, processed, ...compared]) img.removeAttribute('src');
@@ -212,10 +277,24 @@ export async function openDetail(image, returnFocusTo) {
   if (current.status === 'completed') showImage([processed, compared[1]], current.links.processed);
 }
 
-/** The dialog's texts for an image: its title and facts. */
+/** The dialog's texts for an image: its title, facts and variants. */
 function renderTexts(image) {
   $('detail-title').textContent = image.filename || t('table.untitled', { id: image.id.slice(0, 8) });
   $('detail-facts').replaceChildren(...facts(image));
+  renderVariants(image);
+}
+
+/**
+ * A newer image object (an event): the open dialog's facts and variants follow it. The pictures
+ * stay; a new result shows on reopening.
+ */
+export function updateDetail(image) {
+  if (!showing || showing.id !== image.id || !$('detail-dialog').open) return;
+  const focused = $('detail-variants').contains(document.activeElement) ? document.activeElement : null;
+  const where = focused && [focused.closest('[data-preset]')?.dataset.preset, focused.dataset.action];
+  showing = image;
+  renderTexts(image);
+  if (where) $('detail-variants').querySelector(`[data-preset="${CSS.escape(where[0])}"] [data-action="${where[1]}"]`)?.focus();
 }
 
 /** Redraws the open dialog in the current language (after a switch). */
@@ -226,7 +305,8 @@ export function refreshDetail() {
   showDeliveries(showing.id);
 }
 
-export function setupDetail() {
+export function setupDetail({ announce: say } = {}) {
+  if (say) announce = say;
   $('detail-close').addEventListener('click', () => $('detail-dialog').close());
   setupCompare();
 }

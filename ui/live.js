@@ -9,9 +9,10 @@ const MAX_RETRY_MS = 30_000;
 /**
  * Opens GET /api/events. `onOpen` runs on every (re)connect and on a `resync` event, so the caller
  * can refetch the list;
- * `onImage({id, status})` runs per status change; `onState('live'|'connecting'|'offline')`.
+ * `onImage({id, status})` runs per status change, `onVariant({id, preset, status})` per change of
+ * one of an image's variants; `onState('live'|'connecting'|'offline')`.
  */
-export function connectEvents({ onOpen, onImage, onState }) {
+export function connectEvents({ onOpen, onImage, onVariant, onState }) {
   let source = null;
   let retryMs = MIN_RETRY_MS;
   let timer = null;
@@ -40,6 +41,15 @@ export function connectEvents({ onOpen, onImage, onState }) {
         return;
       }
       if (data && typeof data.id === 'string') onImage(data);
+    });
+    source.addEventListener('variant', (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (data && typeof data.id === 'string') onVariant?.(data);
     });
     // The server lost events for us (we lagged, or it reconnected to the database): refetch.
     source.addEventListener('resync', () => onOpen());

@@ -32,6 +32,47 @@ const ANIMATED_MAX_BYTES = 2 * 1024 * 1024;
 const BROWSER_ANIMATES = new Set(['image/gif', 'image/webp', 'image/png', 'image/apng']);
 const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
 
+/**
+ * An <a download> cannot send the Authorization header: with a token, its click fetches the
+ * bytes instead and saves them under the server's file name (else `name`).
+ */
+export function withToken(link, name, announce) {
+  link.addEventListener('click', async (event) => {
+    if (!currentToken()) return;
+    event.preventDefault();
+    try {
+      const { blob, filename } = await api.blob(link.getAttribute('href'));
+      const url = URL.createObjectURL(blob);
+      const a = h('a', { href: url, download: filename || name, class: 'visually-hidden' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (err) {
+      announce(t('table.downloadFailed', { message: err.message }));
+    }
+  });
+  return link;
+}
+
+/** A row's variants, compact: each preset with its status, a download link once made. */
+export function variantList(image, announce) {
+  const entries = Object.entries(image.variants || {});
+  if (!entries.length) return null;
+  const name = image.filename || image.id.slice(0, 8);
+  return h(
+    'ul',
+    { class: 'variant-list', 'aria-label': t('variants.listLabel', { name }) },
+    entries.map(([preset, v]) => {
+      const status = h('span', { class: 'variant__status', text: statusLabel(v.status), title: v.error || null });
+      const label = v.status === 'completed' && v.url
+        ? withToken(h('a', { class: 'variant__link', href: v.url, download: '', text: preset, title: t('variants.download', { preset }), dataset: { action: `variant-${preset}` } }), `${preset}`, announce)
+        : h('span', { class: 'variant__name', text: preset });
+      return h('li', { class: 'variant', dataset: { preset, status: v.status } }, label, ' ', status);
+    }),
+  );
+}
+
 export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, onOpen, announce }) {
   /** id → {image, tr} for every row on the page. */
   const rows = new Map();
@@ -72,23 +113,7 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
       { class: 'icon-button', href, download: '', 'aria-label': label, title, dataset: { action: `download-${kind}` } },
       icon(kind === 'processed' ? 'download' : 'original'),
     );
-    // An <a download> cannot send the Authorization header: with a token, fetch the bytes instead.
-    link.addEventListener('click', async (event) => {
-      if (!currentToken()) return;
-      event.preventDefault();
-      try {
-        const { blob, filename } = await api.blob(href);
-        const url = URL.createObjectURL(blob);
-        const a = h('a', { href: url, download: filename || name, class: 'visually-hidden' });
-        document.body.append(a);
-        a.click();
-        a.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      } catch (err) {
-        announce(t('table.downloadFailed', { message: err.message }));
-      }
-    });
-    return link;
+    return withToken(link, name, announce);
   }
 
   function actionButton(action, label, title, iconName, handler) {
@@ -178,6 +203,8 @@ export function createTable({ tbody, emptyState, onRetry, onCancel, onDelete, on
     );
     // A cancelled row's reason is its chip; only real errors are shown in red.
     if (image.error && image.status !== 'cancelled') nameCell.append(h('div', { class: 'cell-name__error', text: image.error }));
+    const variants = variantList(image, announce);
+    if (variants) nameCell.append(variants);
 
     const chipText = statusLabel(image.status);
     const attempts = image.attempts > 1 ? ` · ${t('table.attempt', { count: Number(image.attempts) })}` : '';
