@@ -124,7 +124,11 @@ export function createPresets({ pipeline, announce, onChange }) {
       const { created } = await api.savePreset(name, value);
       dialog.close();
       announce(t(created ? 'presets.created' : 'presets.saved', { name }));
-      load();
+      await load();
+      // The list was redrawn under an edit's opener: go to the same preset's button.
+      if (!document.activeElement || document.activeElement === document.body) {
+        document.querySelector(`#preset-list li[data-name="${CSS.escape(name)}"] [data-action="edit-preset"]`)?.focus();
+      }
     } catch (err) {
       // A 400 names the field at fault (`width`, `steps[0].width`): say which, and go there.
       showError(err.param ? t('presets.fieldError', { message: err.message, param: err.param }) : t('presets.saveError', { message: err.message }));
