@@ -146,14 +146,18 @@ async fn download(
     Ok(response)
 }
 
-/// `<stem>-processed.<ext>` for results, the upload's own name for originals.
-fn download_name(filename: Option<&str>, which: Blob, format: Option<Format>) -> String {
+/// The upload's name without its extension (`image` when it has none).
+pub(super) fn stem(filename: Option<&str>) -> &str {
     let name = filename.unwrap_or("image");
-    let stem = name
-        .rsplit_once('.')
+    name.rsplit_once('.')
         .map(|(s, _)| s)
         .filter(|s| !s.is_empty())
-        .unwrap_or(name);
+        .unwrap_or(name)
+}
+
+/// `<stem>-processed.<ext>` for results, the upload's own name for originals.
+fn download_name(filename: Option<&str>, which: Blob, format: Option<Format>) -> String {
+    let stem = stem(filename);
     let ext = format.map(Format::extension).unwrap_or("bin");
     match which {
         Blob::Original => filename
@@ -170,7 +174,7 @@ const RFC5987_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').r
 
 /// `attachment` with an ASCII fallback and an RFC 5987 UTF-8 name, so no uploaded name can
 /// inject a header (CR/LF), break the quoting, or carry a path.
-fn content_disposition(name: &str) -> String {
+pub(super) fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

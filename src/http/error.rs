@@ -20,11 +20,11 @@ pub struct ErrorBody {
 /// What went wrong, for machines (`code`) and people (`message`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, snake_case: `invalid_parameter`, `unauthorized`, `not_found`,
+    /// Stable, snake_case: `invalid_parameter`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `not_ready`, `conflict`, `payload_too_large`, `uri_too_long`,
     /// `headers_too_large`, `request_timeout`,
     /// `unsupported_media_type`, `overloaded`, `database_unavailable`, `internal`, or a
-    /// `422` imaging code (`image_too_large`, `corrupt_image`, ...).
+    /// `422` imaging code (`image_too_large`, `corrupt_image`, ...) or `variant_failed`.
     #[schema(example = "invalid_parameter")]
     pub code: String,
     /// A human sentence.
@@ -45,6 +45,11 @@ pub enum ApiError {
     Unauthorized,
     #[error("no image with this id")]
     NotFound,
+    /// A `404` that says what is missing (a preset, signed URLs being off).
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -69,6 +74,8 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("too many uploads in progress; try again shortly")]
     Busy,
+    #[error("the variant is not made yet; try again shortly")]
+    NotYetMade,
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -87,7 +94,10 @@ impl ApiError {
         match self {
             ApiError::BadParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound | ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotFound | ApiError::RouteNotFound | ApiError::Missing(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady { .. } => (StatusCode::CONFLICT, "not_ready"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
@@ -102,6 +112,7 @@ impl ApiError {
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::NotYetMade => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

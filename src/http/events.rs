@@ -26,11 +26,17 @@ use crate::db::listener::{self, ListenEvent};
 /// The channel the status trigger notifies, with payload `<uuid>:<status>`.
 pub const STATUS_CHANNEL: &str = "image_status";
 
-/// One status change.
+/// One status change: of an image, or (with `preset`) of one of its variants.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusEvent {
     pub id: Uuid,
-    /// `pending`, `processing`, `completed`, `failed` or `deleted`.
+    /// A variant's preset; absent for the image's own status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// A variant's negotiated format (`avif`, `webp`); absent for its own format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// `pending`, `processing`, `completed`, `failed`, `cancelled` or `deleted`.
     pub status: String,
     /// Per-process sequence number, sent as the SSE event id.
     #[serde(skip)]
@@ -65,15 +71,21 @@ impl Hub {
         self.tx.subscribe()
     }
 
+    /// `<id>:<status>` (an image) or `<id>:<status>:<preset>:<format>` (a variant, sql/0015).
     fn publish(&self, payload: &str) {
-        let Some((id, status)) = payload.split_once(':') else {
+        let mut parts = payload.splitn(4, ':');
+        let (Some(id), Some(status)) = (parts.next(), parts.next()) else {
             return;
         };
         let Ok(id) = Uuid::parse_str(id) else { return };
+        let preset = parts.next().map(str::to_owned);
+        let format = parts.next().filter(|f| !f.is_empty()).map(str::to_owned);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         // No subscribers is fine: nobody is watching.
         let _ = self.tx.send(StatusEvent {
             id,
+            preset,
+            format,
             status: status.to_owned(),
             seq,
         });
@@ -99,14 +111,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
-/// `GET /api/events`: `event: image` per change; `event: resync` when the client may have
+/// `GET /api/events`: `event: image` per image status change, `event: variant` per variant's;
+/// `event: resync` when the client may have
 /// missed changes (it lagged, or the server reconnected to the database) and should refetch.
 #[utoipa::path(get, path = "/api/events", tag = "events",
     params(("access_token" = Option<String>, Query,
         description = "the bearer token, for clients that cannot set headers (EventSource)")),
     responses(
         (status = 200, description = "Server-Sent Events: `event: image` with `{\"id\", \"status\"}` per \
-                                      change, `event: resync` when changes may have been missed",
+                                      change, `event: variant` with `{\"id\", \"preset\", \"status\"}` (and \
+                                      `format` for a negotiated one) per variant's change, `event: resync` \
+                                      when changes may have been missed",
             content_type = "text/event-stream", body = SseEvent),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
     ))]
@@ -115,7 +130,7 @@ async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<
         Ok(match item {
             Ok(e) if e.id.is_nil() => Event::default().event("resync").data("{}"),
             Ok(e) => Event::default()
-                .event("image")
+                .event(if e.preset.is_some() { "variant" } else { "image" })
                 .id(e.seq.to_string())
                 .json_data(&e)
                 .unwrap_or_else(|_| Event::default().event("resync").data("{}")),

@@ -58,7 +58,7 @@ async fn status(
         };
         match change {
             Err(_) => break,
-            Ok(Ok(event)) if event.id == id && event.status != initial => break,
+            Ok(Ok(event)) if event.id == id && event.preset.is_none() && event.status != initial => break,
             Ok(Ok(_)) => continue,
             // Lagged or closed: re-read the row rather than guess.
             Ok(Err(_)) => break,

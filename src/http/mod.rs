@@ -6,7 +6,8 @@
 //!
 //! Layout: `state` (what handlers reach), `error` (the one error type), `dto` (every wire
 //! type), `extract` (path, query and header values parsed once), one file per resource
-//! (`images`, `upload/`, `downloads`, `deliveries`, `events`, `health`, `metrics`, `ui`) each
+//! (`images`, `upload/`, `downloads`, `deliveries`, `variants`, `events`, `health`, `metrics`,
+//! `ui`) each
 //! with its own `router()`, `legacy` (the original design's routes as aliases), `auth` and
 //! `limits` (the middleware), and `openapi` (assembles the document).
 
@@ -27,6 +28,7 @@ mod openapi;
 mod state;
 mod ui;
 mod upload;
+mod variants;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -57,10 +59,12 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(upload::router())
         .merge(downloads::router())
         .merge(deliveries::router())
+        .merge(variants::router())
         .merge(events::router());
     let open = OpenApiRouter::new()
         .merge(health::router())
         .merge(metrics::router())
+        .merge(variants::public_router())
         .routes(routes!(openapi_json))
         .merge(ui::router());
     (protected, open)

@@ -10,8 +10,8 @@ use utoipa::OpenApi;
 
 use super::dto::{
     AttemptObject, DeliveryList, DeliveryObject, ExifFacts, HealthAnswer, HistoryMinute, ImageBatch,
-    ImageList, ImageObject, Links, MediaObject, OriginalObject, Stats, StatusCounts, UploadAnswer,
-    WebhookEvent,
+    ImageList, ImageObject, Links, MediaObject, OriginalObject, SignedUrl, SignedUrlRequest, Stats,
+    StatusCounts, UploadAnswer, VariantObject, VariantStatus, WebhookEvent,
 };
 use super::error::{ErrorBody, ErrorDetail};
 use super::legacy::operations_mut;
@@ -30,11 +30,13 @@ const BEARER: &str = "bearer";
     ),
     components(schemas(ErrorBody, ErrorDetail, ImageObject, MediaObject, OriginalObject, ExifFacts, Links, ImageList,
         ImageBatch, UploadAnswer, Stats, StatusCounts, HistoryMinute, HealthAnswer, JobStatus, WebhookEvent,
-        DeliveryList, DeliveryObject, AttemptObject)),
+        DeliveryList, DeliveryObject, AttemptObject, VariantObject, VariantStatus, SignedUrl, SignedUrlRequest)),
     tags(
         (name = "images", description = "Upload, status, list, cancel, retry, delete (one or in bulk), stats"),
         (name = "downloads", description = "Original, processed and thumbnail bytes"),
         (name = "events", description = "Live status changes"),
+        (name = "variants", description = "An image processed with a preset: made on upload, on first request \
+                                           or by SQL; served to the API and by signed public URLs"),
         (name = "legacy", description = "The original design's routes, kept for existing Postman collections"),
         (name = "operations", description = "Probes, metrics, this document, the web UI"),
     )

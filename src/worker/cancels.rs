@@ -12,13 +12,16 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// Image id → the (registration number, token) of each job of it running here.
+type Running = HashMap<Uuid, Vec<(u64, Arc<Notify>)>>;
+
 /// Running jobs' cancel tokens.
 #[derive(Default)]
 pub(crate) struct Cancels {
     /// Image id → (registration number, token) of every job of that image running here: the
     /// image's own and its variants', or the same image claimed again while an old thread
     /// lingers. The number lets a registration remove only its own entry.
-    running: Mutex<HashMap<Uuid, Vec<(u64, Arc<Notify>)>>>,
+    running: Mutex<Running>,
     next: AtomicU64,
 }
 
@@ -50,7 +53,7 @@ impl Cancels {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<(u64, Arc<Notify>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
         // A panic while holding this lock leaves the map consistent (each operation is one
         // insert, get or remove), so a poisoned lock is used as is.
         self.running.lock().unwrap_or_else(|e| e.into_inner())

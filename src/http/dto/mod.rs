@@ -213,6 +213,37 @@ impl ImageObject {
     }
 }
 
+/// A variant not made yet (`202` from its route).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantStatus {
+    /// The image's id.
+    pub id: Uuid,
+    pub preset: String,
+    /// The negotiated format of a `format: auto` preset (`avif`, `webp`); absent for its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// `pending` or `processing`.
+    pub status: JobStatus,
+    /// Where its bytes will be (this route).
+    pub url: String,
+}
+
+/// `POST /api/images/{id}/signed-url`'s body.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SignedUrlRequest {
+    /// A preset name.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub preset: String,
+}
+
+/// A signed variant URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedUrl {
+    /// `/v/{sig}/{id}/{preset}`, relative to this service; needs no token.
+    pub url: String,
+}
+
 /// Raw bytes of an image.
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
@@ -329,13 +360,15 @@ pub struct HealthAnswer {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct SseEvent {
-    /// `image` for a status change, `resync` when changes may have been missed (refetch).
-    #[schema(pattern = "^(image|resync)$")]
+    /// `image` for a status change, `variant` for a variant's, `resync` when changes may have
+    /// been missed (refetch).
+    #[schema(pattern = "^(image|variant|resync)$")]
     event: String,
     /// Per-process sequence number (on `image` events).
     id: Option<String>,
-    /// JSON text: `{"id": "<uuid>", "status": "<status or deleted>"}` for `image`, `{}` or
-    /// `{"missed": n}` for `resync`.
+    /// JSON text: `{"id": "<uuid>", "status": "<status or deleted>"}` for `image`,
+    /// `{"id", "preset", "status"}` (and `"format"` for a negotiated one) for `variant`, `{}`
+    /// or `{"missed": n}` for `resync`.
     data: String,
 }
 
