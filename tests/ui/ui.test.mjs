@@ -23,9 +23,12 @@ const FAKE = { name: `holiday-photo-${RUN}.jpg`, bytes: Buffer.from('Dear diary,
 
 /** Console messages the story provokes on purpose: the browser logs every non-2xx response. */
 const EXPECTED_CONSOLE = [/status of 415/, /status of 401/, /status of 400.*\/api\/presets\//, /status of 404.*\/signed-url/];
-// Presets and variants: names unique to this run ([a-z0-9_-]).
+// Presets and variants: names unique to this run ([a-z0-9_-]). THUMB and SCRATCH are made in the
+// page; SMALL is there from the start, for the variant tests.
 const THUMB = `thumb-${RUN}`;
 const SCRATCH = `scratch-${RUN}`;
+const SMALL = `small-${RUN}`;
+const SMALL_PIPELINE = { width: 48, format: 'webp' };
 
 /** Whether the server has the presets API (phase 2 of issue 20): GET /api/presets answers 200. */
 async function presetsApi() {
@@ -33,6 +36,22 @@ async function presetsApi() {
   return res.status === 200;
 }
 const NO_PRESETS = 'the server has no presets API yet (GET /api/presets is not 200): not run';
+const NO_SMALL = 'no preset for the variant tests: the server has no presets API and PSQL_URL is not set';
+/** How SMALL was made: 'api' (PUT), 'sql' (INSERT, with GET /api/presets played from the table), or null. */
+let smallPreset = null;
+
+/**
+ * Until the server has the presets routes, GET /api/presets is answered from the `image_presets`
+ * table (what the route will return), so the page offers SMALL; everything else is the server's.
+ */
+async function presetsFromTable(route) {
+  if (route.request().method() !== 'GET') return route.fallback();
+  const body = await psql(
+    PSQL_URL,
+    "SELECT json_build_object('presets', coalesce(json_agg(json_build_object('name', name, 'pipeline', pipeline, 'created_at', created_at, 'updated_at', updated_at) ORDER BY name), '[]'::json)) FROM image_presets",
+  );
+  return route.fulfill({ status: 200, contentType: 'application/json', body });
+}
 
 let browser;
 let page;
@@ -64,6 +83,15 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
   before(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
     browser = await launchBrowser();
+    if (await presetsApi()) {
+      const res = await fetch(`${BASE_URL}/api/presets/${SMALL}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(SMALL_PIPELINE) });
+      assert.equal(res.status, 201, `PUT /api/presets/${SMALL}`);
+      smallPreset = 'api';
+    } else if (PSQL_URL) {
+      await psql(PSQL_URL, `INSERT INTO image_presets (name, pipeline) VALUES ('${SMALL}', '${JSON.stringify(SMALL_PIPELINE)}')`);
+      await browser.context.route(`${BASE_URL}/api/presets`, presetsFromTable);
+      smallPreset = 'sql';
+    }
     page = browser.context.pages()[0] || (await browser.context.newPage());
     page.setDefaultTimeout(LIVE_TIMEOUT);
     page.on('console', (msg) => {
@@ -661,20 +689,20 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.selectOption('#op-format', '');
   });
 
-  it('uploads with a variant: the row lists it live, and its link serves the WebP', async (t) => {
-    if (!(await presetsApi())) return t.skip(NO_PRESETS);
-    await page.check(`#variant-choices input[value="${THUMB}"]`);
-    await page.waitForFunction((name) => document.getElementById('ops-summary').textContent.includes(`variants ${name}`), THUMB);
+  it(`uploads with a variant: the row lists it live, and its link serves the WebP`, async (t) => {
+    if (!smallPreset) return t.skip(NO_SMALL);
+    await page.check(`#variant-choices input[value="${SMALL}"]`);
+    await page.waitForFunction((name) => document.getElementById('ops-summary').textContent.includes(`variants ${name}`), SMALL);
     const framed = { name: `framed-${RUN}.png`, bytes: samplePng(160, 120, [240, 120, 20], [20, 60, 200]) };
     await page.setInputFiles('#file-input', [{ name: framed.name, mimeType: 'image/png', buffer: framed.bytes }]);
-    await page.uncheck(`#variant-choices input[value="${THUMB}"]`);
+    await page.uncheck(`#variant-choices input[value="${SMALL}"]`);
     const row = await waitForRow(framed.name, 'completed');
     const id = await row.getAttribute('data-id');
-    const variant = row.locator(`li.variant[data-preset="${THUMB}"]`);
+    const variant = row.locator(`li.variant[data-preset="${SMALL}"]`);
     await variant.waitFor();
-    await row.locator(`li.variant[data-preset="${THUMB}"][data-status="completed"]`).waitFor();
+    await row.locator(`li.variant[data-preset="${SMALL}"][data-status="completed"]`).waitFor();
     const href = await variant.locator('a.variant__link').getAttribute('href');
-    assert.equal(href, `/api/images/${id}/variants/${THUMB}`);
+    assert.equal(href, `/api/images/${id}/variants/${SMALL}`);
     const res = await fetch(`${BASE_URL}${href}`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'image/webp');
@@ -689,7 +717,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
   });
 
   it('follows a variant queued by SQL live, pending to completed, in the row', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async (t) => {
-    if (!(await presetsApi())) return t.skip(NO_PRESETS);
+    if (!smallPreset) return t.skip(NO_SMALL);
     const id = await rowLocator(SUNSET.name).getAttribute('data-id');
     // Every status the row shows for the variant, in order.
     await page.evaluate(([imageId, preset]) => {
@@ -700,29 +728,29 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
         if (state && window.__variantStates.at(-1) !== state) window.__variantStates.push(state);
       };
       new MutationObserver(note).observe(document.getElementById('image-rows'), { subtree: true, childList: true, attributes: true });
-    }, [id, THUMB]);
-    await psql(PSQL_URL, `INSERT INTO image_variants (image_id, preset) VALUES ('${id}', '${THUMB}')`);
-    await page.waitForSelector(`tr.image-row[data-id="${id}"] li.variant[data-preset="${THUMB}"][data-status="completed"]`, { timeout: LIVE_TIMEOUT });
+    }, [id, SMALL]);
+    await psql(PSQL_URL, `INSERT INTO image_variants (image_id, preset) VALUES ('${id}', '${SMALL}')`);
+    await page.waitForSelector(`tr.image-row[data-id="${id}"] li.variant[data-preset="${SMALL}"][data-status="completed"]`, { timeout: LIVE_TIMEOUT });
     const states = await page.evaluate(() => window.__variantStates);
     assert.equal(states.at(-1), 'completed', states.join(' → '));
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was never reloaded');
   });
 
   it('copies a signed URL of a variant, which serves the image with no token', async (t) => {
-    if (!(await presetsApi())) return t.skip(NO_PRESETS);
+    if (!smallPreset) return t.skip(NO_SMALL);
     await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE_URL });
     const row = rowLocator(`framed-${RUN}.png`);
     const id = await row.getAttribute('data-id');
     await row.locator('[data-action="details"]').click();
     await page.locator('#detail-dialog[open]').waitFor();
-    const item = page.locator(`#detail-variants li[data-preset="${THUMB}"]`);
+    const item = page.locator(`#detail-variants li[data-preset="${SMALL}"]`);
     await item.locator('[data-action="download-variant"]').waitFor();
     assert.match(await item.textContent(), /image\/webp/);
     await item.locator('[data-action="copy-signed"]').click();
     const link = item.locator('a.detail-variant__signed');
     await link.waitFor();
     const url = await link.getAttribute('href');
-    assert.match(url, new RegExp(`^${BASE_URL}/v/[A-Za-z0-9_-]{43}/${id}/${THUMB}$`));
+    assert.match(url, new RegExp(`^${BASE_URL}/v/[A-Za-z0-9_-]{43}/${id}/${SMALL}$`));
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), url, 'the URL is on the clipboard');
     assert.match(await item.locator('.detail-variant__result').textContent(), /^Copied:/);
     const res = await fetch(url); // no Authorization header
@@ -742,7 +770,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
       await item.locator('[data-action="copy-signed"]').click();
       await page.waitForFunction(
         (preset) => /No signed URL: URL signing is not configured/.test(document.querySelector(`#detail-variants li[data-preset="${preset}"] .detail-variant__result`).textContent),
-        THUMB,
+        SMALL,
       );
     } finally {
       await page.unroute('**/signed-url');
