@@ -565,3 +565,56 @@ async fn without_a_signing_key_the_signed_route_is_404_and_sse_reports_variants(
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn variants_stay_tied_to_existing_images_through_delete_and_truncate() {
+    let db = fresh_database().await;
+    let client = image_processor::db::connect(&db.url).await.expect("connect");
+    put_preset_sql(&client, "thumb", json!({"width": 8})).await;
+    let err = client
+        .execute(
+            "insert into image_variants (image_id, preset) values ($1, 'thumb')",
+            &[&Uuid::new_v4()],
+        )
+        .await
+        .expect_err("a variant of no image");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+        "{err}"
+    );
+    let (a, b) = (
+        insert_image(&client, &png(8, 8)).await,
+        insert_image(&client, &png(8, 8)).await,
+    );
+    client
+        .execute(
+            "insert into image_variants (image_id, preset) values ($1, 'thumb'), ($2, 'thumb')",
+            &[&a, &b],
+        )
+        .await
+        .expect("variants");
+    client
+        .execute("delete from processed_images where id = $1", &[&a])
+        .await
+        .expect("delete");
+    let left: Vec<Uuid> = client
+        .query("select image_id from image_variants", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, [b]);
+    // A plain SQL reset still works (a foreign key would refuse it) and empties the variants.
+    client
+        .batch_execute("truncate processed_images")
+        .await
+        .expect("truncate");
+    let n: i64 = client
+        .query_one("select count(*) from image_variants", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0);
+}
