@@ -25,7 +25,10 @@ CREATE TABLE image_presets (
 COMMENT ON TABLE image_presets IS 'named pipelines: PUT /api/presets/{name}, or plain SQL';
 
 CREATE TABLE image_variants (
-    image_id          UUID NOT NULL REFERENCES processed_images (id) ON DELETE CASCADE,
+    -- The image; kept to existing images and deleted with them by the triggers at the end, not
+    -- a foreign key: one would make `TRUNCATE processed_images` (a plain SQL user's reset, which
+    -- the counters and the webhook outbox follow) fail.
+    image_id          UUID NOT NULL,
     -- No foreign key to image_presets: a preset may be deleted while its variants are kept
     -- (completed ones go on being served), and a SQL INSERT naming an unknown preset is a job
     -- that fails saying so.
@@ -138,3 +141,36 @@ END $$;
 CREATE TRIGGER image_presets_on_delete
     AFTER DELETE ON image_presets
     FOR EACH ROW EXECUTE FUNCTION image_presets_fail_unfinished();
+
+-- What a foreign key would do, without refusing TRUNCATE: an insert must name an existing image
+-- (locked FOR KEY SHARE until the insert commits, as a foreign key's check does, so a concurrent
+-- delete waits for it and then takes the variant with it) ...
+CREATE FUNCTION image_variants_check_image() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM processed_images WHERE id = NEW.image_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'image_variants: no image with id %', NEW.image_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER image_variants_image_exists
+    BEFORE INSERT ON image_variants
+    FOR EACH ROW EXECUTE FUNCTION image_variants_check_image();
+
+-- ... and a deleted image takes its variants with it; a TRUNCATE of the images empties them.
+CREATE FUNCTION processed_images_delete_variants() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE image_variants;
+    ELSE
+        DELETE FROM image_variants WHERE image_id = OLD.id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER processed_images_variants_on_delete
+    AFTER DELETE ON processed_images
+    FOR EACH ROW EXECUTE FUNCTION processed_images_delete_variants();
+CREATE TRIGGER processed_images_variants_on_truncate
+    AFTER TRUNCATE ON processed_images
+    FOR EACH STATEMENT EXECUTE FUNCTION processed_images_delete_variants();

@@ -18,7 +18,7 @@ from . import NPROC, ROOT, log
 from .build import build_photo_tool, build_service, default_service_binary
 from .cluster import start_postgres
 from .corpus import build_corpus
-from .phases import run_e2e, run_ingest, run_pickup, run_queue, run_vips_reference
+from .phases import run_e2e, run_ingest, run_pickup, run_queue, run_variants, run_vips_reference
 from .procstat import cpu_model, loadavg, mem_gb
 from .report import write_outputs
 from .services import Seed, Service
@@ -58,6 +58,8 @@ def parse_args(argv=None):
     ap.add_argument("--ingest-secs", type=float, help="length of the ingest phase (5; quick 3)")
     ap.add_argument("--pickup-n", type=int, help="sequential uploads for pickup latency (100; quick 40)")
     ap.add_argument("--queue-n", type=int, help="tiny rows for the queue-overhead phase (5000; quick 2000)")
+    ap.add_argument("--variants-n", type=int, help="tiny images (each with 3 variants) for the variants phase "
+                                                  "(1500; quick 600)")
     ap.add_argument("--fsync-off", dest="durable", action="store_false",
                     help="PostgreSQL with fsync, synchronous_commit and full_page_writes off: the service's own cost "
                          "without the disk's (default: on, as in production)")
@@ -78,6 +80,7 @@ def parse_args(argv=None):
         args.ingest_secs = args.ingest_secs or (3 if q else 5)
         args.pickup_n = args.pickup_n or (40 if q else 100)
         args.queue_n = args.queue_n or (2000 if q else 5000)
+        args.variants_n = args.variants_n or (600 if q else 1500)
     return args
 
 
@@ -117,6 +120,9 @@ def run_headline(ctx, service, ours, seed, seed_t, args):
     qruns = [run_queue(ctx, service, args.queue_n) for _ in range(args.repeats)]
     head["queue"] = dict(qruns[sorted(range(len(qruns)), key=lambda i: qruns[i]["jobs_per_s"] or 0)[len(qruns) // 2]])
     head["queue"]["all_jobs_per_s"] = [x["jobs_per_s"] for x in qruns]
+    vruns = [run_variants(ctx, service, args.variants_n) for _ in range(args.repeats)]
+    head["variants"] = dict(vruns[sorted(range(len(vruns)), key=lambda i: vruns[i]["outputs_per_s"] or 0)[len(vruns) // 2]])
+    head["variants"]["all_outputs_per_s"] = [x["outputs_per_s"] for x in vruns]
     head["rss"] = service.rss()
     if seed:
         head["rss"]["seed_mb"] = seed.rss_mb()

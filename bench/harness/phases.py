@@ -128,6 +128,70 @@ def run_queue(ctx, service, n):
     return out
 
 
+# Three presets a page would use, all small outputs: what "tiny images with 3 variants each" means
+# in issue 21, and the shape issue 18's figure asks for (variants/s with 3 presets per upload).
+VARIANT_PRESETS = {
+    "bench_thumb": '{"width": 64, "height": 64, "fit": "cover", "format": "jpeg"}',
+    "bench_card": '{"width": 320, "format": "webp"}',
+    "bench_hero": '{"width": 800, "format": "jpeg"}',
+}
+
+
+def run_variants(ctx, service, n, kind="tiny"):
+    """n images inserted by SQL with 3 variants each (one statement each): every output done
+    (the image's own job and its 3 variants). Beside run_queue's single outputs/s."""
+    tag = f"variants-{uuid.uuid4().hex[:8]}"
+    settle(service.db_url)
+    name, data = ctx["corpus"][kind] if kind == "tiny" else ctx["corpus"][kind][0]
+    for preset, pipeline in VARIANT_PRESETS.items():
+        sql(service.db_url, "insert into image_presets (name, pipeline) values (%s, %s::jsonb) "
+                            "on conflict (name) do update set pipeline = excluded.pipeline", (preset, pipeline), fetch=False)
+    meter = CpuMeter(ctx)
+    a = meter.snap()
+    # One transaction: the images and their variants become visible (and wake the workers) together.
+    with psycopg.connect(service.db_url, autocommit=False) as c:
+        c.execute("insert into processed_images (original_data, filename) select %s, %s from generate_series(1, %s)",
+                  (data, tag, n))
+        c.execute("insert into image_variants (image_id, preset) select p.id, v from processed_images p, "
+                  "unnest(%s::text[]) v where p.filename = %s", (list(VARIANT_PRESETS), tag))
+        c.commit()
+    end = time.time() + max(120, n / 50)
+    with psycopg.connect(service.db_url, autocommit=True) as c:
+        while time.time() < end:
+            left = c.execute("""
+                select (select count(*) from processed_images where filename = %s and status not in ('completed','failed'))
+                     + (select count(*) from image_variants v join processed_images p on p.id = v.image_id
+                        where p.filename = %s and v.status not in ('completed','failed'))""", (tag, tag)).fetchone()[0]
+            if left == 0:
+                break
+            time.sleep(0.05)
+    b = meter.snap()
+    r = sql(service.db_url, """
+        with outs as (
+            select status, uploaded_at as queued, processed_at from processed_images where filename = %s
+            union all
+            select v.status, v.created_at, v.processed_at from image_variants v
+            join processed_images p on p.id = v.image_id where p.filename = %s)
+        select count(*) filter (where status = 'completed'), count(*) filter (where status = 'failed'),
+               count(*) filter (where status not in ('completed','failed')),
+               extract(epoch from max(processed_at) - min(queued))::float8
+        from outs""", (tag, tag))[0]
+    done, failed, left, span = r
+    out = {"n": n, "kind": kind, "presets": len(VARIANT_PRESETS), "outputs": n * (1 + len(VARIANT_PRESETS)),
+           "completed": done, "failed": failed, "unfinished": left,
+           "outputs_per_s": rnd(done / span, 1) if span else None,
+           "images_per_s": rnd(done / span / (1 + len(VARIANT_PRESETS)), 1) if span else None,
+           "cpu": CpuMeter.delta(a, b)}
+    if failed:
+        out["fail_sample"] = sql(service.db_url, "select v.error from image_variants v join processed_images p "
+                                                 "on p.id = v.image_id where p.filename = %s and v.status = 'failed' limit 3", (tag,))
+    truncate(service.db_url)
+    log(f"  variants ({kind}): {out['images_per_s']} images/s with {len(VARIANT_PRESETS)} variants each = "
+        f"{out['outputs_per_s']} outputs/s ({done}/{out['outputs']} done, {failed} failed, "
+        f"other load {out['cpu']['other_load']})")
+    return out
+
+
 def run_ingest(ctx, service, clients, procs, duration):
     """Uploads accepted per second with `clients` concurrent clients (no workers running)."""
     name, data = ctx["corpus"]["ingest"]

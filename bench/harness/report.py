@@ -23,6 +23,16 @@ def md_table(header, rows):
     return "\n".join(out)
 
 
+def variants_line(v, qd):
+    """The variants phase beside the queue phase's single outputs."""
+    if not v:
+        return "- **Variants**: not measured in this run."
+    return (f"- **Variants**: {v['n']} 16×16 PNGs inserted by SQL with {v['presets']} variants each (64×64 JPEG cover, "
+            f"320 px WebP, 800 px JPEG), every output done: **{fmt(v['images_per_s'])} images/s = "
+            f"{fmt(v['outputs_per_s'])} outputs/s** (median run of {v.get('all_outputs_per_s')}; {v['failed']} failed; "
+            f"other load {v['cpu']['other_load']}), beside {fmt(qd['jobs_per_s'])} single outputs/s in the queue phase.")
+
+
 def report_md(r, svg_name):
     h = r["headline"]
     s = r["settings"]
@@ -39,7 +49,7 @@ def report_md(r, svg_name):
                  "outside this benchmark used during a phase, and *iowait* the cores left idle waiting for the "
                  "disk (fsync stalls: a phase high there was disk-bound, not CPU-bound). Figures are medians of "
                  f"{s['repeats']} repeat(s); ratios are medians of back-to-back pairs.")
-    lines += ["", f"![charts]({svg_name})", "", "## Targets (issue 9)", ""]
+    lines += ["", f"![charts]({svg_name})", "", "## Targets (issue 21)", ""]
     rows = [[t["target"], fmt(t["value"]), t["goal"], {True: "met", False: "**not met**", None: "–"}[t["met"]]]
             for t in r["targets"]]
     lines.append(md_table(["target", "measured", "goal", ""], rows))
@@ -112,6 +122,7 @@ def report_md(r, svg_name):
               f"**{fmt(qd['jobs_per_s'])} jobs/s** insert-to-last-completion (median run of {qd.get('all_jobs_per_s')}) ({fmt(qd['drain_jobs_per_s'])} jobs/s "
               f"first-claim-to-last-completion; job p50 {fmt(qd['job_p50_ms'], ' ms')}; {qd['failed']} failed; "
               f"other load {qd['cpu']['other_load']}, iowait {qd['cpu'].get('iowait_load')}).",
+              variants_line(h.get("variants"), qd),
               f"- **Upload ingest**: {ing['clients']} concurrent clients ({ing['client_procs']} processes), "
               f"{ing['file_bytes'] // 1000} KB JPEG, multipart, no workers running: **{fmt(ing['per_s'])} uploads/s** accepted "
               f"({fmt(ing['mb_per_s'])} MB/s; latency p50 {fmt(ing['p50_ms'], ' ms')}, p99 {fmt(ing['p99_ms'], ' ms')}; "

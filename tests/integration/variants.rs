@@ -565,3 +565,138 @@ async fn without_a_signing_key_the_signed_route_is_404_and_sse_reports_variants(
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn variants_stay_tied_to_existing_images_through_delete_and_truncate() {
+    let db = fresh_database().await;
+    let client = image_processor::db::connect(&db.url).await.expect("connect");
+    put_preset_sql(&client, "thumb", json!({"width": 8})).await;
+    let err = client
+        .execute(
+            "insert into image_variants (image_id, preset) values ($1, 'thumb')",
+            &[&Uuid::new_v4()],
+        )
+        .await
+        .expect_err("a variant of no image");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+        "{err}"
+    );
+    let (a, b) = (
+        insert_image(&client, &png(8, 8)).await,
+        insert_image(&client, &png(8, 8)).await,
+    );
+    client
+        .execute(
+            "insert into image_variants (image_id, preset) values ($1, 'thumb'), ($2, 'thumb')",
+            &[&a, &b],
+        )
+        .await
+        .expect("variants");
+    client
+        .execute("delete from processed_images where id = $1", &[&a])
+        .await
+        .expect("delete");
+    let left: Vec<Uuid> = client
+        .query("select image_id from image_variants", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, [b]);
+    // A plain SQL reset still works (a foreign key would refuse it) and empties the variants.
+    client
+        .batch_execute("truncate processed_images")
+        .await
+        .expect("truncate");
+    let n: i64 = client
+        .query_one("select count(*) from image_variants", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0);
+}
+
+/// Variant claims held by a SIGKILLed worker are reaped after their lease and made once by
+/// another process: every variant completed, each with the one lost lease uncharged.
+#[tokio::test]
+async fn variants_of_a_sigkilled_worker_are_taken_over_after_the_lease() {
+    use nix::sys::signal::Signal;
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
+    let client = image_processor::db::connect(&url).await.expect("connect");
+    for (name, width) in [("a", 8), ("b", 9), ("c", 10)] {
+        put_preset_sql(&client, name, json!({"width": width})).await;
+    }
+    let id = insert_image(&client, &png(40, 40)).await;
+    let env = [
+        ("WORKER_TEST_HOOKS", "1"),
+        ("WORKER_TEST_DELAY_MS", "60000"),
+        ("LEASE_SECS", "3"),
+        ("WORKER_THREADS", "4"),
+    ];
+    let victim = Proc::spawn("worker", &url, &env);
+    client
+        .execute(
+            "insert into image_variants (image_id, preset) values ($1, 'a'), ($1, 'b'), ($1, 'c')",
+            &[&id],
+        )
+        .await
+        .expect("variants");
+    let processing = || async {
+        client
+            .query_one(
+                "select count(*) from image_variants where status = 'processing'",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || async { processing().await == 3 }).await,
+        "the variants were never all claimed:\n{}",
+        victim.log_text()
+    );
+    victim.signal(Signal::SIGKILL);
+    let _rescuer = Proc::spawn("worker", &url, &[("LEASE_SECS", "3")]);
+    let rows = || async {
+        client
+            .query(
+                "select preset, status, attempts, lost_leases, width from image_variants order by preset",
+                &[],
+            )
+            .await
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, i32>(2),
+                    r.get::<_, i32>(3),
+                    r.get::<_, Option<i32>>(4),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(40), || async {
+            rows().await.iter().all(|r| r.1 == "completed")
+        })
+        .await,
+        "not taken over: {:?}",
+        rows().await
+    );
+    assert_eq!(
+        rows().await,
+        [
+            ("a".to_owned(), "completed".to_owned(), 1, 1, Some(8)),
+            ("b".to_owned(), "completed".to_owned(), 1, 1, Some(9)),
+            ("c".to_owned(), "completed".to_owned(), 1, 1, Some(10)),
+        ],
+        "each made once, its lost lease uncharged"
+    );
+}
