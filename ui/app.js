@@ -475,6 +475,7 @@ function start() {
     onOpen: () => {
       reload(); // anything may have changed while the stream was down
       scheduleStats();
+      presets.load(); // presets have no events: made elsewhere (curl, SQL), they show up here
     },
     onImage: onImageEvent,
     onVariant: onVariantEvent,
