@@ -182,7 +182,8 @@ impl<S: Send + Sync> FromRequest<S> for PresetBody {
 fn parse_body(bytes: &[u8]) -> Result<PresetPipeline, ApiError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad("body", format!("not JSON: {e}")))?;
-    let Value::Object(fields) = &value else {
+    let mut value = value;
+    let Value::Object(fields) = &mut value else {
         return Err(ApiError::bad(
             "body",
             "expected a JSON object, the pipeline, such as {\"width\": 320, \"format\": \"auto\"}",
@@ -194,10 +195,11 @@ fn parse_body(bytes: &[u8]) -> Result<PresetPipeline, ApiError> {
 
 /// Every top-level field is a documented one (or `steps`), with the JSON type the document
 /// gives it: the pipeline parser reads flat fields from text and would take `"width": "200"`
-/// or `"grayscale": 1`, which the document says are not pipelines.
-fn check_fields(fields: &serde_json::Map<String, Value>) -> Result<(), ApiError> {
+/// or `"grayscale": 1`, which the document says are not pipelines. An integer written with a
+/// fraction of zero (`80.0`) is an integer to JSON Schema, and is read as one.
+fn check_fields(fields: &mut serde_json::Map<String, Value>) -> Result<(), ApiError> {
     let types = PresetPipelineBody::field_types();
-    for (key, value) in fields {
+    for (key, value) in fields.iter_mut() {
         if key == "steps" {
             continue;
         }
@@ -209,7 +211,12 @@ fn check_fields(fields: &serde_json::Map<String, Value>) -> Result<(), ApiError>
                  `steps`, format, quality, frames and auto_orient",
             ));
         };
-        let fits = match (kind.as_str(), value) {
+        if kind == "integer" {
+            if let Some(whole) = whole_number(value) {
+                *value = Value::from(whole);
+            }
+        }
+        let fits = match (kind.as_str(), &*value) {
             ("boolean", Value::Bool(_)) | ("string", Value::String(_)) | ("number", Value::Number(_)) => true,
             ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
             _ => false,
@@ -223,6 +230,13 @@ fn check_fields(fields: &serde_json::Map<String, Value>) -> Result<(), ApiError>
         }
     }
     Ok(())
+}
+
+/// `80.0` as `80`; `None` for anything else (a fraction, a value past `i64`, not a number).
+fn whole_number(value: &Value) -> Option<i64> {
+    let f = value.as_f64().filter(|_| value.is_f64())?;
+    // Exactly representable and in range: |f| < 2^63.
+    (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -282,6 +296,10 @@ mod tests {
         );
         assert_eq!(param_of(parse_body(br#"{"width": "200"}"#)), "width");
         assert_eq!(param_of(parse_body(br#"{"width": 2.5}"#)), "width");
+        assert_eq!(param_of(parse_body(br#"{"width": 1e300}"#)), "width");
+        let whole =
+            parse_body(br#"{"quality": 81.0, "format": "webp", "width": 2e2}"#).expect("whole numbers");
+        assert_eq!(whole.pipeline.quality, Some(81));
         assert_eq!(
             param_of(parse_body(br#"{"grayscale": 1, "width": 9}"#)),
             "grayscale"
