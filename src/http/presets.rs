@@ -9,7 +9,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use axum::Json;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,13 +28,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(get_one, put, delete))
-        // `/api/presets/` names the empty preset: the same `400` as any other bad name, rather
-        // than the router's `404`. Not in the document (it is not a route of its own).
-        .route("/api/presets/", any(empty_name))
 }
 
 /// The `{name}` of a preset route, checked. Anything [`PresetName::parse`] refuses (and a
-/// segment that does not percent-decode to UTF-8) is a `400` naming `name`.
+/// segment that does not percent-decode to UTF-8) is a `400` naming `name`. (The empty name,
+/// `/api/presets/`, matches no route: the router's `404`. Every route is a documented one, so
+/// it gets no route of its own.)
 pub struct PresetPath(pub PresetName);
 
 impl<S: Send + Sync> FromRequestParts<S> for PresetPath {
@@ -54,11 +52,6 @@ impl<S: Send + Sync> FromRequestParts<S> for PresetPath {
             .map(PresetPath)
             .map_err(|message| ApiError::bad("name", message))
     }
-}
-
-async fn empty_name() -> ApiError {
-    let message = PresetName::parse("").err().unwrap_or_default();
-    ApiError::bad("name", message)
 }
 
 /// `404` for a preset that does not exist (the shared `NotFound` speaks of images).
@@ -95,7 +88,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<PresetList>, ApiErro
         (status = 200, description = "the preset", body = PresetObject),
         (status = 400, description = "bad name; `param` is `name`", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
-        (status = 404, description = "no preset of this name", body = ErrorBody),
+        (status = 404, description = "no preset of this name (or the empty name: no such route)", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
 async fn get_one(State(state): State<AppState>, PresetPath(name): PresetPath) -> Result<Response, ApiError> {
@@ -120,6 +113,7 @@ async fn get_one(State(state): State<AppState>, PresetPath(name): PresetPath) ->
         (status = 400, description = "bad name, body or pipeline value; `param` names it (`name`, `body`, \
                                       `width`, `steps[0].width`, ...)", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "the empty name (`/api/presets/`): no such route", body = ErrorBody),
         (status = 413, description = "body over 16 KiB", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
@@ -151,7 +145,7 @@ async fn put(
         (status = 204, description = "deleted"),
         (status = 400, description = "bad name; `param` is `name`", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
-        (status = 404, description = "no preset of this name", body = ErrorBody),
+        (status = 404, description = "no preset of this name (or the empty name: no such route)", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
 async fn delete(State(state): State<AppState>, PresetPath(name): PresetPath) -> Result<Response, ApiError> {

@@ -195,7 +195,6 @@ async fn hostile_preset_names_are_a_400_naming_the_name() {
         "a.b",
         "a+b",
         "%F0%9F%98%80",
-        "",
     ];
     for name in names {
         let path = format!("/api/presets/{name}");
@@ -212,6 +211,12 @@ async fn hostile_preset_names_are_a_400_naming_the_name() {
                 "{context}: {body}"
             );
         }
+    }
+    // The empty name matches no route (every route is a documented one): the router's 404.
+    for method in ["GET", "PUT", "DELETE"] {
+        let (status, body) = raw(&app, method, "/api/presets/", "{}").await;
+        assert_eq!(status, 404, "{method} /api/presets/: {body}");
+        assert_error("empty name", &body, "not_found");
     }
     // 64 characters is the longest name.
     let (status, body, _) = put(&app, &"y".repeat(64), &json!({})).await;
