@@ -65,22 +65,40 @@ pub struct PresetPipeline {
 
 impl PresetPipeline {
     /// Reads the JSON a preset stores (an upload's `pipeline` form), allowing `"format": "auto"`.
+    /// The format must be one that is written (a `heic` the JSON form's parser lets through is
+    /// refused here), and an error about it lists `auto` among the choices.
     pub fn from_json(value: &serde_json::Value) -> Result<PresetPipeline, PipelineError> {
         let auto_format = value.get("format").and_then(|f| f.as_str()) == Some("auto");
-        if !auto_format {
-            return Ok(PresetPipeline {
-                pipeline: Pipeline::from_json(value)?,
-                auto_format,
-            });
-        }
-        let mut without = value.clone();
-        if let Some(obj) = without.as_object_mut() {
-            obj.remove("format");
+        let parsed = if auto_format {
+            let mut without = value.clone();
+            if let Some(obj) = without.as_object_mut() {
+                obj.remove("format");
+            }
+            Pipeline::from_json(&without)
+        } else {
+            Pipeline::from_json(value)
+        };
+        let pipeline = parsed.map_err(|e| if e.param == "format" { format_error() } else { e })?;
+        if pipeline.format.is_some_and(|f| !f.can_write()) {
+            return Err(format_error());
         }
         Ok(PresetPipeline {
-            pipeline: Pipeline::from_json(&without)?,
+            pipeline,
             auto_format,
         })
+    }
+
+    /// The JSON a preset stores and shows: the pipeline's own (steps) form, with
+    /// `"format": "auto"` when the format is negotiated. [`PresetPipeline::from_json`] reads it
+    /// back to the same value.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        let mut value = serde_json::to_value(&self.pipeline)?;
+        if self.auto_format {
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("format".into(), "auto".into());
+            }
+        }
+        Ok(value)
     }
 
     /// The pipeline that makes the variant stored as `format`.
@@ -94,6 +112,16 @@ impl PresetPipeline {
             VariantFormat::Webp => p.format = Some(Format::Webp),
         }
         p
+    }
+}
+
+/// What a preset's `format` may be.
+fn format_error() -> PipelineError {
+    PipelineError {
+        param: "format".into(),
+        message: "must be one of jpeg, png, webp, gif, bmp, tiff, avif, or auto (the best format the \
+                  request's Accept names)"
+            .into(),
     }
 }
 
@@ -233,6 +261,39 @@ mod tests {
         assert!(!fixed.for_variant(VariantFormat::Own).universal_format);
         let err = PresetPipeline::from_json(&serde_json::json!({"width": 0})).unwrap_err();
         assert_eq!(err.param, "width");
+        for bad in ["bogus", "heic", "AUTO", "jxl"] {
+            for body in [
+                serde_json::json!({"format": bad}),
+                serde_json::json!({"width": 9, "format": bad}),
+            ] {
+                let err = PresetPipeline::from_json(&body).unwrap_err();
+                assert_eq!(err.param, "format", "{body}");
+                assert!(err.message.contains("auto"), "{body}: {}", err.message);
+            }
+        }
+    }
+
+    #[test]
+    fn the_stored_form_reads_back_to_the_same_pipeline() {
+        for given in [
+            serde_json::json!({"width": 200, "format": "auto"}),
+            serde_json::json!({"width": 200, "height": 100, "fit": "cover", "grayscale": true, "format": "webp"}),
+            serde_json::json!({"steps": [{"op": "blur", "sigma": 2.0}], "quality": 70}),
+            serde_json::json!({"format": "auto"}),
+            serde_json::json!({}),
+        ] {
+            let parsed = PresetPipeline::from_json(&given).unwrap();
+            let stored = parsed.to_json().unwrap();
+            assert_eq!(
+                stored.get("format").and_then(|f| f.as_str()) == Some("auto"),
+                parsed.auto_format
+            );
+            assert_eq!(
+                PresetPipeline::from_json(&stored).unwrap(),
+                parsed,
+                "{given} -> {stored}"
+            );
+        }
     }
 
     #[test]

@@ -520,4 +520,8 @@ pub const ALL_STATEMENTS: &[&str] = &[
     super::webhooks::NEXT_DELIVERY_DUE,
     super::webhooks::LIST_DELIVERIES,
     super::webhooks::IMAGE_EXISTS,
+    super::presets::UPSERT_PRESET,
+    super::presets::GET_PRESET,
+    super::presets::LIST_PRESETS,
+    super::presets::DELETE_PRESET,
 ];

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod listener;
 pub mod local;
 pub mod migrate;
+pub mod presets;
 pub mod stats;
 pub mod variants;
 pub mod webhooks;

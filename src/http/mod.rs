@@ -6,9 +6,9 @@
 //!
 //! Layout: `state` (what handlers reach), `error` (the one error type), `dto` (every wire
 //! type), `extract` (path, query and header values parsed once), one file per resource
-//! (`images`, `upload/`, `downloads`, `deliveries`, `variants`, `events`, `health`, `metrics`,
-//! `ui`) each
-//! with its own `router()`, `legacy` (the original design's routes as aliases), `auth` and
+//! (`images`, `upload/`, `downloads`, `deliveries`, `variants`, `presets`, `events`, `health`,
+//! `metrics`, `ui`) each with its own `router()`, `legacy` (the original design's routes as
+//! aliases), `auth` and
 //! `limits` (the middleware), and `openapi` (assembles the document).
 
 mod auth;
@@ -25,6 +25,7 @@ mod legacy;
 mod limits;
 mod metrics;
 mod openapi;
+mod presets;
 mod state;
 mod ui;
 mod upload;
@@ -60,7 +61,8 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(downloads::router())
         .merge(deliveries::router())
         .merge(variants::router())
-        .merge(events::router());
+        .merge(events::router())
+        .merge(presets::router());
     let open = OpenApiRouter::new()
         .merge(health::router())
         .merge(metrics::router())

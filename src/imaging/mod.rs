@@ -34,6 +34,8 @@
 //!   - `smart`: the smart crop's saliency scoring and window search.
 //!   - `watermark`: another image's output drawn over this one.
 //!   - `pixels`: raw channel access the per-pixel operations share.
+//! - `passthrough`: a JPEG whose pixels the pipeline would leave as they are keeps its
+//!   compressed data, without its metadata.
 //! - `animated`: the path that keeps every frame of an animation (GIF, WebP, APNG inputs,
 //!   GIF and WebP outputs); `codecs/animation` decodes and encodes the frames.
 //! - `facts`: the image's facts (hash, EXIF, BlurHash, dominant colour).
@@ -45,6 +47,7 @@ mod error;
 pub mod facts;
 mod limits;
 mod ops;
+mod passthrough;
 mod pipeline;
 mod thumbnail;
 
@@ -210,6 +213,11 @@ fn run(
             return animated::process(bytes, probe, pipeline, format, limits, overlays, stop);
         }
     }
+    if passthrough::pipeline_keeps_pixels(&probe, pipeline) {
+        if let Some(kept) = passthrough::strip(bytes) {
+            return pass_through(bytes, kept, probe, limits, stop, extras);
+        }
+    }
     let shrink = if probe.format == Format::Jpeg {
         resize::dct_shrink(probe.width, probe.height, pipeline)
     } else {
@@ -258,6 +266,44 @@ fn run(
         format,
         width: img.width(),
         height: img.height(),
+        thumbnail,
+        thumbnail_format,
+    })
+}
+
+/// A JPEG kept as it was but for its metadata ([`passthrough`]). Still decoded, at the smallest
+/// scale that leaves the thumbnail its size (1/8 when no thumbnail is made): a damaged file
+/// fails as on the full path, and the thumbnail and facts come from those pixels.
+fn pass_through(
+    bytes: &[u8],
+    kept: Vec<u8>,
+    probe: Probe,
+    limits: &Limits,
+    stop: &AtomicBool,
+    extras: Extras,
+) -> Result<Processed, ImagingError> {
+    let longest = probe.width.max(probe.height);
+    let shrink = match extras {
+        Extras::Made => [8, 4, 2]
+            .into_iter()
+            .find(|s| longest / s >= THUMBNAIL_SIZE)
+            .unwrap_or(1),
+        Extras::Skipped => 8,
+    };
+    let img = decode::decode(bytes, &probe, shrink, limits)?.image;
+    check_stop(stop)?;
+    let (facts, (thumbnail, thumbnail_format)) = match extras {
+        Extras::Made => (facts::pixel_facts(&img), thumbnail::thumbnail(&img)?),
+        Extras::Skipped => (None, (Vec::new(), Format::Jpeg)),
+    };
+    Ok(Processed {
+        input: probe,
+        facts,
+        frames: 1,
+        bytes: kept,
+        format: Format::Jpeg,
+        width: probe.width,
+        height: probe.height,
         thumbnail,
         thumbnail_format,
     })

@@ -1050,3 +1050,44 @@ fn jpeg_with_too_many_scans_is_refused_before_decoding() {
     let fine = with_comment(20);
     imaging::process(&fine, &fields("width=32"), &LIMITS).expect("a file under the limit decodes");
 }
+
+// ---------------------------------------------------------------- JPEG pass-through
+
+#[test]
+fn a_jpeg_the_pipeline_would_not_change_passes_through_without_its_metadata() {
+    let original = jpeg(&noisy(640, 480), 92);
+    let input = with_exif(&original, 1);
+    // Fit 800×800 (the default pipeline): a 640×480 JPEG already fits.
+    let out = imaging::process(&input, &Pipeline::default(), &LIMITS).expect("processes");
+    assert_eq!(
+        out.bytes, original,
+        "the compressed data kept, the EXIF (with its GPS) dropped"
+    );
+    assert_eq!((out.width, out.height, out.format), (640, 480, Format::Jpeg));
+    let thumb = image::load_from_memory(&out.thumbnail).expect("thumbnail decodes");
+    assert_eq!(thumb.width().max(thumb.height()), THUMBNAIL_SIZE);
+    assert!(out.facts.is_some());
+
+    // Anything that changes the pixels or the encoding takes the full path.
+    for spec in [
+        "quality=80",
+        "width=320",
+        "format=png",
+        "grayscale=true",
+        "background=ff0000",
+    ] {
+        let (changed, _) = run(&input, spec);
+        assert_ne!(changed.bytes, original, "{spec}");
+    }
+    // An orientation to apply: re-encoded upright.
+    let turned =
+        imaging::process(&with_exif(&original, 6), &Pipeline::default(), &LIMITS).expect("processes");
+    assert_eq!((turned.width, turned.height), (480, 640));
+    // Damage in the entropy data still fails: the file is decoded, at a smaller scale.
+    let mut damaged = original.clone();
+    let cut = damaged.len() * 2 / 3;
+    damaged.truncate(cut);
+    damaged.extend([0xFF, 0xD9]);
+    let err = imaging::process(&damaged, &Pipeline::default(), &LIMITS).expect_err("truncated");
+    assert_eq!(err.code(), "corrupt_image", "{err}");
+}

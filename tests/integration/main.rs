@@ -19,6 +19,8 @@
 //!   migration counts existing rows, heartbeats are HOT updates.
 //! - `job_control`: priority, scheduling, retention; `cancel_bulk`: cancelling pending and
 //!   running jobs, bulk retry/delete by filter, the per-minute stats history.
+//! - `presets`: issue 18's presets over HTTP: the CRUD round trip, hostile names and bodies,
+//!   `format: auto`, presets written by SQL.
 //! - `animation`: issue 16's kept animations (GIF, WebP, APNG in; GIF, WebP out), `MAX_FRAMES`.
 //! - `facts`: issue 16's image facts (hash, EXIF, frames, BlurHash, colour) and `dedupe=true`.
 //! - `webhooks`: issue 19: signed webhooks to a receiver in this process, retries, order,
@@ -46,6 +48,7 @@ mod local_db;
 mod observability;
 mod operations;
 mod partition;
+mod presets;
 mod queue;
 mod reliability;
 mod stranded;

@@ -1,9 +1,12 @@
 //! The HTTP wire types: every JSON body the API sends (here), and the schemas that exist only to
-//! document requests (`requests`). Handlers build these; `openapi` lists them.
+//! document requests (`requests`). Handlers build these; `openapi` lists them. Webhooks
+//! (`webhooks`) and presets (`presets`) have files of their own.
 
+mod presets;
 mod requests;
 mod webhooks;
 
+pub use presets::{PresetList, PresetObject, PresetPipelineBody};
 pub use requests::{Operations, UploadBytes, UploadForm, MAX_FILES};
 pub use webhooks::{AttemptObject, DeliveryList, DeliveryObject, WebhookEvent};
 

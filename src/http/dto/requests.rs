@@ -308,7 +308,7 @@ impl utoipa::PartialSchema for UploadForm {
 
 /// The same schema without `null` among its types (`["boolean", "null"]` → `"boolean"`,
 /// `oneOf: [null, X]` → `X`).
-fn not_nullable(
+pub(super) fn not_nullable(
     schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>,
 ) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
     let Ok(mut json) = serde_json::to_value(&schema) else {

@@ -27,6 +27,16 @@ impl Plan {
     }
 }
 
+/// Whether a `contain` resize into this box leaves a `w×h` image as it is (JPEG pass-through).
+pub(crate) fn leaves_unchanged(
+    dims: (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+    upscale: bool,
+) -> bool {
+    plan(dims, width, height, Fit::Contain, upscale).is_none()
+}
+
 /// Plans a resize of a `w×h` image into the box; `None` when the image stays as it is.
 fn plan(
     (w, h): (u32, u32),
