@@ -30,29 +30,6 @@ const SCRATCH = `scratch-${RUN}`;
 const SMALL = `small-${RUN}`;
 const SMALL_PIPELINE = { width: 48, format: 'webp' };
 
-/** Whether the server has the presets API (phase 2 of issue 20): GET /api/presets answers 200. */
-async function presetsApi() {
-  const res = await fetch(`${BASE_URL}/api/presets`);
-  return res.status === 200;
-}
-const NO_PRESETS = 'the server has no presets API yet (GET /api/presets is not 200): not run';
-const NO_SMALL = 'no preset for the variant tests: the server has no presets API and PSQL_URL is not set';
-/** How SMALL was made: 'api' (PUT), 'sql' (INSERT, with GET /api/presets played from the table), or null. */
-let smallPreset = null;
-
-/**
- * Until the server has the presets routes, GET /api/presets is answered from the `image_presets`
- * table (what the route will return), so the page offers SMALL; everything else is the server's.
- */
-async function presetsFromTable(route) {
-  if (route.request().method() !== 'GET') return route.fallback();
-  const body = await psql(
-    PSQL_URL,
-    "SELECT json_build_object('presets', coalesce(json_agg(json_build_object('name', name, 'pipeline', pipeline, 'created_at', created_at, 'updated_at', updated_at) ORDER BY name), '[]'::json)) FROM image_presets",
-  );
-  return route.fulfill({ status: 200, contentType: 'application/json', body });
-}
-
 let browser;
 let page;
 const consoleErrors = [];
@@ -88,15 +65,9 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
   before(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
     browser = await launchBrowser();
-    if (await presetsApi()) {
-      const res = await fetch(`${BASE_URL}/api/presets/${SMALL}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(SMALL_PIPELINE) });
-      assert.equal(res.status, 201, `PUT /api/presets/${SMALL}`);
-      smallPreset = 'api';
-    } else if (PSQL_URL) {
-      await psql(PSQL_URL, `INSERT INTO image_presets (name, pipeline) VALUES ('${SMALL}', '${JSON.stringify(SMALL_PIPELINE)}')`);
-      await browser.context.route(`${BASE_URL}/api/presets`, presetsFromTable);
-      smallPreset = 'sql';
-    }
+    // The variant tests' preset, there before the page loads.
+    const res = await fetch(`${BASE_URL}/api/presets/${SMALL}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(SMALL_PIPELINE) });
+    assert.equal(res.status, 201, `PUT /api/presets/${SMALL}`);
     page = browser.context.pages()[0] || (await browser.context.newPage());
     page.setDefaultTimeout(LIVE_TIMEOUT);
     page.on('console', (msg) => {
@@ -642,8 +613,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     assert.deepEqual(canvas, { width: 16, bad: null });
   });
 
-  it('saves the options as a preset, edits its JSON (the server names the bad field), deletes one', async (t) => {
-    if (!(await presetsApi())) return t.skip(NO_PRESETS);
+  it('saves the options as a preset, edits its JSON (the server names the bad field), deletes one', async () => {
     await page.fill('#op-width', '64');
     await page.selectOption('#op-format', 'webp');
     await page.click('#save-preset');
@@ -696,8 +666,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     await page.selectOption('#op-format', '');
   });
 
-  it(`uploads with a variant: the row lists it live, and its link serves the WebP`, async (t) => {
-    if (!smallPreset) return t.skip(NO_SMALL);
+  it(`uploads with a variant: the row lists it live, and its link serves the WebP`, async () => {
     await page.check(`#variant-choices input[value="${SMALL}"]`);
     await page.waitForFunction((name) => document.getElementById('ops-summary').textContent.includes(`variants ${name}`), SMALL);
     const framed = { name: `framed-${RUN}.png`, bytes: samplePng(160, 120, [240, 120, 20], [20, 60, 200]) };
@@ -723,8 +692,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was never reloaded');
   });
 
-  it('follows a variant queued by SQL live, pending to completed, in the row', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async (t) => {
-    if (!smallPreset) return t.skip(NO_SMALL);
+  it('follows a variant queued by SQL live, pending to completed, in the row', { skip: PSQL_URL ? false : 'PSQL_URL is not set' }, async () => {
     const id = await rowLocator(SUNSET.name).getAttribute('data-id');
     // Every status the row shows for the variant, in order.
     await page.evaluate(([imageId, preset]) => {
@@ -743,8 +711,7 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was never reloaded');
   });
 
-  it('copies a signed URL of a variant, which serves the image with no token', async (t) => {
-    if (!smallPreset) return t.skip(NO_SMALL);
+  it('copies a signed URL of a variant, which serves the image with no token', async () => {
     await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE_URL });
     const row = rowLocator(`framed-${RUN}.png`);
     const id = await row.getAttribute('data-id');
@@ -1043,9 +1010,8 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
     }
   });
 
-  it('logged no console errors', async () => {
-    // Until the server has the presets API, the page's GET /api/presets is a 404 it shows as such.
-    const expected = (await presetsApi()) ? EXPECTED_CONSOLE : [...EXPECTED_CONSOLE, /status of 404.*\/api\/presets\)$/];
+  it('logged no console errors', () => {
+    const expected = EXPECTED_CONSOLE;
     const raced = (text) => [...deletedIds].some((id) => text.includes('status of 404') && text.endsWith(`/api/images/${id})`));
     const unexpected = consoleErrors.filter((text) => !expected.some((pattern) => pattern.test(text)) && !raced(text));
     assert.deepEqual(unexpected, []);
