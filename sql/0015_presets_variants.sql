@@ -5,14 +5,15 @@
 -- a lease, fenced on `(claimed_by, claim_seq)`, retried and timed out by the same rules.
 --
 -- The queue's data model: job state stays on the rows (here as on `processed_images`), and a
--- worker claims from both tables, images first. The other shape considered was one narrow job
--- table apart from the blobs (`jobs(kind, image_id, preset, status, lease...)`). What was
--- measured (bench/pg_claim_paths.sh, tiny rows, claim + complete per job, pgbench on this
--- 2-core machine) is in docs/scaling.md, "Queue data model"; in short the variant rows are
--- already narrow (their output is TOASTed out of line, so a status change rewrites a ~200-byte
--- heap tuple, not the blob), and a separate job table adds a second row and a second index
--- per job to every upload plus a join on every claim, for a claim that was not cheaper. So
--- variants carry their own job columns, and images keep theirs.
+-- worker claims from both tables, taking turns. The other shape considered was one narrow job
+-- table apart from the blobs (`jobs(kind, image_id, preset, status, lease...)`). Measured with
+-- bench/pg_claim_paths.sh (claim + durable completion per job, pgbench, fsync on, this 2-core
+-- shared machine; docs/scaling.md, "Queue data model", has the table): a job table made tiny
+-- *image* jobs about 1.2x faster (its claim does not rewrite the wide image row), but nothing
+-- for 100 KB originals, and variant jobs ran even (B/A 0.96-1.00); an upload with 3 variants
+-- costs it 4 more rows, 26 % more WAL and 30 % more storage, and it was slower in 7 of 9 pairs
+-- at 8 clients. A variant row is already narrow (about 120 bytes of heap; its output is TOASTed
+-- out of line), so variants carry their own job columns, and images keep theirs.
 
 CREATE TABLE image_presets (
     name        TEXT PRIMARY KEY CHECK (name ~ '^[a-z0-9_-]{1,64}$'),

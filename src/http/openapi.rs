@@ -35,6 +35,7 @@ const BEARER: &str = "bearer";
         (name = "images", description = "Upload, status, list, cancel, retry, delete (one or in bulk), stats"),
         (name = "downloads", description = "Original, processed and thumbnail bytes"),
         (name = "events", description = "Live status changes"),
+        (name = "presets", description = "Named pipelines, managed over HTTP or by SQL"),
         (name = "variants", description = "An image processed with a preset: made on upload, on first request \
                                            or by SQL; served to the API and by signed public URLs"),
         (name = "legacy", description = "The original design's routes, kept for existing Postman collections"),

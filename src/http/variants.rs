@@ -152,7 +152,7 @@ async fn signed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(key) = state.config.url_signing_key() else {
-        return Err(ApiError::RouteNotFound);
+        return Err(signing_off());
     };
     // Nothing unsigned is looked up: a malformed id or name is a signature that cannot match.
     let parsed = Uuid::parse_str(&id)
@@ -188,9 +188,7 @@ async fn signed_url(
     SignedUrlBody(preset): SignedUrlBody,
 ) -> Result<Json<SignedUrl>, ApiError> {
     let Some(key) = state.config.url_signing_key() else {
-        return Err(ApiError::Missing(
-            "signed URLs are off: the server has no URL_SIGNING_KEY".into(),
-        ));
+        return Err(signing_off());
     };
     let client = state.pool.get().await?;
     let lookup = variants::get_variant(&client, id, preset.as_str(), VariantFormat::Own)
@@ -233,6 +231,11 @@ impl<S: Send + Sync> FromRequest<S> for SignedUrlBody {
         }
         Ok(SignedUrlBody(preset))
     }
+}
+
+/// Signed URLs without `URL_SIGNING_KEY`: `404`, saying why.
+fn signing_off() -> ApiError {
+    ApiError::Missing("signed URLs are off: the server has no URL_SIGNING_KEY".into())
 }
 
 fn unknown_preset(preset: &PresetName) -> ApiError {
