@@ -66,6 +66,23 @@ pub fn discard(pool: &Pool, client: deadpool_postgres::Object) {
     pool.retain(|_, _| false);
 }
 
+/// Blobs from this size up are not left in a pooled connection's buffers (see [`release_after`]).
+pub const LARGE_BLOB_BYTES: usize = 1 << 20;
+
+/// Hands a connection back to the pool, or closes it when it just moved `bytes` of blobs in
+/// one message. tokio-postgres encodes a statement's parameters into a buffer kept per
+/// connection, then copies them into its socket writer's buffer (and reads a result the same
+/// way), and both keep their capacity for good: one 7 MB upload left about 14-28 MB held by
+/// that connection for the life of the process, in each of the pool's connections in turn.
+/// Measured with 16 concurrent 7 MB uploads: the API's RSS stayed at 561 MiB afterwards. A new
+/// connection costs about a millisecond of PostgreSQL CPU, small beside what a large image
+/// costs to upload or process.
+pub fn release_after(client: deadpool_postgres::Object, bytes: usize) {
+    if bytes >= LARGE_BLOB_BYTES {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
 /// A database failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

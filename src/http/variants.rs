@@ -88,7 +88,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VariantPath {
 #[utoipa::path(get, path = "/api/images/{id}/variants/{preset}", tag = "variants",
     params(
         ("id" = String, Path, description = "image id (UUID)"),
-        ("preset" = String, Path, description = "preset name, `[a-z0-9_-]{1,64}`"),
+        ("preset" = String, Path, pattern = "^[a-z0-9_-]{1,64}$", description = "preset name"),
         Wait,
         ("Accept" = Option<String>, Header, description = "for a `format: auto` preset: `image/avif` or \
             `image/webp` named explicitly picks that format; anything else gets JPEG (PNG with alpha)"),
@@ -126,7 +126,7 @@ async fn variant(
     params(
         ("sig" = String, Path, description = "unpadded base64url of HMAC-SHA256(URL_SIGNING_KEY, \"{id}/{preset}\")"),
         ("id" = String, Path, description = "image id (UUID, lower-case with hyphens, as signed)"),
-        ("preset" = String, Path, description = "preset name"),
+        ("preset" = String, Path, pattern = "^[a-z0-9_-]{1,64}$", description = "preset name"),
         ("Accept" = Option<String>, Header, description = "negotiates a `format: auto` preset"),
         ("If-None-Match" = Option<String>, Header, description = "an `ETag` from an earlier answer"),
     ),

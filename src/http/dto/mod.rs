@@ -231,8 +231,10 @@ pub struct VariantStatus {
     pub url: String,
 }
 
-/// `POST /api/images/{id}/signed-url`'s body.
-#[derive(Debug, ToSchema)]
+/// `POST /api/images/{id}/signed-url`'s body (read by hand in `http::variants`; the derive
+/// documents it, closed to other keys as the reader is).
+#[derive(Debug, ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct SignedUrlRequest {
     /// A preset name.

@@ -252,8 +252,8 @@ pub struct Operations {
     /// Not an operation: comma-separated preset names (each `[a-z0-9_-]{1,64}`, at most 16)
     /// whose variants are queued with the image; a name no preset has is a `400` naming
     /// `variants`. Allowed beside `pipeline`.
-    #[schema(max_length = 1100, pattern = r"^[a-z0-9_,\s-]*$")]
-    #[param(max_length = 1100, pattern = r"^[a-z0-9_,\s-]*$")]
+    #[schema(pattern = r"^[ ,]*([a-z0-9_-]{1,64} *,[ ,]*){0,15}([a-z0-9_-]{1,64} *)?$")]
+    #[param(pattern = r"^[ ,]*([a-z0-9_-]{1,64} *,[ ,]*){0,15}([a-z0-9_-]{1,64} *)?$")]
     variants: Option<String>,
 }
 

@@ -20,7 +20,7 @@ use super::state::AppState;
 use chrono::{DateTime, Utc};
 
 use crate::db::images::{self, NewImage, VariantSummary};
-use crate::db::{variants, DbError};
+use crate::db::{self, variants, DbError};
 use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, ImagingError, Pipeline, Probe};
 use crate::presets::{PresetName, VariantFormat};
@@ -169,6 +169,8 @@ async fn store(
             tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
         }
     }
+    // The largest file went through this connection's buffers in one message.
+    db::release_after(client, files.iter().map(|f| f.data.len()).max().unwrap_or(0));
     Ok(records)
 }
 
