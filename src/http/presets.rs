@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::dto::{PresetList, PresetObject, PresetPipelineBody};
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::state::AppState;
-use crate::db::{images, presets};
+use crate::db::presets;
 use crate::presets::{PresetName, PresetPipeline};
 
 /// Largest preset body: the small-body limit every route without an upload has
@@ -122,7 +122,7 @@ async fn put(
     PresetPath(name): PresetPath,
     PresetBody(preset): PresetBody,
 ) -> Result<Response, ApiError> {
-    check_watermarks(&state, &preset).await?;
+    super::upload::check_watermarks(&state, &preset.pipeline).await?;
     let stored = preset.to_json().map_err(|e| ApiError::Internal(e.into()))?;
     let client = state.pool.get().await?;
     let (record, created) = presets::upsert_preset(&client, &name, &stored).await?;
@@ -244,26 +244,6 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// A watermark must name a completed image now, as at upload (a variant made after that
-/// image is deleted fails, saying so).
-async fn check_watermarks(state: &AppState, preset: &PresetPipeline) -> Result<(), ApiError> {
-    let ids = preset.pipeline.watermark_ids();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let client = state.pool.get().await?;
-    let max_bytes = i64::try_from(state.config.max_upload_bytes).unwrap_or(i64::MAX);
-    let completed = images::completed_among(&client, &ids, max_bytes).await?;
-    match ids.iter().find(|id| !completed.contains(id)) {
-        Some(missing) => Err(ApiError::bad(
-            "watermark",
-            format!(
-                "{missing} is not a completed image: a watermark must name one (with an output of at most MAX_UPLOAD_BYTES)"
-            ),
-        )),
-        None => Ok(()),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -328,7 +328,7 @@ fn parse_pipeline(fields: &[(String, String)]) -> Result<Option<Pipeline>, ApiEr
 
 /// Every watermark a pipeline draws must be a completed image now: the worker draws its
 /// output. (One deleted or retried before the job runs fails that job, saying so.)
-async fn check_watermarks(state: &AppState, pipeline: &Pipeline) -> Result<(), ApiError> {
+pub(super) async fn check_watermarks(state: &AppState, pipeline: &Pipeline) -> Result<(), ApiError> {
     let ids = pipeline.watermark_ids();
     if ids.is_empty() {
         return Ok(());
