@@ -69,17 +69,24 @@ CREATE INDEX image_variants_claim_idx ON image_variants (priority DESC, run_afte
 CREATE INDEX image_variants_unfinished_idx ON image_variants (preset)
     WHERE status IN ('pending', 'processing');
 
--- Wake the workers, as the images' triggers do (sql/0002, sql/0003): the API's connections
--- notify after their commit instead.
+-- Wake the workers, as the images' triggers do (sql/0002, sql/0003), on a channel of their own
+-- (`variant_jobs`): a worker asks image_variants only after one, so a queue of images alone
+-- costs no second claim statement per job. The API's connections notify after their commit.
+CREATE FUNCTION image_variants_wake_workers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Constant payload: identical notifications in one transaction are folded into one.
+    PERFORM pg_notify('variant_jobs', '');
+    RETURN NULL;
+END $$;
 CREATE TRIGGER image_variants_wake_on_insert
     AFTER INSERT ON image_variants
     FOR EACH STATEMENT
     WHEN (current_setting('image_processor.notify_after_commit', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION processed_images_wake_workers();
+    EXECUTE FUNCTION image_variants_wake_workers();
 CREATE TRIGGER image_variants_wake_on_update
     AFTER UPDATE OF status ON image_variants
     FOR EACH ROW WHEN (NEW.status = 'pending' AND OLD.status IS DISTINCT FROM 'pending')
-    EXECUTE FUNCTION processed_images_wake_workers();
+    EXECUTE FUNCTION image_variants_wake_workers();
 
 -- Live events on the images' channel: '<image id>:<status>:<preset>:<format>' (a preset name
 -- has no ':'), which the API sends to SSE clients as `event: variant`.

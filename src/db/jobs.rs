@@ -489,6 +489,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     variants::REAP_EXPIRED_VARIANTS,
     variants::MISSING_PRESETS,
     variants::QUEUE_VARIANTS,
+    variants::NOTIFY_VARIANTS,
     variants::GET_VARIANT,
     variants::GET_VARIANT_DATA,
     super::images::INSERT_IMAGE,

@@ -197,6 +197,16 @@ pub async fn queue_variants(
     Ok(db.execute(&stmt, &[&image, &presets, &format.as_str()]).await?)
 }
 
+pub const NOTIFY_VARIANTS: &str = "select pg_notify('variant_jobs', '')";
+
+/// Wakes the workers for variants queued on an API connection (whose triggers stay quiet until
+/// after the commit, `sql/0003`); sent after the commit.
+pub async fn notify_variants(db: &impl GenericClient) -> Result<(), DbError> {
+    let stmt = db.prepare_cached(NOTIFY_VARIANTS).await?;
+    db.execute(&stmt, &[]).await?;
+    Ok(())
+}
+
 /// One variant as the API shows it (no bytes).
 #[derive(Debug, Clone)]
 pub struct VariantRecord {

@@ -244,7 +244,6 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,6 @@ use super::dto::{Binary, SignedUrl, SignedUrlRequest, VariantObject, VariantStat
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ImageId, Wait};
 use super::state::AppState;
-use crate::db::images;
 use crate::db::variants::{self, VariantLookup, VariantRecord};
 use crate::imaging::Format;
 use crate::presets::{self, PresetName, VariantFormat};
@@ -353,7 +352,7 @@ async fn queue(
     let client = state.pool.get().await?;
     variants::queue_variants(&client, id, &[preset.as_str().to_owned()], format).await?;
     // After the (autocommitted) insert: wake the workers, as an upload does.
-    if let Err(e) = images::notify_inserted(&client, &[]).await {
+    if let Err(e) = variants::notify_variants(&client).await {
         tracing::warn!(error = %e, "could not wake the workers for a variant; the sweep will find it");
     }
     // Another request may have queued it a moment earlier: either way it is waiting now.

@@ -700,3 +700,36 @@ async fn variants_of_a_sigkilled_worker_are_taken_over_after_the_lease() {
         "each made once, its lost lease uncharged"
     );
 }
+
+/// A worker asks `image_variants` only when told a variant may wait (`variant_jobs`): one
+/// inserted by SQL while the worker idles after images alone is picked up by that
+/// notification, not by the sweep (a minute away here).
+#[tokio::test]
+async fn a_variant_queued_after_a_run_of_images_is_picked_up_by_its_notification() {
+    let app = spawn_app_with(Role::Run, &[("sweep-secs", "60")]).await;
+    let client = app.db().await;
+    put_preset_sql(&client, "thumb", json!({"width": 8})).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(insert_image(&client, &png(16, 16)).await);
+    }
+    for id in &ids {
+        app.wait_done(&id.to_string()).await;
+    }
+    let started = std::time::Instant::now();
+    client
+        .execute(
+            "insert into image_variants (image_id, preset) values ($1, 'thumb')",
+            &[&ids[0]],
+        )
+        .await
+        .expect("variant");
+    let row = wait_variant(&client, ids[0], "thumb", "completed").await;
+    assert_eq!(row.1, Some(8));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}: not woken by its notification",
+        started.elapsed()
+    );
+    app.stop().await;
+}

@@ -163,10 +163,16 @@ async fn store(
         .map(|s| &s.record)
         .collect();
     // The rows are stored: a failed notification only delays them until the workers' sweep.
-    // Variants queued on an earlier image (`dedupe`) need the workers woken too.
-    if !inserted.is_empty() || !job.variants.is_empty() {
+    if !inserted.is_empty() {
         if let Err(e) = images::notify_inserted(&client, &inserted).await {
             tracing::warn!(error = %e, "could not notify workers after the upload; the sweep will find it");
+        }
+    }
+    // Variants (on new images or, with `dedupe`, an earlier one) wake the workers on their own
+    // channel.
+    if !job.variants.is_empty() {
+        if let Err(e) = variants::notify_variants(&client).await {
+            tracing::warn!(error = %e, "could not notify workers of the variants; the sweep will find them");
         }
     }
     // The largest file went through this connection's buffers in one message.
