@@ -16,14 +16,24 @@ use crate::states::JobStatus;
 /// `processed_images`, which the subquery names.
 macro_rules! record_columns {
     () => {
+        concat!(
+            record_columns!(base),
+            ", (select jsonb_agg(jsonb_build_array(v.preset, v.status, v.content_type, v.bytes, \
+             v.width, v.height, v.error, v.error_code) order by v.preset) \
+             from image_variants v where v.image_id = processed_images.id and v.format = '')"
+        )
+    };
+    // Without the variants: for a row just inserted, which has none yet (the hot ingest path
+    // skips the subquery).
+    (new) => {
+        concat!(record_columns!(base), ", null::jsonb")
+    };
+    (base) => {
         "id, status, filename, error, error_code, attempts, uploaded_at, started_at, processed_at, \
          pipeline, original_content_type, original_bytes, original_width, original_height, \
          processed_content_type, processed_bytes, processed_width, processed_height, priority, \
          not_before, original_frames, processed_frames, sha256, blurhash, dominant_color, exif, \
-         callback_url, \
-         (select jsonb_agg(jsonb_build_array(v.preset, v.status, v.content_type, v.bytes, v.width, \
-             v.height, v.error, v.error_code) order by v.preset) \
-          from image_variants v where v.image_id = processed_images.id and v.format = '')"
+         callback_url"
     };
 }
 pub(crate) use record_columns;
@@ -211,7 +221,7 @@ pub const INSERT_IMAGE: &str = concat!(
      original_width, original_height, original_bytes, priority, not_before, original_frames, \
      sha256, exif, callback_url) \
      values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9, $10, $11, $12) returning ",
-    record_columns!()
+    record_columns!(new)
 );
 
 /// Inserts one upload as a pending job. On the API's connections the triggers do not notify:
