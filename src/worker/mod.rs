@@ -61,8 +61,10 @@ struct ClaimState {
     variants_first: bool,
     /// Whether `image_variants` may have runnable rows. Cleared when a variant claim comes back
     /// short; set again by a `variant_jobs` notification, the sweep, a due row's timer or a
-    /// reconnect. Without it every claim asked an empty table too: measured, that halved the
-    /// queue's tiny-job throughput (2 298 -> 1 003 jobs/s in scripts/bench).
+    /// reconnect. Without it every other claim asked the (usually empty) variants table too, a
+    /// second statement per tiny job. (Suspected of the queue's drop in scripts/bench, 2 298 ->
+    /// 1 003 jobs/s, but the bench after this change still gave 1 065: that drop predates the
+    /// variants, and its cause is still open.)
     variants_waiting: bool,
 }
 
