@@ -382,7 +382,7 @@ const controls = createControls($('ops-form'), {
 const presets = createPresets({
   pipeline: () => controls.pipeline(),
   announce,
-  onChange: () => controls.refreshSummary(),
+  onChange: (list) => controls.setPresets(list),
 });
 const uploader = createUploader({
   list: $('upload-list'),

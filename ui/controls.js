@@ -2,7 +2,7 @@
 
 import { h } from './dom.js';
 import { formatTimestamp } from './format.js';
-import { t } from './i18n.js';
+import { localize, t } from './i18n.js';
 
 const VALUE_FIELDS = [
   'width', 'height', 'fit', 'gravity', 'focus', 'background', 'format', 'quality', 'rotate', 'flip', 'blur', 'sharpen', 'brightness', 'contrast',
@@ -74,9 +74,44 @@ const LABELS = {
  */
 export function createControls(form, { listCompleted } = {}) {
   const summary = document.getElementById('ops-summary');
+  const presetPicker = form.elements.preset;
+  const presetHint = document.getElementById('preset-choice-hint');
+  /** The presets offered as the main pipeline (from GET /api/presets). */
+  let presets = [];
+
+  /** The preset chosen as the main pipeline, or null ("these options"). */
+  function chosenPreset() {
+    const name = presetPicker.value;
+    return (name && presets.find((p) => p.name === name)) || null;
+  }
+
+  /** A preset's pipeline as sent for the main output: `format: auto` cannot negotiate there, so it goes. */
+  function mainPipeline(preset) {
+    const value = preset.pipeline && typeof preset.pipeline === 'object' ? { ...preset.pipeline } : {};
+    if (value.format === 'auto') delete value.format;
+    return value;
+  }
+
+  const asksAuto = (preset) => preset?.pipeline && typeof preset.pipeline === 'object' && preset.pipeline.format === 'auto';
 
   function fields() {
     const out = [];
+    const preset = chosenPreset();
+    if (preset) {
+      // The preset's pipeline replaces the operation fields; the upload's own fields still go.
+      out.push(['pipeline', JSON.stringify(mainPipeline(preset))]);
+      for (const name of VALUE_FIELDS) {
+        if (!NOT_PIPELINE.has(name)) continue;
+        const value = form.elements[name].value.trim();
+        if (value !== '') out.push([name, name === 'not_before' ? new Date(value).toISOString() : value]);
+      }
+      for (const name of SWITCHES) {
+        if (NOT_PIPELINE.has(name) && form.elements[name].checked) out.push([name, 'true']);
+      }
+      const variants = chosenVariants();
+      if (variants.length) out.push(['variants', variants.join(',')]);
+      return out;
+    }
     for (const name of VALUE_FIELDS) {
       const value = form.elements[name].value.trim();
       if (value === '') continue;
@@ -98,6 +133,8 @@ export function createControls(form, { listCompleted } = {}) {
 
   /** The options as a pipeline JSON object in the flat form (what a preset stores). */
   function pipeline() {
+    const preset = chosenPreset();
+    if (preset) return structuredClone(preset.pipeline ?? {});
     const out = {};
     for (const [name, value] of fields()) {
       if (NOT_PIPELINE.has(name) || name === 'variants') continue;
@@ -106,11 +143,31 @@ export function createControls(form, { listCompleted } = {}) {
     return out;
   }
 
+  /** While a preset is the main pipeline, the operation inputs are disabled (the upload's own stay). */
+  function applyPresetChoice() {
+    const preset = chosenPreset();
+    for (const name of [...VALUE_FIELDS, ...SWITCHES]) {
+      if (NOT_PIPELINE.has(name)) continue;
+      form.elements[name].disabled = Boolean(preset);
+    }
+    form.classList.toggle('ops--preset', Boolean(preset));
+    if (asksAuto(preset)) localize(presetHint, 'ops.pipelineAutoHint');
+    else localize(presetHint, 'ops.pipelineHint');
+  }
+
   function updateSummary() {
+    // A chosen preset that was deleted meanwhile: back to "these options".
+    if (presetPicker.value && !chosenPreset()) presetPicker.value = '';
+    applyPresetChoice();
+    const preset = chosenPreset();
     const set = fields();
-    summary.textContent = set.length
-      ? t('summary.next', { list: set.map(([name, value]) => LABELS[name](value, form)).join(' · ') })
-      : t('summary.none');
+    const parts = [];
+    if (preset) {
+      parts.push(t('summary.preset', { name: preset.name }));
+      if (asksAuto(preset)) parts.push(t('summary.presetAutoFormat'));
+    }
+    for (const [name, value] of set) if (name !== 'pipeline') parts.push(LABELS[name](value, form));
+    summary.textContent = parts.length ? t('summary.next', { list: parts.join(' · ') }) : t('summary.none');
     for (const input of form.querySelectorAll('input[type="number"], input[type="text"], input[type="url"]')) {
       input.classList.toggle('field__input--invalid', !input.checkValidity());
     }
@@ -144,9 +201,23 @@ export function createControls(form, { listCompleted } = {}) {
   form.addEventListener('submit', (event) => event.preventDefault());
   updateSummary();
 
+  /** Offers `list` (GET /api/presets' presets) as main pipelines, keeping the choice while it exists. */
+  function setPresets(list) {
+    presets = Array.isArray(list) ? list : [];
+    const chosen = presetPicker.value;
+    const options = [h('option', { value: '', 'data-i18n': 'ops.pipelineOptions' }, t('ops.pipelineOptions'))];
+    for (const { name } of presets) {
+      options.push(h('option', { value: name, 'data-i18n': 'ops.pipelinePreset', 'data-i18n-vars': JSON.stringify({ name }) }, t('ops.pipelinePreset', { name })));
+    }
+    presetPicker.replaceChildren(...options);
+    presetPicker.value = presets.some((p) => p.name === chosen) ? chosen : '';
+    updateSummary();
+  }
+
   return {
     fields,
     pipeline,
+    setPresets,
     refreshWatermarks,
     /** Redraws the summary in the current language (after a switch). */
     refreshSummary: updateSummary,
