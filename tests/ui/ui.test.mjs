@@ -575,6 +575,10 @@ describe('web UI in a real browser', { timeout: 240_000 }, () => {
         const answer = await (await fetch(`/api/images/${imageId}/deliveries`)).json();
         return answer.deliveries?.[0]?.state === 'delivered';
       }, id);
+      // The delivery is recorded once the receiver's answer is back, and the receiver notes the
+      // request before answering; still, give this process's event loop a moment to run its
+      // handlers (a run saw the row `delivered` with nothing noted yet).
+      for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(received.length, 1);
       assert.equal(received[0].body.event, 'image.completed');
       assert.equal(received[0].body.image.id, id);
