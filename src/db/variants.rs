@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::jobs::Job;
+use super::jobs::{Completion, Failure, Fence, Job};
 use super::DbError;
 use crate::presets::VariantFormat;
 use crate::states::JobStatus;
@@ -112,26 +112,118 @@ pub const RENEW_VARIANT_LEASE: &str = concat!(
     variant_fence!()
 );
 
-pub const COMPLETE_VARIANT: &str = concat!(
-    "\
-update image_variants set status = 'completed', processed_at = now(), data = $6,
-    bytes = octet_length($6::bytea), content_type = $7, width = $8, height = $9,
-    claimed_by = null, lease_expires_at = null, error = null, error_code = null
-from (select set_config('synchronous_commit', 'on', true),
-        set_config('image_processor.status_notify_after_commit', 'on', true)) durable
-where ",
-    variant_fence!()
-);
+// The variants' batch write-backs (`jobs::write_back` says why batches).
 
-pub const FAIL_VARIANT: &str = concat!(
-    "\
-update image_variants set status = 'failed', processed_at = now(), error = $6, error_code = $7,
-    claimed_by = null, lease_expires_at = null
-from (select set_config('synchronous_commit', 'on', true),
+pub const COMPLETE_VARIANTS: &str = "\
+update image_variants v set status = 'completed', processed_at = now(), data = d.data,
+    bytes = octet_length(d.data), content_type = d.content_type, width = d.width, height = d.height,
+    claimed_by = null, lease_expires_at = null, error = null, error_code = null
+from unnest($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::bytea[], $7::text[],
+            $8::int4[], $9::int4[])
+    as d(id, worker, claim, preset, format, data, content_type, width, height),
+    (select set_config('synchronous_commit', 'on', true),
         set_config('image_processor.status_notify_after_commit', 'on', true)) durable
-where ",
-    variant_fence!()
-);
+where v.image_id = d.id and v.claimed_by = d.worker and v.claim_seq = d.claim
+    and v.preset = d.preset and v.format = d.format and v.status = 'processing'
+returning v.image_id, v.claim_seq, v.preset, v.format";
+
+pub const FAIL_VARIANTS: &str = "\
+update image_variants v set status = 'failed', processed_at = now(), error = d.error,
+    error_code = d.error_code, claimed_by = null, lease_expires_at = null
+from unnest($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[])
+    as d(id, worker, claim, preset, format, error, error_code),
+    (select set_config('synchronous_commit', 'on', true),
+        set_config('image_processor.status_notify_after_commit', 'on', true)) durable
+where v.image_id = d.id and v.claimed_by = d.worker and v.claim_seq = d.claim
+    and v.preset = d.preset and v.format = d.format and v.status = 'processing'
+returning v.image_id, v.claim_seq, v.preset, v.format";
+
+/// A batch entry of `jobs::write_back`: its index in the batch, its fence, what to write.
+type Entry<'b, 'a, T> = (usize, &'b Fence<'a>, T);
+
+/// Completes the variant entries of a `jobs::write_back` batch, marking those written.
+pub(super) async fn complete_variants(
+    db: &impl GenericClient,
+    done: &[Entry<'_, '_, &Completion<'_>>],
+    written: &mut [bool],
+) -> Result<(), DbError> {
+    let stmt = db.prepare_cached(COMPLETE_VARIANTS).await?;
+    let keys = fence_columns(done);
+    let rows = db
+        .query(
+            &stmt,
+            &[
+                &keys.0,
+                &keys.1,
+                &keys.2,
+                &keys.3,
+                &keys.4,
+                &done.iter().map(|(_, _, c)| c.data).collect::<Vec<_>>(),
+                &done.iter().map(|(_, _, c)| c.content_type).collect::<Vec<_>>(),
+                &done.iter().map(|(_, _, c)| c.width).collect::<Vec<_>>(),
+                &done.iter().map(|(_, _, c)| c.height).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    mark_written(&rows, done, written)
+}
+
+/// Fails the variant entries of a `jobs::write_back` batch, marking those written.
+pub(super) async fn fail_variants(
+    db: &impl GenericClient,
+    failed: &[Entry<'_, '_, &Failure>],
+    written: &mut [bool],
+) -> Result<(), DbError> {
+    let stmt = db.prepare_cached(FAIL_VARIANTS).await?;
+    let keys = fence_columns(failed);
+    let rows = db
+        .query(
+            &stmt,
+            &[
+                &keys.0,
+                &keys.1,
+                &keys.2,
+                &keys.3,
+                &keys.4,
+                &failed.iter().map(|(_, _, e)| e.message.as_str()).collect::<Vec<_>>(),
+                &failed.iter().map(|(_, _, e)| e.code).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    mark_written(&rows, failed, written)
+}
+
+/// The fence's columns of a batch: ids, workers, claims, presets, formats.
+#[allow(clippy::type_complexity)]
+fn fence_columns<'b, T>(
+    entries: &'b [Entry<'_, 'b, T>],
+) -> (Vec<Uuid>, Vec<&'b str>, Vec<i64>, Vec<&'b str>, Vec<&'static str>) {
+    let key = |f: &Fence<'b>| f.variant.unwrap_or(("", VariantFormat::Own));
+    (
+        entries.iter().map(|(_, f, _)| f.id).collect(),
+        entries.iter().map(|(_, f, _)| f.worker).collect(),
+        entries.iter().map(|(_, f, _)| f.claim).collect(),
+        entries.iter().map(|(_, f, _)| key(f).0).collect(),
+        entries.iter().map(|(_, f, _)| key(f).1.as_str()).collect(),
+    )
+}
+
+/// Marks as written the entries whose variant row came back from `returning`.
+fn mark_written<T>(rows: &[tokio_postgres::Row], sent: &[Entry<'_, '_, T>], written: &mut [bool]) -> Result<(), DbError> {
+    for row in rows {
+        let id: Uuid = row.try_get(0)?;
+        let claim: i64 = row.try_get(1)?;
+        let preset: &str = row.try_get(2)?;
+        let format: &str = row.try_get(3)?;
+        for (i, fence, _) in sent {
+            let (p, f) = fence.variant.unwrap_or(("", VariantFormat::Own));
+            if fence.id == id && fence.claim == claim && p == preset && f.as_str() == format {
+                written[*i] = true;
+            }
+        }
+    }
+    Ok(())
+}
 
 pub const RELEASE_VARIANT: &str = concat!(
     "\

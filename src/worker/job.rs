@@ -16,14 +16,15 @@ use super::test_hooks;
 use super::WorkerContext;
 use crate::backoff;
 use crate::db;
-use crate::db::jobs::{self, Completion, Failure, Fence, Job};
+use super::writer::Ended;
+use crate::db::jobs::{self, Failure, Fence, Job};
 use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, Pipeline, Processed};
 use crate::presets::PresetPipeline;
-use crate::states::{JobOutcome, JobStatus};
+use crate::states::JobOutcome;
 
 /// How processing ended, before it is written back.
-enum Outcome {
+pub(crate) enum Outcome {
     /// The result, and the upload-time facts when the row had none (a SQL INSERT made it).
     Done(Box<Processed>, Option<UploadFacts>),
     /// Permanent: this input will never succeed with this pipeline.
@@ -297,36 +298,14 @@ async fn write_back(
 ) {
     let deadline = tokio::time::Instant::now() + ctx.config.lease();
     let mut attempt = 0;
+    let outcome = Arc::new(outcome);
     loop {
-        let write = async {
-            db::bounded!(ctx.pool, |client| match &outcome {
-                Outcome::Done(out, upload) => {
-                    let exif = upload.as_ref().and_then(|u| u.exif_json());
-                    let facts = out.facts.as_ref();
-                    let done = Completion {
-                        data: &out.bytes,
-                        content_type: out.format.content_type(),
-                        width: out.width as i32,
-                        height: out.height as i32,
-                        thumbnail: &out.thumbnail,
-                        thumbnail_content_type: out.thumbnail_format.content_type(),
-                        original_content_type: out.input.format.content_type(),
-                        original_width: out.input.width as i32,
-                        original_height: out.input.height as i32,
-                        original_frames: i32::try_from(out.input.frames).unwrap_or(i32::MAX),
-                        processed_frames: i32::try_from(out.frames).unwrap_or(i32::MAX),
-                        blurhash: facts.map(|f| f.blurhash.as_str()),
-                        dominant_color: facts.map(|f| f.dominant_color.as_str()),
-                        sha256: upload.as_ref().map(|u| u.sha256.as_str()),
-                        exif: exif.as_ref(),
-                    };
-                    jobs::complete_if_still_owner(&client, fence, &done).await
-                }
-                Outcome::Failed(failure) | Outcome::TimedOut(failure) => {
-                    jobs::fail_if_still_owner(&client, fence, failure).await
-                }
-            })
-        };
+        let write = ctx.writer.write(Ended {
+            id: fence.id,
+            claim: fence.claim,
+            variant: fence.variant.map(|(preset, format)| (preset.to_owned(), format)),
+            outcome: outcome.clone(),
+        });
         let result = tokio::select! {
             result = write => result,
             _ = abandon.cancelled() => {
@@ -337,18 +316,7 @@ async fn write_back(
         };
         match result {
             Ok(true) => {
-                let status = match &outcome {
-                    Outcome::Done(..) => JobStatus::Completed,
-                    Outcome::Failed(_) | Outcome::TimedOut(_) => JobStatus::Failed,
-                };
-                // After the commit, so its flush was not taken under the notify lock; a lost
-                // notification only delays watchers (sql/0007).
-                if let Err(e) = db::bounded!(ctx.pool, |client| jobs::notify_status(&client, fence, status)
-                    .await)
-                {
-                    tracing::warn!(error = %e, "sending the status notification failed");
-                }
-                match &outcome {
+                match &*outcome {
                     Outcome::Done(out, _) => {
                         measured.record(JobOutcome::Completed);
                         tracing::info!(bytes = out.bytes.len(), "completed")

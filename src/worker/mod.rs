@@ -9,6 +9,7 @@ mod cancels;
 pub mod health;
 mod job;
 mod test_hooks;
+mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub(crate) struct WorkerContext {
     pub shutdown: CancellationToken,
     /// The running jobs, for cancel notifications.
     pub cancels: Arc<Cancels>,
+    /// Writes the jobs' endings back in batches.
+    pub writer: writer::Writer,
 }
 
 /// How often a saturated worker asks whether a row that lost a lease is waiting: such a row
@@ -85,8 +88,10 @@ pub async fn run(
     );
     let threads = config.worker_threads as usize;
     tracing::info!(%worker_id, threads, "worker started");
+    let writer = writer::Writer::spawn(pool.clone(), worker_id.clone());
     let ctx = Arc::new(WorkerContext {
         pool,
+        writer,
         config: config.clone(),
         worker_id,
         health,
