@@ -351,8 +351,14 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
                     &col(|c| c.width),
                     &col(|c| c.height),
                     &done.iter().map(|(_, _, c)| c.thumbnail).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.thumbnail_content_type).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.original_content_type).collect::<Vec<_>>(),
+                    &done
+                        .iter()
+                        .map(|(_, _, c)| c.thumbnail_content_type)
+                        .collect::<Vec<_>>(),
+                    &done
+                        .iter()
+                        .map(|(_, _, c)| c.original_content_type)
+                        .collect::<Vec<_>>(),
                     &col(|c| c.original_width),
                     &col(|c| c.original_height),
                     &col(|c| c.original_frames),
@@ -375,7 +381,10 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
                     &failed.iter().map(|(_, f, _)| f.id).collect::<Vec<_>>(),
                     &failed.iter().map(|(_, f, _)| f.worker).collect::<Vec<_>>(),
                     &failed.iter().map(|(_, f, _)| f.claim).collect::<Vec<_>>(),
-                    &failed.iter().map(|(_, _, e)| e.message.as_str()).collect::<Vec<_>>(),
+                    &failed
+                        .iter()
+                        .map(|(_, _, e)| e.message.as_str())
+                        .collect::<Vec<_>>(),
                     &failed.iter().map(|(_, _, e)| e.code).collect::<Vec<_>>(),
                 ],
             )

@@ -185,7 +185,10 @@ pub(super) async fn fail_variants(
                 &keys.2,
                 &keys.3,
                 &keys.4,
-                &failed.iter().map(|(_, _, e)| e.message.as_str()).collect::<Vec<_>>(),
+                &failed
+                    .iter()
+                    .map(|(_, _, e)| e.message.as_str())
+                    .collect::<Vec<_>>(),
                 &failed.iter().map(|(_, _, e)| e.code).collect::<Vec<_>>(),
             ],
         )
@@ -209,7 +212,11 @@ fn fence_columns<'b, T>(
 }
 
 /// Marks as written the entries whose variant row came back from `returning`.
-fn mark_written<T>(rows: &[tokio_postgres::Row], sent: &[Entry<'_, '_, T>], written: &mut [bool]) -> Result<(), DbError> {
+fn mark_written<T>(
+    rows: &[tokio_postgres::Row],
+    sent: &[Entry<'_, '_, T>],
+    written: &mut [bool],
+) -> Result<(), DbError> {
     for row in rows {
         let id: Uuid = row.try_get(0)?;
         let claim: i64 = row.try_get(1)?;

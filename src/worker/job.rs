@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::test_hooks;
+use super::writer::Ended;
 use super::WorkerContext;
 use crate::backoff;
 use crate::db;
-use super::writer::Ended;
 use crate::db::jobs::{self, Failure, Fence, Job};
 use crate::imaging::facts::UploadFacts;
 use crate::imaging::{self, Pipeline, Processed};
@@ -31,6 +31,30 @@ pub(crate) enum Outcome {
     Failed(Failure),
     /// Ran past `JOB_TIMEOUT_SECS`: written as a failure, counted as `timed_out`.
     TimedOut(Failure),
+}
+
+impl Outcome {
+    /// The bytes its write-back carries.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Outcome::Done(out, _) => out.bytes.len() + out.thumbnail.len(),
+            Outcome::Failed(f) | Outcome::TimedOut(f) => f.message.len(),
+        }
+    }
+}
+
+/// The results waiting to be written, in bytes: what a worker holds beyond the one result per
+/// thread it is making. A result larger than the whole budget waits until it is all free.
+pub(super) const WRITE_BUDGET_BYTES: usize = 64 << 20;
+
+/// The unit of the write budget's semaphore.
+const BUDGET_UNIT: usize = 64 << 10;
+
+/// The semaphore permits of the write budget (`WRITE_BUDGET_BYTES / BUDGET_UNIT` in all).
+pub(super) const BUDGET_UNITS: usize = WRITE_BUDGET_BYTES / BUDGET_UNIT;
+
+fn budget_units(bytes: usize) -> u32 {
+    (bytes / BUDGET_UNIT + 1).min(BUDGET_UNITS) as u32
 }
 
 /// Processing that ran past its deadline and goes on on its thread.
@@ -86,8 +110,25 @@ pub(super) async fn run(
         };
         let (outcome, still_running) =
             process_with_heartbeat(&ctx, &fence, job, &abandon, cancel.token()).await;
+        let mut busy = true;
         if let Some((outcome, measured)) = outcome {
+            // A job that ran alongside others gives its thread back as soon as its result has
+            // room in the write budget: the claim loop takes the next job while this ending
+            // waits for its batch to commit (`writer`). A job run alone keeps every slot until
+            // its ending is written, and a timed-out one its thread until the thread returns.
+            let mut written_budget = None;
+            if still_running.is_none() && permit.num_permits() == 1 {
+                let units = budget_units(outcome.bytes());
+                if let Ok(budget) = ctx.write_budget.clone().acquire_many_owned(units).await {
+                    written_budget = Some(budget);
+                    drop(permit.split(1));
+                    crate::metrics::threads_busy(-1);
+                    busy = false;
+                    ctx.wake.notify_one();
+                }
+            }
             write_back(&ctx, &fence, outcome, &measured, &abandon).await;
+            drop(written_budget);
         }
         // A job run alone holds every slot; once its outcome is written only its own thread
         // is still in use (by a timed-out job that has not returned).
@@ -101,7 +142,9 @@ pub(super) async fn run(
                 _ = ctx.shutdown.cancelled() => {}
             }
         }
-        crate::metrics::threads_busy(-1);
+        if busy {
+            crate::metrics::threads_busy(-1);
+        }
         drop(permit);
     }
     .instrument(span)

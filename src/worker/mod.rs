@@ -49,6 +49,11 @@ pub(crate) struct WorkerContext {
     pub cancels: Arc<Cancels>,
     /// Writes the jobs' endings back in batches.
     pub writer: writer::Writer,
+    /// The results waiting to be written, in `job::BUDGET_UNITS`; a job gives its thread
+    /// back once its result has room here.
+    pub write_budget: Arc<Semaphore>,
+    /// Wakes the claim loop (a notification, or a thread given back before its job ended).
+    pub wake: Arc<Notify>,
 }
 
 /// How often a saturated worker asks whether a row that lost a lease is waiting: such a row
@@ -89,9 +94,12 @@ pub async fn run(
     let threads = config.worker_threads as usize;
     tracing::info!(%worker_id, threads, "worker started");
     let writer = writer::Writer::spawn(pool.clone(), worker_id.clone());
+    let wake = Arc::new(Notify::new());
     let ctx = Arc::new(WorkerContext {
         pool,
         writer,
+        write_budget: Arc::new(Semaphore::new(job::BUDGET_UNITS)),
+        wake: wake.clone(),
         config: config.clone(),
         worker_id,
         health,
@@ -106,7 +114,6 @@ pub async fn run(
     // Set by the listener on `variant_jobs` (and on every (re)connect); read by the claim loop.
     let variant_hint = Arc::new(AtomicBool::new(true));
 
-    let wake = Arc::new(Notify::new());
     let listen_cancel = cancel.child_token();
     let listen = tokio::spawn(listener::run(
         url,
@@ -230,8 +237,10 @@ async fn claim_while_free(
             return None;
         }
         if lost_waiting(ctx, state).await {
-            if free < threads as usize {
-                // Drain first; the next finished job wakes the loop.
+            // Drain first, endings still being written included (a job that kills this
+            // process must not take their results with it); the next finished job wakes the
+            // loop.
+            if free < threads as usize || ctx.write_budget.available_permits() < job::BUDGET_UNITS {
                 return None;
             }
             let claimed = db::bounded!(ctx.pool, |client| {

@@ -44,10 +44,7 @@ pub(crate) struct Ended {
 
 impl Ended {
     fn bytes(&self) -> usize {
-        match &*self.outcome {
-            Outcome::Done(out, _) => out.bytes.len() + out.thumbnail.len(),
-            Outcome::Failed(f) | Outcome::TimedOut(f) => f.message.len(),
-        }
+        self.outcome.bytes()
     }
 
     fn fence<'a>(&'a self, worker: &'a str) -> Fence<'a> {
@@ -81,7 +78,8 @@ impl Writer {
     }
 
     /// Writes one job's ending, fenced; `Ok(false)` when the claim no longer holds. Queued
-    /// endings are bounded by the jobs waiting on them, i.e. by the worker's thread slots.
+    /// endings are bounded by the jobs waiting on them: the worker's thread slots and its
+    /// write budget (`job::WRITE_BUDGET_BYTES`).
     pub async fn write(&self, ended: Ended) -> Result<bool, DbError> {
         let (reply, answer) = oneshot::channel();
         if self.tx.send(Request { ended, reply }).is_err() {
@@ -155,9 +153,7 @@ async fn write_batch(pool: &Pool, worker: &str, batch: Vec<Request>, bytes: usiz
         }
         Err(DbError::Unavailable(message)) => {
             for request in batch {
-                let _ = request
-                    .reply
-                    .send(Err(DbError::Unavailable(message.clone())));
+                let _ = request.reply.send(Err(DbError::Unavailable(message.clone())));
             }
         }
     }
