@@ -517,6 +517,17 @@ pub async fn reap_expired(db: &impl GenericClient, max_attempts: i32) -> Result<
 
 pub const NOTIFY_STATUS: &str = "select pg_notify('image_status', $1)";
 
+pub const NOTIFY_LOST: &str = "select pg_notify('image_jobs', 'lost')";
+
+/// Tells every worker that a reap took rows back: they are claimed apart, one at a time by a
+/// worker with nothing else in flight, so each worker asks `lost_waiting` again
+/// (`worker::LOST_PAYLOAD`).
+pub async fn notify_lost(db: &impl GenericClient) -> Result<(), DbError> {
+    let stmt = db.prepare_cached(NOTIFY_LOST).await?;
+    db.execute(&stmt, &[]).await?;
+    Ok(())
+}
+
 pub const NOTIFY_STATUSES: &str = "select pg_notify('image_status', p) from unnest($1::text[]) p";
 
 /// Sends the status notification a completion or failure left to its writer, after its commit.
@@ -564,6 +575,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     NEXT_DUE,
     NOTIFY_STATUS,
     NOTIFY_STATUSES,
+    NOTIFY_LOST,
     variants::CLAIM_VARIANTS,
     variants::CLAIM_LOST_VARIANT,
     variants::RENEW_VARIANT_LEASE,

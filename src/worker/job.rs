@@ -43,20 +43,6 @@ impl Outcome {
     }
 }
 
-/// The results waiting to be written, in bytes: what a worker holds beyond the one result per
-/// thread it is making. A result larger than the whole budget waits until it is all free.
-pub(super) const WRITE_BUDGET_BYTES: usize = 64 << 20;
-
-/// The unit of the write budget's semaphore.
-const BUDGET_UNIT: usize = 64 << 10;
-
-/// The semaphore permits of the write budget (`WRITE_BUDGET_BYTES / BUDGET_UNIT` in all).
-pub(super) const BUDGET_UNITS: usize = WRITE_BUDGET_BYTES / BUDGET_UNIT;
-
-fn budget_units(bytes: usize) -> u32 {
-    (bytes / BUDGET_UNIT + 1).min(BUDGET_UNITS) as u32
-}
-
 /// Processing that ran past its deadline and goes on on its thread.
 type StillRunning = tokio::task::JoinHandle<Result<(Processed, Option<UploadFacts>), imaging::ImagingError>>;
 
@@ -118,8 +104,7 @@ pub(super) async fn run(
             // its ending is written, and a timed-out one its thread until the thread returns.
             let mut written_budget = None;
             if still_running.is_none() && permit.num_permits() == 1 {
-                let units = budget_units(outcome.bytes());
-                if let Ok(budget) = ctx.write_budget.clone().acquire_many_owned(units).await {
+                if let Some(budget) = ctx.write_budget.reserve(outcome.bytes()).await {
                     written_budget = Some(budget);
                     drop(permit.split(1));
                     crate::metrics::threads_busy(-1);
@@ -201,6 +186,7 @@ async fn process_with_heartbeat<'f>(
     };
     let limits = ctx.config.limits();
     let needs_upload_facts = job.needs_upload_facts;
+    let lost_before = job.lost_before;
     let is_variant = job.variant.is_some();
     let span = tracing::Span::current();
     // Set when this job was cancelled: the thread stops at its next safe point.
@@ -280,7 +266,7 @@ async fn process_with_heartbeat<'f>(
             _ = abandon.cancelled() => {
                 let measured = Measured { family, seconds: started.elapsed().as_secs_f64(), preset };
                 measured.record(JobOutcome::Released);
-                release(ctx, fence).await;
+                release(ctx, fence, lost_before).await;
                 return (None, None);
             }
         }
@@ -454,9 +440,16 @@ async fn load_watermarks(ctx: &WorkerContext, pipeline: &Pipeline) -> Result<ima
     }
 }
 
-/// Hands the claim back so another replica can take it at once.
-async fn release(ctx: &WorkerContext, fence: &Fence<'_>) {
-    let result = db::bounded!(ctx.pool, |client| jobs::release_job(&client, fence).await);
+/// Hands the claim back so another replica can take it at once. A row that lost a lease before
+/// is claimed apart (alone), so the other workers are told to look for it.
+async fn release(ctx: &WorkerContext, fence: &Fence<'_>, lost_before: bool) {
+    let result = db::bounded!(ctx.pool, |client| {
+        let released = jobs::release_job(&client, fence).await?;
+        if released && lost_before {
+            jobs::notify_lost(&client).await?;
+        }
+        Ok::<_, db::DbError>(released)
+    });
     match result {
         Ok(_) => tracing::info!("released unfinished job"),
         Err(e) => tracing::warn!(error = %e, "releasing the job failed; its lease will expire"),

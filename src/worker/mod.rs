@@ -49,16 +49,23 @@ pub(crate) struct WorkerContext {
     pub cancels: Arc<Cancels>,
     /// Writes the jobs' endings back in batches.
     pub writer: writer::Writer,
-    /// The results waiting to be written, in `job::BUDGET_UNITS`; a job gives its thread
-    /// back once its result has room here.
-    pub write_budget: Arc<Semaphore>,
+    /// The endings waiting to be written; a job gives its thread back once its result has
+    /// room here.
+    pub write_budget: writer::WriteBudget,
     /// Wakes the claim loop (a notification, or a thread given back before its job ended).
     pub wake: Arc<Notify>,
 }
 
-/// How often a saturated worker asks whether a row that lost a lease is waiting: such a row
-/// needs the worker to stop claiming until its threads are free, and then runs alone.
+/// How often a worker asks again whether a row that lost a lease is waiting, while the last
+/// answer was yes: such a row needs the worker to stop claiming until its threads are free, and
+/// then runs alone. A "no" holds until something can have changed it: a `lost` notification
+/// (sent after every reap that took rows back, by whichever replica reaped), this worker's own
+/// sweep, a backed-off row coming due, or a reconnect. So an idle worker's claim is not held up
+/// by a question whose answer is almost always no (it was a round trip before every pickup).
 const LOST_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// The `image_jobs` payload a reap sends once it took rows back (`reap_expired`).
+pub const LOST_PAYLOAD: &str = "lost";
 
 /// The claim loop's memory between turns.
 struct ClaimState {
@@ -98,7 +105,7 @@ pub async fn run(
     let ctx = Arc::new(WorkerContext {
         pool,
         writer,
-        write_budget: Arc::new(Semaphore::new(job::BUDGET_UNITS)),
+        write_budget: writer::WriteBudget::new(threads),
         wake: wake.clone(),
         config: config.clone(),
         worker_id,
@@ -113,6 +120,8 @@ pub async fn run(
     };
     // Set by the listener on `variant_jobs` (and on every (re)connect); read by the claim loop.
     let variant_hint = Arc::new(AtomicBool::new(true));
+    // Set by a `lost` notification (and on every (re)connect): ask `lost_waiting` again.
+    let lost_hint = Arc::new(AtomicBool::new(true));
 
     let listen_cancel = cancel.child_token();
     let listen = tokio::spawn(listener::run(
@@ -120,16 +129,29 @@ pub async fn run(
         vec![JOBS_CHANNEL, VARIANT_JOBS_CHANNEL, control::CANCEL_CHANNEL],
         {
             let (wake, cancels, hint) = (wake.clone(), ctx.cancels.clone(), variant_hint.clone());
+            let lost = lost_hint.clone();
             move |event| match event {
                 ListenEvent::Notification { channel, payload } if channel == control::CANCEL_CHANNEL => {
                     cancels.notified(&payload)
+                }
+                ListenEvent::Notification { channel, payload }
+                    if channel == JOBS_CHANNEL && payload == LOST_PAYLOAD =>
+                {
+                    lost.store(true, Ordering::Relaxed);
+                    wake.notify_one()
                 }
                 ListenEvent::Notification { channel, .. } if channel != VARIANT_JOBS_CHANNEL => {
                     wake.notify_one()
                 }
                 // A variant queued, or a reconnect (notifications may have been missed).
+                ListenEvent::Notification { .. } => {
+                    hint.store(true, Ordering::Relaxed);
+                    wake.notify_one();
+                }
+                // A (re)connect: notifications may have been missed.
                 _ => {
                     hint.store(true, Ordering::Relaxed);
+                    lost.store(true, Ordering::Relaxed);
                     wake.notify_one();
                 }
             }
@@ -163,7 +185,13 @@ pub async fn run(
                 claims.variants_waiting = true;
             }
             // The due row may be a variant (a backoff, a scheduled image's variants).
-            _ = sleep_until(next_due), if next_due.is_some() => claims.variants_waiting = true,
+            _ = sleep_until(next_due), if next_due.is_some() => {
+                claims.variants_waiting = true;
+                claims.lost_checked = None;
+            }
+        }
+        if lost_hint.swap(false, Ordering::Relaxed) {
+            claims.lost_checked = None;
         }
         if variant_hint.swap(false, Ordering::Relaxed) {
             claims.variants_waiting = true;
@@ -200,6 +228,12 @@ async fn reap_expired(ctx: &WorkerContext) {
         Ok(n) => {
             crate::metrics::jobs_reaped(n);
             tracing::warn!(jobs = n, "took back jobs whose lease expired");
+            // Every replica asks again whether a row that lost a lease waits (this one does
+            // anyway: the sweep forgot its answer).
+            let notified = db::bounded!(ctx.pool, |client| jobs::notify_lost(&client).await);
+            if let Err(e) = notified {
+                tracing::warn!(error = %e, "telling the other workers of the reaped jobs failed; their sweeps will see them");
+            }
         }
         Err(e) => tracing::warn!(error = %e, "lease sweep failed"),
     }
@@ -240,7 +274,7 @@ async fn claim_while_free(
             // Drain first, endings still being written included (a job that kills this
             // process must not take their results with it); the next finished job wakes the
             // loop.
-            if free < threads as usize || ctx.write_budget.available_permits() < job::BUDGET_UNITS {
+            if free < threads as usize || !ctx.write_budget.is_idle() {
                 return None;
             }
             let claimed = db::bounded!(ctx.pool, |client| {
@@ -378,7 +412,7 @@ async fn claim_both(
 /// sweep's reap forgets the answer, so what it takes back is seen at once).
 async fn lost_waiting(ctx: &WorkerContext, state: &mut ClaimState) -> bool {
     if let Some((at, waiting)) = state.lost_checked {
-        if at.elapsed() < LOST_CHECK_EVERY {
+        if !waiting || at.elapsed() < LOST_CHECK_EVERY {
             return waiting;
         }
     }

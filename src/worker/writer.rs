@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::job::Outcome;
 use crate::db::jobs::{self, Completion, Ending, Fence, WriteBack};
@@ -32,6 +32,47 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 /// Batches written at the same time: while one commits, the next fills; a second keeps a
 /// large result's write from holding back the small ones behind it.
 const CONCURRENT_BATCHES: usize = 2;
+
+/// What a worker may hold in endings waiting to be written, beyond the results its threads are
+/// making: as many endings as it has threads (so at most twice `WORKER_THREADS` rows are in
+/// flight while the database is slow) and [`WRITE_BUDGET_BYTES`] of results.
+pub(crate) struct WriteBudget {
+    endings: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    threads: usize,
+}
+
+/// The results waiting to be written, in bytes. A result larger than the whole budget waits
+/// until all of it is free.
+pub(crate) const WRITE_BUDGET_BYTES: usize = 64 << 20;
+
+/// The unit of the byte budget's semaphore.
+const BUDGET_UNIT: usize = 64 << 10;
+
+const BUDGET_UNITS: usize = WRITE_BUDGET_BYTES / BUDGET_UNIT;
+
+impl WriteBudget {
+    pub fn new(threads: usize) -> WriteBudget {
+        WriteBudget {
+            endings: Arc::new(Semaphore::new(threads)),
+            bytes: Arc::new(Semaphore::new(BUDGET_UNITS)),
+            threads,
+        }
+    }
+
+    /// Waits for room for one ending of `bytes`; held until it is written.
+    pub async fn reserve(&self, bytes: usize) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let ending = self.endings.clone().acquire_owned().await.ok()?;
+        let units = (bytes / BUDGET_UNIT + 1).min(BUDGET_UNITS) as u32;
+        let bytes = self.bytes.clone().acquire_many_owned(units).await.ok()?;
+        Some((ending, bytes))
+    }
+
+    /// No ending is waiting to be written.
+    pub fn is_idle(&self) -> bool {
+        self.endings.available_permits() == self.threads
+    }
+}
 
 /// One job's ending, owned, so the writer can hold it while the job waits.
 pub(crate) struct Ended {
@@ -79,7 +120,7 @@ impl Writer {
 
     /// Writes one job's ending, fenced; `Ok(false)` when the claim no longer holds. Queued
     /// endings are bounded by the jobs waiting on them: the worker's thread slots and its
-    /// write budget (`job::WRITE_BUDGET_BYTES`).
+    /// write budget ([`WriteBudget`]).
     pub async fn write(&self, ended: Ended) -> Result<bool, DbError> {
         let (reply, answer) = oneshot::channel();
         if self.tx.send(Request { ended, reply }).is_err() {

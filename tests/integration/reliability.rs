@@ -552,6 +552,71 @@ async fn job_due_later_is_claimed_when_it_comes_due() {
     assert!(late < 1.0, "claimed {late:.3} s after it came due");
 }
 
+/// Whether a row that lost a lease waits is not asked before every claim: a worker keeps its
+/// last "no" until something can have changed it. A worker working through a backlog never
+/// runs out of ordinary rows to claim (which is when it would look at what is pending and
+/// find the row), so for it the `lost` notification a reap sends is what makes it look: the
+/// row must run (alone) long before the backlog is done and long before the next sweep.
+#[tokio::test]
+async fn a_lost_notification_makes_a_busy_worker_run_a_row_that_lost_a_lease() {
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
+    let client = db::connect(&url).await.expect("connect");
+    let worker = Proc::spawn("worker", &url, &[("SWEEP_SECS", "60"), ("WORKER_THREADS", "1")]);
+    // Started, asked once (no such row), idle.
+    insert_jobs(&client, 1).await;
+    assert!(
+        wait_completed(&client, 1, Duration::from_secs(20)).await,
+        "{}",
+        worker.log_text()
+    );
+    // A backlog of a few seconds for one thread, then what a reap elsewhere leaves: a pending
+    // row with one lost lease, which no ordinary claim takes.
+    insert_jobs_of(&client, &jpeg(1600, 1200), 60).await;
+    let lost: uuid::Uuid = client
+        .query_one(
+            "insert into processed_images (original_data, lost_leases) values ($1, 1) returning id",
+            &[&png(32, 24)],
+        )
+        .await
+        .expect("insert a row that lost a lease")
+        .get(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client
+        .execute("select pg_notify('image_jobs', 'lost')", &[])
+        .await
+        .expect("notify");
+    assert!(
+        wait_completed(&client, 62, Duration::from_secs(120)).await,
+        "not everything completed: {:?}\n{}",
+        counts(&client).await,
+        worker.log_text()
+    );
+    let row = client
+        .query_one(
+            "select (select started_at from processed_images where id = $1),
+                    (select max(started_at) from processed_images where id <> $1)",
+            &[&lost],
+        )
+        .await
+        .expect("start times");
+    let (lost_started, last_started): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        (row.get(0), row.get(1));
+    let ahead = (last_started - lost_started).num_milliseconds();
+    println!("the row that lost a lease started {ahead} ms before the backlog's last row");
+    assert!(
+        ahead > 1000,
+        "the row that lost a lease waited for the backlog ({ahead} ms ahead of its last row)"
+    );
+    assert!(
+        worker
+            .log_text()
+            .contains("running a job that lost a lease before, alone"),
+        "{}",
+        worker.log_text()
+    );
+}
+
 /// A plain SQL writer stored the JSON value `null` as the pipeline: that means the default
 /// pipeline (fit within 800×800), as SQL `NULL` does, not an invalid pipeline.
 #[tokio::test]
