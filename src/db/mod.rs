@@ -36,14 +36,28 @@ const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// [`CALL_TIMEOUT`]: a pool error or a timeout becomes [`DbError::Unavailable`], and a
 /// connection that timed out is thrown away with every idle one (they all went through the
 /// same network; new connections are made fresh).
+///
+/// With a third argument, `|ok| bytes` says how many bytes of blobs an `Ok` result moved
+/// through the connection: from [`LARGE_BLOB_BYTES`] up it is closed, not pooled
+/// ([`release_after`]).
 macro_rules! bounded {
-    ($pool:expr, |$client:ident| $body:expr) => {{
+    ($pool:expr, |$client:ident| $body:expr) => {
+        $crate::db::bounded!($pool, |$client| $body, |_ok| 0usize)
+    };
+    ($pool:expr, |$client:ident| $body:expr, |$ok:pat_param| $bytes:expr) => {{
         let pool: &deadpool_postgres::Pool = &$pool;
         match tokio::time::timeout($crate::db::CALL_TIMEOUT, pool.get()).await {
             Ok(Ok($client)) => {
                 let result = tokio::time::timeout($crate::db::CALL_TIMEOUT, async { $body }).await;
                 match result {
-                    Ok(result) => result,
+                    Ok(result) => {
+                        let moved: usize = match &result {
+                            Ok($ok) => $bytes,
+                            Err(_) => 0,
+                        };
+                        $crate::db::release_after($client, moved);
+                        result
+                    }
                     Err(_) => {
                         $crate::db::discard(pool, $client);
                         Err($crate::db::DbError::timed_out())

@@ -291,7 +291,7 @@ async fn claim_while_free(
                     .await?
                     .pop()),
                 }
-            });
+            }, |job| job.as_ref().map_or(0, held_bytes));
             match claimed {
                 Ok(Some(job)) => {
                     // Every slot was free a moment ago and only this loop takes them.
@@ -319,14 +319,13 @@ async fn claim_while_free(
             Order::ImagesFirst
         };
         state.variants_first = !state.variants_first;
-        let claimed = db::bounded!(ctx.pool, |client| claim_both(
-            &client,
-            ctx,
-            free as i64,
-            max_bytes,
-            order
-        )
-        .await);
+        // A connection that just carried a large original is closed, not pooled: its buffers
+        // would keep that size for the life of the process (`db::release_after`).
+        let claimed = db::bounded!(
+            ctx.pool,
+            |client| claim_both(&client, ctx, free as i64, max_bytes, order).await,
+            |(jobs, _)| jobs.iter().map(held_bytes).max().unwrap_or(0)
+        );
         let claimed = match claimed {
             Ok((claimed, variants_short)) => {
                 if variants_short {
@@ -352,6 +351,11 @@ async fn claim_while_free(
             return next_due(ctx).await;
         }
     }
+}
+
+/// The bytes a claimed job's original moved through the claim's connection.
+fn held_bytes(job: &jobs::Job) -> usize {
+    job.original.as_ref().map_or(0, Vec::len)
 }
 
 /// Which tables a claim asks, in which order.
