@@ -277,21 +277,25 @@ async fn claim_while_free(
             if free < threads as usize || !ctx.write_budget.is_idle() {
                 return None;
             }
-            let claimed = db::bounded!(ctx.pool, |client| {
-                match jobs::claim_lost(&client, &ctx.worker_id, ctx.config.lease(), max_bytes).await? {
-                    Some(job) => Ok::<_, db::DbError>(Some(job)),
-                    None => Ok(variants::claim_variants(
-                        &client,
-                        variants::CLAIM_LOST_VARIANT,
-                        &ctx.worker_id,
-                        1,
-                        ctx.config.lease(),
-                        max_bytes,
-                    )
-                    .await?
-                    .pop()),
-                }
-            }, |job| job.as_ref().map_or(0, held_bytes));
+            let claimed = db::bounded!(
+                ctx.pool,
+                |client| {
+                    match jobs::claim_lost(&client, &ctx.worker_id, ctx.config.lease(), max_bytes).await? {
+                        Some(job) => Ok::<_, db::DbError>(Some(job)),
+                        None => Ok(variants::claim_variants(
+                            &client,
+                            variants::CLAIM_LOST_VARIANT,
+                            &ctx.worker_id,
+                            1,
+                            ctx.config.lease(),
+                            max_bytes,
+                        )
+                        .await?
+                        .pop()),
+                    }
+                },
+                |job| job.as_ref().map_or(0, held_bytes)
+            );
             match claimed {
                 Ok(Some(job)) => {
                     // Every slot was free a moment ago and only this loop takes them.

@@ -34,13 +34,18 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 const CONCURRENT_BATCHES: usize = 2;
 
 /// What a worker may hold in endings waiting to be written, beyond the results its threads are
-/// making: as many endings as it has threads (so at most twice `WORKER_THREADS` rows are in
-/// flight while the database is slow) and [`WRITE_BUDGET_BYTES`] of results.
+/// making: [`ENDINGS_PER_THREAD`] endings per thread (so at most three times `WORKER_THREADS`
+/// rows are in flight while the database is slow) and [`WRITE_BUDGET_BYTES`] of results.
 pub(crate) struct WriteBudget {
     endings: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
-    threads: usize,
+    /// All the endings' permits: none is taken when this many are available.
+    endings_total: usize,
 }
+
+/// Endings waiting per thread: enough to fill a batch while the previous two commit (with one
+/// per thread, bench/queue_phase.sh saw batches of 1.5 rows instead of 2.5-3).
+pub(crate) const ENDINGS_PER_THREAD: usize = 2;
 
 /// The results waiting to be written, in bytes. A result larger than the whole budget waits
 /// until all of it is free.
@@ -54,9 +59,9 @@ const BUDGET_UNITS: usize = WRITE_BUDGET_BYTES / BUDGET_UNIT;
 impl WriteBudget {
     pub fn new(threads: usize) -> WriteBudget {
         WriteBudget {
-            endings: Arc::new(Semaphore::new(threads)),
+            endings: Arc::new(Semaphore::new(threads * ENDINGS_PER_THREAD)),
             bytes: Arc::new(Semaphore::new(BUDGET_UNITS)),
-            threads,
+            endings_total: threads * ENDINGS_PER_THREAD,
         }
     }
 
@@ -70,7 +75,7 @@ impl WriteBudget {
 
     /// No ending is waiting to be written.
     pub fn is_idle(&self) -> bool {
-        self.endings.available_permits() == self.threads
+        self.endings.available_permits() == self.endings_total
     }
 }
 
