@@ -25,6 +25,7 @@ const JOBS: &str = "image_processor_jobs_total";
 const JOB_SECONDS: &str = "image_processor_job_processing_seconds";
 const PICKUP_SECONDS: &str = "image_processor_job_pickup_latency_seconds";
 const THREADS_BUSY: &str = "image_processor_worker_threads_busy";
+const WRITE_BATCH: &str = "image_processor_write_back_batch_size";
 const THREADS_STUCK: &str = "image_processor_worker_threads_stuck";
 const QUEUE_DEPTH: &str = "image_processor_queue_depth";
 const ROWS_ESTIMATE: &str = "image_processor_images_estimated_rows";
@@ -57,6 +58,9 @@ const WEBHOOK_LATENCY_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 /// One attempt: bounded by `WEBHOOK_TIMEOUT_SECS` (at most 60 s).
+/// Results per write-back batch: 1 on an idle worker, up to `worker::writer`'s 64.
+const WRITE_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0];
+
 const WEBHOOK_ATTEMPT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
@@ -77,6 +81,7 @@ pub fn install() -> anyhow::Result<()> {
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(JOB_SECONDS.into()), JOB_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(VARIANT_SECONDS.into()), JOB_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PICKUP_SECONDS.into()), PICKUP_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(WRITE_BATCH.into()), WRITE_BATCH_BUCKETS))
         .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(WEBHOOK_LATENCY.into()), WEBHOOK_LATENCY_BUCKETS)
         })
@@ -156,6 +161,10 @@ fn describe() {
         "time from a row becoming runnable (upload or end of backoff) to its claim"
     );
     metrics::describe_gauge!(THREADS_BUSY, "worker threads processing an image now");
+    metrics::describe_histogram!(
+        WRITE_BATCH,
+        "results written back per batch (one commit): 1 when idle, more under load"
+    );
     metrics::describe_gauge!(
         THREADS_STUCK,
         "worker threads still running a job that already failed for passing JOB_TIMEOUT_SECS"
@@ -274,6 +283,11 @@ pub fn jobs_reaped(rows: u64) {
 /// A job was claimed `seconds` after it became runnable.
 pub fn pickup_latency(seconds: f64) {
     metrics::histogram!(PICKUP_SECONDS).record(seconds.max(0.0));
+}
+
+/// A batch of `n` results was written back (one statement per kind, one commit).
+pub fn write_batch(n: usize) {
+    metrics::histogram!(WRITE_BATCH).record(n as f64);
 }
 
 /// `delta` more (or fewer) worker threads are busy.
@@ -405,6 +419,7 @@ mod tests {
         pickup_latency(0.01);
         threads_busy(1);
         threads_busy(-1);
+        write_batch(3);
         jobs_reaped(2);
         let text = render();
         assert!(
@@ -416,6 +431,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("image_processor_worker_threads_busy 0"), "{text}");
+        assert!(
+            text.contains("image_processor_write_back_batch_size_bucket{le=\"3\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("image_processor_worker_threads_stuck 0"), "{text}");
         assert!(
             text.contains("image_processor_jobs_total{outcome=\"retried\",family=\"unknown\"} 2"),

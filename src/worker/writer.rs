@@ -178,6 +178,7 @@ async fn write_batch(pool: &Pool, worker: &str, batch: Vec<Request>, bytes: usiz
     let endings: Vec<&Ended> = batch.iter().map(|r| &r.ended).collect();
     match write(pool, worker, &endings, bytes).await {
         Ok(written) => {
+            crate::metrics::write_batch(written.len());
             for (request, written) in batch.into_iter().zip(written) {
                 let _ = request.reply.send(Ok(written));
             }

@@ -249,6 +249,7 @@ async fn metrics_show_every_family_after_a_few_jobs() {
         "image_processor_job_processing_seconds_bucket",
         "image_processor_job_pickup_latency_seconds_bucket",
         "image_processor_worker_threads_busy",
+        "image_processor_write_back_batch_size_bucket",
         "image_processor_queue_depth",
         "image_processor_queue_oldest_pending_seconds",
     ] {
