@@ -76,6 +76,9 @@ pub(super) async fn run(
     // A variant's key, owned here so the fence can borrow it while `job` moves on.
     let variant = job.variant.as_ref().map(|v| (v.preset.clone(), v.format));
     let span = tracing::info_span!("job", image_id = %job.id, preset = variant.as_ref().map(|v| v.0.as_str()), attempt = job.attempt, claim = job.claim, worker = %ctx.worker_id);
+    // A row that lost a lease before keeps everything it holds until its ending is written,
+    // even with one thread (where running alone takes no extra slot).
+    let alone = job.lost_before;
     async move {
         crate::metrics::threads_busy(1);
         let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
@@ -103,7 +106,7 @@ pub(super) async fn run(
             // waits for its batch to commit (`writer`). A job run alone keeps every slot until
             // its ending is written, and a timed-out one its thread until the thread returns.
             let mut written_budget = None;
-            if still_running.is_none() && permit.num_permits() == 1 {
+            if still_running.is_none() && permit.num_permits() == 1 && !alone {
                 if let Some(budget) = ctx.write_budget.reserve(outcome.bytes()).await {
                     written_budget = Some(budget);
                     drop(permit.split(1));
