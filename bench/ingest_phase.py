@@ -189,7 +189,7 @@ def main():
         bins.append((label or "ABCDEFGH"[i % 8], path))
     data = ingest_file()
     body, ctype = multipart("ingest-100k.jpg", data, FIELDS)
-    env = dict(os.environ, DATABASE_URL=args.url, RUST_LOG=os.environ.get("RUST_LOG", "warn"),
+    env = dict(os.environ, DATABASE_URL=args.url, RUST_LOG=os.environ.get("RUST_LOG", "info"),
                LOG_FORMAT="text", DATA_DIR=str(args.tmp / "data"))
     print(f"ingest: {args.clients} clients in {args.procs} processes, {len(data)} bytes, multipart "
           f"{' & '.join(f'{k}={v}' for k, v in FIELDS.items())}, {args.secs} s per run, {args.rounds} rounds, "

@@ -6,9 +6,10 @@
 # on, shared_buffers 256MB, pg_stat_statements with track=all, so trigger statements are listed
 # on their own), then for each round each binary in turn: `<bin> api` (no workers, as in
 # scripts/bench), the bench's own ingest clients (bench/harness/load.py ingest_client: 32
-# clients in 2 processes posting the ~100 KB JPEG as multipart with width=800&height=800), and
-# per run uploads/s, CPU ms per upload (API, PostgreSQL backends and background, load driver),
-# WAL KB and WAL syncs per upload, iowait and other load; then medians per binary, the per-round
+# clients in 2 processes posting the ~100 KB JPEG as multipart with width=800&height=800; the
+# API with RUST_LOG=info and text logs, as the bench starts it), and per run uploads/s, CPU ms
+# per upload (API, PostgreSQL backends and background, load driver), WAL KB and WAL syncs per
+# upload, iowait and other load; then medians per binary, the per-round
 # B/A ratios and the top statements of each binary's last run. The order alternates every round.
 # DISABLE="trigger ..." turns triggers of processed_images off first, to attribute cost;
 # SQL_<label>="..." runs that SQL before each run of the binary labelled so (an A/B of schema
