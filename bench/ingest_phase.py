@@ -97,7 +97,9 @@ def run_one(label, binary, url, pg_pid, body, ctype, args, env):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(args.tmp / f"api-{label}.log", "ab")
-    proc = subprocess.Popen([binary, "api"], env=dict(env, LISTEN_ADDR=f"127.0.0.1:{port}"),
+    # ENV_<label>="NAME=value ...": extra environment for that label's API (e.g. RUST_LOG=warn).
+    extra = dict(kv.split("=", 1) for kv in os.environ.get(f"ENV_{label}", "").split())
+    proc = subprocess.Popen([binary, "api"], env=dict(env, LISTEN_ADDR=f"127.0.0.1:{port}", **extra),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_ready(base, proc)

@@ -13,7 +13,8 @@
 # B/A ratios and the top statements of each binary's last run. The order alternates every round.
 # DISABLE="trigger ..." turns triggers of processed_images off first, to attribute cost;
 # SQL_<label>="..." runs that SQL before each run of the binary labelled so (an A/B of schema
-# changes with one binary: A=bin B=bin SQL_B="alter table ... disable trigger ...").
+# changes with one binary: A=bin B=bin SQL_B="alter table ... disable trigger ..."), and
+# ENV_<label>="NAME=value ..." adds to that label's API environment (e.g. ENV_B="RUST_LOG=warn").
 # Needs root (PostgreSQL runs as postgres), built binaries, and the bench venv (scripts/bench
 # makes it; this reuses .venv-bench/driver).
 #
