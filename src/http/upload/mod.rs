@@ -85,10 +85,11 @@ struct Stored {
     duplicate: bool,
 }
 
-/// Inserts every file as a pending job in one transaction, then wakes the workers. With
-/// `dedupe`, a file whose bytes and effective pipeline match an earlier image that has not
-/// failed (or been cancelled) is answered with that image instead. Best effort: two identical
-/// uploads in flight at the same moment may both be stored.
+/// Inserts every file as a pending job in one transaction (for one file without variants, the
+/// INSERT's own), then wakes the workers. With `dedupe`, a file whose bytes and effective
+/// pipeline match an earlier image that has not failed (or been cancelled) is answered with
+/// that image instead. Best effort: two identical uploads in flight at the same moment may both
+/// be stored.
 async fn store(
     state: &AppState,
     files: &[Upload],
