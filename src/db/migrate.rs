@@ -54,11 +54,6 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "presets_variants",
         include_str!("../../sql/0015_presets_variants.sql"),
     ),
-    (
-        16,
-        "cheaper_counters",
-        include_str!("../../sql/0016_cheaper_counters.sql"),
-    ),
 ];
 
 /// Arbitrary constant shared by every replica: the advisory lock key for migrations.
