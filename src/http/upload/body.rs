@@ -146,14 +146,31 @@ async fn read_field(
     upload_limit: u64,
     too_long: impl Fn() -> ApiError,
 ) -> Result<Bytes, ApiError> {
-    let mut data = BytesMut::with_capacity(capacity);
+    // A field that arrives in one chunk is kept as it is (no copy); more are joined.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut len = 0usize;
     while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e, upload_limit))? {
-        if (data.len() + chunk.len()) as u64 > max {
+        len += chunk.len();
+        if len as u64 > max {
             return Err(too_long());
         }
-        data.extend_from_slice(&chunk);
+        if let Some(data) = joined.as_mut() {
+            data.extend_from_slice(&chunk);
+        } else if let Some(head) = first.take() {
+            let mut data = BytesMut::with_capacity(capacity.max(len));
+            data.extend_from_slice(&head);
+            data.extend_from_slice(&chunk);
+            joined = Some(data);
+        } else {
+            first = Some(chunk);
+        }
     }
-    Ok(data.freeze())
+    Ok(match (joined, first) {
+        (Some(data), _) => data.freeze(),
+        (None, Some(chunk)) => chunk,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// A multipart error as the client should see it: the body limit as `413`, the rest as `400`.
