@@ -293,13 +293,8 @@ async fn deliver(ctx: Arc<Context>, delivery: Delivery, _permit: OwnedSemaphoreP
         error: error.as_deref(),
         retry_in,
     };
-    let recorded = db::bounded!(ctx.pool, |client| outbox::record_attempt(
-        &client,
-        &delivery,
-        &ctx.worker_id,
-        &attempt
-    )
-    .await);
+    // Counted before the attempt is recorded: whoever reads the delivery log as settled then
+    // finds the metrics counted too (a test read the log, then /metrics, between the two).
     crate::metrics::webhook_attempt(outcome.as_str(), duration.as_secs_f64());
     if outcome == AttemptOutcome::Delivered {
         let latency = (chrono::Utc::now() - delivery.created_at)
@@ -308,6 +303,13 @@ async fn deliver(ctx: Arc<Context>, delivery: Delivery, _permit: OwnedSemaphoreP
             / 1000.0;
         crate::metrics::webhook_delivered(latency);
     }
+    let recorded = db::bounded!(ctx.pool, |client| outbox::record_attempt(
+        &client,
+        &delivery,
+        &ctx.worker_id,
+        &attempt
+    )
+    .await);
     log_outcome(&recorded, &attempt);
 }
 
