@@ -323,8 +323,8 @@ async fn claim_while_free(
             Order::ImagesFirst
         };
         state.variants_first = !state.variants_first;
-        // A connection that just carried a large original is closed, not pooled: its buffers
-        // would keep that size for the life of the process (`db::release_after`).
+        // A connection that just carried a very large original is closed, not pooled: its
+        // buffers would keep that size for the life of the process (`held_bytes`).
         let claimed = db::bounded!(
             ctx.pool,
             |client| claim_both(&client, ctx, free as i64, max_bytes, order).await,
@@ -357,10 +357,24 @@ async fn claim_while_free(
     }
 }
 
-/// The bytes a claimed job's original moved through the claim's connection.
+/// The bytes a claimed job's original moved through the claim's connection, as far as they
+/// should close it: only originals from [`CLOSE_AFTER_ORIGINAL_BYTES`] up count.
 fn held_bytes(job: &jobs::Job) -> usize {
-    job.original.as_ref().map_or(0, Vec::len)
+    let bytes = job.original.as_ref().map_or(0, Vec::len);
+    if bytes >= CLOSE_AFTER_ORIGINAL_BYTES {
+        bytes
+    } else {
+        0
+    }
 }
+
+/// A claim connection that carried an original this large is closed rather than pooled (its
+/// buffers would keep that size, `db::release_after`). Not from 1 MiB up as on the API's side:
+/// a new connection's first claim costs PostgreSQL its backend start and the compilation of
+/// every trigger function again, measured at about 18 ms of server CPU per photo (scripts/bench,
+/// photos of 1-20 MP: 54 against 36 ms per photo, and 1.74x the seed instead of 2.07x). Below
+/// this size the pool's connections keep at most twice it each.
+const CLOSE_AFTER_ORIGINAL_BYTES: usize = 8 << 20;
 
 /// Which tables a claim asks, in which order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
