@@ -97,7 +97,14 @@ pub async fn spawn_with(
     let hub = Hub::new();
     let runs_worker = matches!(role, Role::Run | Role::Worker);
     let threads = ThreadHealth::new(config.worker_threads as usize);
-    let mut state = AppState::new(pool.clone(), config.clone(), hub.clone(), cancel.clone());
+    let blob_pool = db::pool(&url, db::BLOB_POOL_SIZE)?;
+    let mut state = AppState::new(
+        pool.clone(),
+        blob_pool,
+        config.clone(),
+        hub.clone(),
+        cancel.clone(),
+    );
     state.worker_threads = runs_worker.then(|| threads.clone());
     let app = match role {
         // A worker serves only probes (and metrics) for the orchestrator.

@@ -105,10 +105,15 @@ def check_memory_budget(where, c, configmaps):
         problem(f"{where}: memory limit {limit // MIB} MiB < estimated need {need // MIB} MiB")
 
 
+# src/db/mod.rs BLOB_POOL_SIZE: the API's connections for uploads of 1 MiB and more.
+BLOB_POOL_SIZE = 4
+
+
 def check_connection_budget(name, by_kind, configmaps):
-    """Every app pod holds DB_POOL_SIZE + 1 (LISTEN) connections; at the HPA maxima
-    (and during a rollout's surge, ignored here) they must fit in max_connections
-    minus the 3 reserved for superusers."""
+    """Every app pod holds DB_POOL_SIZE + 1 (LISTEN) connections, and a pod serving the API
+    (`api`, `run`) up to BLOB_POOL_SIZE more for large uploads; at the HPA maxima (and during
+    a rollout's surge, ignored here) they must fit in max_connections minus the 3 reserved for
+    superusers."""
     max_connections = 100
     for sts in by_kind.get("StatefulSet", {}).values():
         args = pod_spec(sts)["containers"][0].get("args", [])
@@ -124,6 +129,8 @@ def check_connection_budget(name, by_kind, configmaps):
     for dname, d in by_kind.get("Deployment", {}).items():
         c = pod_spec(d)["containers"][0]
         pool = int(env_value(c, configmaps, "DB_POOL_SIZE") or 16)
+        if (c.get("args") or ["run"])[0] in ("run", "api"):
+            pool += BLOB_POOL_SIZE
         total += hpa_max.get(dname, d["spec"].get("replicas", 1)) * (pool + 1)
     if total > max_connections - 3:
         problem(f"{name}: app pods may open {total} connections; max_connections is {max_connections}")

@@ -80,8 +80,21 @@ pub fn discard(pool: &Pool, client: deadpool_postgres::Object) {
     pool.retain(|_, _| false);
 }
 
-/// Blobs from this size up are not left in a pooled connection's buffers (see [`release_after`]).
+/// Uploads with a file from this size up go through the API's blob pool
+/// ([`BLOB_POOL_SIZE`] connections), so only those few connections keep large buffers.
 pub const LARGE_BLOB_BYTES: usize = 1 << 20;
+
+/// Blobs from this size up are not left in a pooled connection's buffers at all (see
+/// [`release_after`]).
+pub const CLOSE_AFTER_BYTES: usize = 8 << 20;
+
+/// Connections of the API's blob pool. Closing every connection that carried a blob from 1 MiB
+/// up (as before) bounded memory but cost PostgreSQL a new backend per photo: its start and the
+/// compilation of every trigger function again, about 12 ms of server CPU per photo upload and
+/// 18 per photo claim in scripts/bench (the photo insert's mean server time 27 ms against 15
+/// before). A few connections for large uploads keep them warm and bound what they hold to
+/// `BLOB_POOL_SIZE` x twice [`CLOSE_AFTER_BYTES`].
+pub const BLOB_POOL_SIZE: usize = 4;
 
 /// Hands a connection back to the pool, or closes it when it just moved `bytes` of blobs in
 /// one message. tokio-postgres encodes a statement's parameters into a buffer kept per
@@ -89,10 +102,10 @@ pub const LARGE_BLOB_BYTES: usize = 1 << 20;
 /// way), and both keep their capacity for good: one 7 MB upload left about 14-28 MB held by
 /// that connection for the life of the process, in each of the pool's connections in turn.
 /// Measured with 16 concurrent 7 MB uploads: the API's RSS stayed at 561 MiB afterwards. A new
-/// connection costs about a millisecond of PostgreSQL CPU, small beside what a large image
-/// costs to upload or process.
+/// connection is not cheap either (see [`BLOB_POOL_SIZE`]), so only blobs from
+/// [`CLOSE_AFTER_BYTES`] up close theirs.
 pub fn release_after(client: deadpool_postgres::Object, bytes: usize) {
-    if bytes >= LARGE_BLOB_BYTES {
+    if bytes >= CLOSE_AFTER_BYTES {
         drop(deadpool_postgres::Object::take(client));
     }
 }

@@ -15,6 +15,9 @@ use crate::worker::health::ThreadHealth;
 pub struct AppState {
     /// Connection pool (bounded waits: a dead database answers `503` quickly).
     pub pool: Pool,
+    /// `db::BLOB_POOL_SIZE` connections for uploads with a file from `db::LARGE_BLOB_BYTES` up:
+    /// only these keep buffers that large.
+    pub blob_pool: Pool,
     /// Settings.
     pub config: Arc<Config>,
     /// Status changes from every replica, fed by this process's LISTEN connection.
@@ -35,6 +38,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         pool: Pool,
+        blob_pool: Pool,
         config: Arc<Config>,
         events: events::Hub,
         shutdown: CancellationToken,
@@ -42,6 +46,7 @@ impl AppState {
         AppState {
             shutdown,
             pool,
+            blob_pool,
             upload_slots: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             tokens: Arc::new(config.tokens()),
             config: config.clone(),

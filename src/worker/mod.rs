@@ -357,24 +357,15 @@ async fn claim_while_free(
     }
 }
 
-/// The bytes a claimed job's original moved through the claim's connection, as far as they
-/// should close it: only originals from [`CLOSE_AFTER_ORIGINAL_BYTES`] up count.
+/// The bytes a claimed job's original moved through the claim's connection: from
+/// `db::CLOSE_AFTER_BYTES` up it is closed. Not from 1 MiB up: a new connection's first claim
+/// costs PostgreSQL its backend start and the compilation of every trigger function again,
+/// measured at about 18 ms of server CPU per photo (scripts/bench, 1-20 MP photos: 54 against
+/// 36 ms per photo, 1.74x the seed instead of 2.07x). Below that size each pooled connection
+/// keeps at most twice it.
 fn held_bytes(job: &jobs::Job) -> usize {
-    let bytes = job.original.as_ref().map_or(0, Vec::len);
-    if bytes >= CLOSE_AFTER_ORIGINAL_BYTES {
-        bytes
-    } else {
-        0
-    }
+    job.original.as_ref().map_or(0, Vec::len)
 }
-
-/// A claim connection that carried an original this large is closed rather than pooled (its
-/// buffers would keep that size, `db::release_after`). Not from 1 MiB up as on the API's side:
-/// a new connection's first claim costs PostgreSQL its backend start and the compilation of
-/// every trigger function again, measured at about 18 ms of server CPU per photo (scripts/bench,
-/// photos of 1-20 MP: 54 against 36 ms per photo, and 1.74x the seed instead of 2.07x). Below
-/// this size the pool's connections keep at most twice it each.
-const CLOSE_AFTER_ORIGINAL_BYTES: usize = 8 << 20;
 
 /// Which tables a claim asks, in which order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

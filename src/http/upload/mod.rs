@@ -102,7 +102,13 @@ async fn store(
         .transpose()
         .map_err(|e| ApiError::Internal(e.into()))?;
     let effective = pipeline_json.as_ref().unwrap_or(&state.default_pipeline);
-    let mut client = state.pool.get().await?;
+    let largest = files.iter().map(|f| f.data.len()).max().unwrap_or(0);
+    let pool = if largest >= db::LARGE_BLOB_BYTES {
+        &state.blob_pool
+    } else {
+        &state.pool
+    };
+    let mut client = pool.get().await?;
     let records = if let ([file], [(probe, facts)], true) = (files, probes, job.variants.is_empty()) {
         // One file and no variants: its INSERT is atomic on its own and commits as it
         // completes (durably: the API's connections commit synchronously). Without BEGIN and
@@ -169,7 +175,7 @@ async fn store(
         }
     }
     // The largest file went through this connection's buffers in one message.
-    db::release_after(client, files.iter().map(|f| f.data.len()).max().unwrap_or(0));
+    db::release_after(client, largest);
     Ok(records)
 }
 
