@@ -246,6 +246,12 @@ fn build_pool(cfg: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> 
     );
     Pool::builder(manager)
         .max_size(size.max(2))
+        // The connection used last is handed out first: under light load the same few
+        // connections serve everything, so only as many as are used at once carry the large
+        // buffers a blob leaves (`release_after`), and their caches stay warm. FIFO rotated
+        // through all of them, so every pooled connection ended up holding the largest blob's
+        // buffers.
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
         .wait_timeout(Some(CONNECT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))
         .recycle_timeout(Some(CONNECT_TIMEOUT))
