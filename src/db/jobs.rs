@@ -338,7 +338,7 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
     }
     if !done.is_empty() {
         let stmt = db.prepare_cached(COMPLETE_JOBS).await?;
-        let col = |f: fn(&Completion<'_>) -> i32| done.iter().map(|(_, _, c)| f(c)).collect::<Vec<_>>();
+        let c = |f: fn(&&Completion<'_>) -> i32| column(&done, f);
         let rows = db
             .query(
                 &stmt,
@@ -346,27 +346,21 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
                     &done.iter().map(|(_, f, _)| f.id).collect::<Vec<_>>(),
                     &done.iter().map(|(_, f, _)| f.worker).collect::<Vec<_>>(),
                     &done.iter().map(|(_, f, _)| f.claim).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.data).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.content_type).collect::<Vec<_>>(),
-                    &col(|c| c.width),
-                    &col(|c| c.height),
-                    &done.iter().map(|(_, _, c)| c.thumbnail).collect::<Vec<_>>(),
-                    &done
-                        .iter()
-                        .map(|(_, _, c)| c.thumbnail_content_type)
-                        .collect::<Vec<_>>(),
-                    &done
-                        .iter()
-                        .map(|(_, _, c)| c.original_content_type)
-                        .collect::<Vec<_>>(),
-                    &col(|c| c.original_width),
-                    &col(|c| c.original_height),
-                    &col(|c| c.original_frames),
-                    &col(|c| c.processed_frames),
-                    &done.iter().map(|(_, _, c)| c.blurhash).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.dominant_color).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.sha256).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, _, c)| c.exif).collect::<Vec<_>>(),
+                    &column(&done, |c| c.data),
+                    &column(&done, |c| c.content_type),
+                    &c(|c| c.width),
+                    &c(|c| c.height),
+                    &column(&done, |c| c.thumbnail),
+                    &column(&done, |c| c.thumbnail_content_type),
+                    &column(&done, |c| c.original_content_type),
+                    &c(|c| c.original_width),
+                    &c(|c| c.original_height),
+                    &c(|c| c.original_frames),
+                    &c(|c| c.processed_frames),
+                    &column(&done, |c| c.blurhash),
+                    &column(&done, |c| c.dominant_color),
+                    &column(&done, |c| c.sha256),
+                    &column(&done, |c| c.exif),
                 ],
             )
             .await?;
@@ -381,11 +375,8 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
                     &failed.iter().map(|(_, f, _)| f.id).collect::<Vec<_>>(),
                     &failed.iter().map(|(_, f, _)| f.worker).collect::<Vec<_>>(),
                     &failed.iter().map(|(_, f, _)| f.claim).collect::<Vec<_>>(),
-                    &failed
-                        .iter()
-                        .map(|(_, _, e)| e.message.as_str())
-                        .collect::<Vec<_>>(),
-                    &failed.iter().map(|(_, _, e)| e.code).collect::<Vec<_>>(),
+                    &column(&failed, |e| e.message.as_str()),
+                    &column(&failed, |e| e.code),
                 ],
             )
             .await?;
@@ -398,6 +389,14 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
         variants::fail_variants(db, &variants_failed, &mut written).await?;
     }
     Ok(written)
+}
+
+/// A batch entry of [`write_back`]: its index in the batch, its fence, what to write.
+pub(super) type Entry<'b, 'a, T> = (usize, &'b Fence<'a>, T);
+
+/// One column of a batch's entries.
+pub(super) fn column<'b, T, U>(entries: &'b [Entry<'_, '_, T>], f: impl Fn(&'b T) -> U) -> Vec<U> {
+    entries.iter().map(|(_, _, t)| f(t)).collect()
 }
 
 /// Marks as written the batch entries whose `(id, claim_seq)` came back from an image

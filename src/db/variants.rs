@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::jobs::{Completion, Failure, Fence, Job};
+use super::jobs::{column, Completion, Entry, Failure, Fence, Job};
 use super::DbError;
 use crate::presets::VariantFormat;
 use crate::states::JobStatus;
@@ -138,34 +138,23 @@ where v.image_id = d.id and v.claimed_by = d.worker and v.claim_seq = d.claim
     and v.preset = d.preset and v.format = d.format and v.status = 'processing'
 returning v.image_id, v.claim_seq, v.preset, v.format";
 
-/// A batch entry of `jobs::write_back`: its index in the batch, its fence, what to write.
-type Entry<'b, 'a, T> = (usize, &'b Fence<'a>, T);
-
 /// Completes the variant entries of a `jobs::write_back` batch, marking those written.
 pub(super) async fn complete_variants(
     db: &impl GenericClient,
     done: &[Entry<'_, '_, &Completion<'_>>],
     written: &mut [bool],
 ) -> Result<(), DbError> {
-    let stmt = db.prepare_cached(COMPLETE_VARIANTS).await?;
-    let keys = fence_columns(done);
-    let rows = db
-        .query(
-            &stmt,
-            &[
-                &keys.0,
-                &keys.1,
-                &keys.2,
-                &keys.3,
-                &keys.4,
-                &done.iter().map(|(_, _, c)| c.data).collect::<Vec<_>>(),
-                &done.iter().map(|(_, _, c)| c.content_type).collect::<Vec<_>>(),
-                &done.iter().map(|(_, _, c)| c.width).collect::<Vec<_>>(),
-                &done.iter().map(|(_, _, c)| c.height).collect::<Vec<_>>(),
-            ],
-        )
-        .await?;
-    mark_written(&rows, done, written)
+    let data = column(done, |c| c.data);
+    let content_types = column(done, |c| c.content_type);
+    let (widths, heights) = (column(done, |c| c.width), column(done, |c| c.height));
+    write_variants(
+        db,
+        COMPLETE_VARIANTS,
+        done,
+        &[&data, &content_types, &widths, &heights],
+        written,
+    )
+    .await
 }
 
 /// Fails the variant entries of a `jobs::write_back` batch, marking those written.
@@ -174,26 +163,25 @@ pub(super) async fn fail_variants(
     failed: &[Entry<'_, '_, &Failure>],
     written: &mut [bool],
 ) -> Result<(), DbError> {
-    let stmt = db.prepare_cached(FAIL_VARIANTS).await?;
-    let keys = fence_columns(failed);
-    let rows = db
-        .query(
-            &stmt,
-            &[
-                &keys.0,
-                &keys.1,
-                &keys.2,
-                &keys.3,
-                &keys.4,
-                &failed
-                    .iter()
-                    .map(|(_, _, e)| e.message.as_str())
-                    .collect::<Vec<_>>(),
-                &failed.iter().map(|(_, _, e)| e.code).collect::<Vec<_>>(),
-            ],
-        )
-        .await?;
-    mark_written(&rows, failed, written)
+    let (messages, codes) = (column(failed, |e| e.message.as_str()), column(failed, |e| e.code));
+    write_variants(db, FAIL_VARIANTS, failed, &[&messages, &codes], written).await
+}
+
+/// Runs a variants batch statement: the fence's five columns, then `rest`.
+async fn write_variants<T>(
+    db: &impl GenericClient,
+    statement: &str,
+    entries: &[Entry<'_, '_, T>],
+    rest: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    written: &mut [bool],
+) -> Result<(), DbError> {
+    let stmt = db.prepare_cached(statement).await?;
+    let keys = fence_columns(entries);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&keys.0, &keys.1, &keys.2, &keys.3, &keys.4];
+    params.extend_from_slice(rest);
+    let rows = db.query(&stmt, &params).await?;
+    mark_written(&rows, entries, written)
 }
 
 /// The fence's columns of a batch: ids, workers, claims, presets, formats.
