@@ -128,12 +128,7 @@ async fn presets_are_created_replaced_listed_read_and_deleted() {
         assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
     }
     let listed = app.get_json("/api/presets").await;
-    let names: Vec<&str> = listed["presets"]
-        .as_array()
-        .expect("presets")
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
+    let names = preset_names(&listed);
     assert_eq!(names, ["0-first", "a-card", "hero_2x", "thumb", "zz"], "{listed}");
     assert_eq!(listed["presets"][3], replaced, "{listed}");
 
@@ -389,12 +384,7 @@ async fn a_preset_written_by_sql_is_listed_read_and_deleted() {
     assert!(refused.is_err(), "a bad name was stored by SQL");
 
     let listed = app.get_json("/api/presets").await;
-    let names: Vec<&str> = listed["presets"]
-        .as_array()
-        .expect("presets")
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
+    let names = preset_names(&listed);
     assert_eq!(names, ["also_sql", "from-sql"], "{listed}");
     // Shown as written.
     let one = app.get_json("/api/presets/from-sql").await;
@@ -439,4 +429,14 @@ async fn preset_routes_need_the_token() {
         .expect("PUT");
     assert_eq!(res.status(), StatusCode::CREATED);
     app.stop().await;
+}
+
+/// The names in a `GET /api/presets` answer, in its order.
+fn preset_names(listed: &serde_json::Value) -> Vec<&str> {
+    listed["presets"]
+        .as_array()
+        .expect("presets")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect()
 }
