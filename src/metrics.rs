@@ -25,6 +25,7 @@ const JOBS: &str = "image_processor_jobs_total";
 const JOB_SECONDS: &str = "image_processor_job_processing_seconds";
 const PICKUP_SECONDS: &str = "image_processor_job_pickup_latency_seconds";
 const THREADS_BUSY: &str = "image_processor_worker_threads_busy";
+const JOBS_WAITING: &str = "image_processor_worker_jobs_waiting";
 const WRITE_BATCH: &str = "image_processor_write_back_batch_size";
 const THREADS_STUCK: &str = "image_processor_worker_threads_stuck";
 const QUEUE_DEPTH: &str = "image_processor_queue_depth";
@@ -161,6 +162,10 @@ fn describe() {
         "time from a row becoming runnable (upload or end of backoff) to its claim"
     );
     metrics::describe_gauge!(THREADS_BUSY, "worker threads processing an image now");
+    metrics::describe_gauge!(
+        JOBS_WAITING,
+        "jobs this worker claimed ahead of a free thread (short jobs only) and that wait for one"
+    );
     metrics::describe_histogram!(
         WRITE_BATCH,
         "results written back per batch (one commit): 1 when idle, more under load"
@@ -193,6 +198,7 @@ fn describe() {
         "all rows of processed_images, from the planner's estimate (pg_class.reltuples)"
     );
     metrics::gauge!(THREADS_BUSY).set(0.0);
+    metrics::gauge!(JOBS_WAITING).set(0.0);
     metrics::gauge!(THREADS_STUCK).set(0.0);
     metrics::gauge!(OLDEST_PENDING).set(0.0);
     for outcome in JobOutcome::ALL {
@@ -288,6 +294,11 @@ pub fn pickup_latency(seconds: f64) {
 /// A batch of `n` results was written back (one statement per kind, one commit).
 pub fn write_batch(n: usize) {
     metrics::histogram!(WRITE_BATCH).record(n as f64);
+}
+
+/// `delta` more (or fewer) claimed jobs wait for a worker thread (`worker::ahead`).
+pub fn jobs_waiting(delta: i64) {
+    metrics::gauge!(JOBS_WAITING).increment(delta as f64);
 }
 
 /// `delta` more (or fewer) worker threads are busy.

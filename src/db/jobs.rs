@@ -71,26 +71,32 @@ impl Fence<'_> {
     }
 }
 
-/// What a claim sets and returns, shared by both claims. `$1` worker, `$2` limit, `$3` lease
-/// seconds, `$4` the largest blob to load (`MAX_UPLOAD_BYTES`).
+/// What a claim sets and returns, shared by both claims. `$1` worker, `$2` the most rows, `$3`
+/// lease seconds, `$4` the largest blob to load (`MAX_UPLOAD_BYTES`), `$5` and `$6` how far the
+/// claim reaches ahead ([`Take`]): past its first `$5` rows it takes a row only while the
+/// originals of the rows up to it add up to at most `$6` bytes. A locked row it leaves is
+/// unlocked when the statement commits, for the next claimer.
 macro_rules! claim_statement {
     ($which:literal) => {
         concat!(
             "\
 with picked as (
-    select id from processed_images
+    select id, priority, run_after, octet_length(original_data)::int8 as bytes from processed_images
     where status = 'pending' and run_after <= now() and ",
             $which,
             "
     order by priority desc, run_after
     limit $2
     for update skip locked
+), sized as (
+    select id, row_number() over w as n, (sum(bytes) over w)::int8 as upto from picked
+    window w as (order by priority desc, run_after, id rows unbounded preceding)
 )
 update processed_images p
 set status = 'processing', claimed_by = $1, attempts = p.attempts + 1, claim_seq = p.claim_seq + 1,
     lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
     error_code = null
-from picked where p.id = picked.id
+from sized where p.id = sized.id and (sized.n <= $5 or sized.upto <= $6)
 returning p.id, p.attempts, p.claim_seq,
     -- an oversized blob (only SQL can store one) is never sent: its job fails on the size alone
     case when octet_length(p.original_data) <= $4::int8 then p.original_data end,
@@ -99,7 +105,9 @@ returning p.id, p.attempts, p.claim_seq,
     greatest(p.uploaded_at, p.run_after), now(), octet_length(p.original_data)::int8,
     p.lost_leases > 0,
     -- a row a SQL INSERT made: the worker reads the facts the API reads at upload
-    p.sha256 is null"
+    p.sha256 is null,
+    -- the row's place in queue order (RETURNING has no order): jobs start in it
+    sized.n"
         )
     };
 }
@@ -111,15 +119,37 @@ pub const CLAIM_JOBS: &str = claim_statement!("lost_leases = 0");
 /// One runnable row that lost a lease before (the caller passes limit 1).
 pub const CLAIM_LOST: &str = claim_statement!("lost_leases > 0");
 
-/// Claims up to `limit` runnable jobs in one statement (never one that lost a lease).
+/// How many rows a claim takes: up to `rows`, all of the first `now` (the free threads start
+/// them at once), and past those only while the originals so far add up to at most
+/// `ahead_bytes` (rows that wait for a thread, `worker::ahead`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Take {
+    pub rows: i64,
+    pub now: i64,
+    pub ahead_bytes: i64,
+}
+
+impl From<i64> for Take {
+    /// Up to `rows` rows, whatever their size.
+    fn from(rows: i64) -> Take {
+        Take {
+            rows,
+            now: rows,
+            ahead_bytes: 0,
+        }
+    }
+}
+
+/// Claims runnable jobs in one statement, as `take` says (a number: up to that many rows), never
+/// one that lost a lease.
 pub async fn claim_jobs(
     db: &impl GenericClient,
     worker: &str,
-    limit: i64,
+    take: impl Into<Take>,
     lease: Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
-    claim(db, CLAIM_JOBS, worker, limit, lease, max_bytes).await
+    claim(db, CLAIM_JOBS, worker, take.into(), lease, max_bytes).await
 }
 
 /// Claims one runnable row that lost a lease before, to be run with nothing else in flight.
@@ -129,22 +159,35 @@ pub async fn claim_lost(
     lease: Duration,
     max_bytes: i64,
 ) -> Result<Option<Job>, DbError> {
-    Ok(claim(db, CLAIM_LOST, worker, 1, lease, max_bytes).await?.pop())
+    Ok(claim(db, CLAIM_LOST, worker, Take::from(1), lease, max_bytes)
+        .await?
+        .pop())
 }
 
 async fn claim(
     db: &impl GenericClient,
     statement: &str,
     worker: &str,
-    limit: i64,
+    take: Take,
     lease: Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
     let stmt = db.prepare_cached(statement).await?;
     let rows = db
-        .query(&stmt, &[&worker, &limit, &lease.as_secs_f64(), &max_bytes])
+        .query(
+            &stmt,
+            &[
+                &worker,
+                &take.rows,
+                &lease.as_secs_f64(),
+                &max_bytes,
+                &take.now,
+                &take.ahead_bytes,
+            ],
+        )
         .await?;
-    rows.iter()
+    in_queue_order(rows, 10)
+        .iter()
         .map(|r| {
             Ok(Job {
                 id: r.try_get(0)?,
@@ -162,6 +205,14 @@ async fn claim(
         })
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(DbError::from)
+}
+
+/// The claimed rows in the order the claim picked them, from their position in column `at`:
+/// a worker starts them in this order (`worker::ahead`'s threads are handed out first come,
+/// first served), so a batch claimed ahead runs highest priority first as well.
+pub(super) fn in_queue_order(mut rows: Vec<tokio_postgres::Row>, at: usize) -> Vec<tokio_postgres::Row> {
+    rows.sort_by_cached_key(|r| r.try_get::<_, i64>(at).unwrap_or(i64::MAX));
+    rows
 }
 
 pub const LOST_WAITING: &str = "\

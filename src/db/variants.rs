@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::jobs::{column, Completion, Entry, Failure, Fence, Job};
+use super::jobs::{column, Completion, Entry, Failure, Fence, Job, Take};
 use super::DbError;
 use crate::presets::VariantFormat;
 use crate::states::JobStatus;
@@ -22,32 +22,40 @@ pub struct VariantJob {
 }
 
 /// What a variant claim sets and returns; the parameters are the images' claim's (`$1` worker,
-/// `$2` limit, `$3` lease seconds, `$4` the largest original to load).
+/// `$2` the most rows, `$3` lease seconds, `$4` the largest original to load, `$5`/`$6` how far
+/// it reaches ahead, `jobs::Take`).
 macro_rules! claim_variants_statement {
     ($which:literal) => {
         concat!(
             "\
 with picked as (
-    select image_id, preset, format from image_variants
+    select image_id, preset, format, priority, run_after from image_variants
     where status = 'pending' and run_after <= now() and ",
             $which,
             "
     order by priority desc, run_after
     limit $2
     for update skip locked
+), sized as (
+    select picked.image_id, picked.preset, picked.format, row_number() over w as n,
+        (sum(octet_length(i.original_data)::int8) over w)::int8 as upto
+    from picked join processed_images i on i.id = picked.image_id
+    window w as (order by picked.priority desc, picked.run_after, picked.image_id, picked.preset,
+        picked.format rows unbounded preceding)
 )
 update image_variants v
 set status = 'processing', claimed_by = $1, attempts = v.attempts + 1, claim_seq = v.claim_seq + 1,
     lease_expires_at = now() + make_interval(secs => $3), started_at = now(), error = null,
     error_code = null
-from picked
-join processed_images p on p.id = picked.image_id
-left join image_presets s on s.name = picked.preset
-where v.image_id = picked.image_id and v.preset = picked.preset and v.format = picked.format
+from sized
+join processed_images p on p.id = sized.image_id
+left join image_presets s on s.name = sized.preset
+where v.image_id = sized.image_id and v.preset = sized.preset and v.format = sized.format
+    and (sized.n <= $5 or sized.upto <= $6)
 returning v.image_id, v.attempts, v.claim_seq,
     case when octet_length(p.original_data) <= $4::int8 then p.original_data end,
     s.pipeline, v.run_after, now(), octet_length(p.original_data)::int8, v.lost_leases > 0,
-    v.preset, v.format"
+    v.preset, v.format, sized.n"
         )
     };
 }
@@ -63,15 +71,27 @@ pub async fn claim_variants(
     db: &impl GenericClient,
     statement: &str,
     worker: &str,
-    limit: i64,
+    take: impl Into<Take>,
     lease: std::time::Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
+    let take = take.into();
     let stmt = db.prepare_cached(statement).await?;
     let rows = db
-        .query(&stmt, &[&worker, &limit, &lease.as_secs_f64(), &max_bytes])
+        .query(
+            &stmt,
+            &[
+                &worker,
+                &take.rows,
+                &lease.as_secs_f64(),
+                &max_bytes,
+                &take.now,
+                &take.ahead_bytes,
+            ],
+        )
         .await?;
-    rows.iter()
+    super::jobs::in_queue_order(rows, 11)
+        .iter()
         .map(|r| {
             let format: String = r.try_get(10)?;
             Ok(Job {

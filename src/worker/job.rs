@@ -1,8 +1,10 @@
-//! One claimed job: process on a blocking thread, renew the lease meanwhile, write back fenced.
+//! One claimed job: wait for a thread (when it was claimed ahead), process on it, renew the
+//! lease meanwhile, write back fenced.
 //!
-//! The job's thread slot (its semaphore permit) is held until the result is written, so results
-//! waiting on a slow database never pile up beyond `WORKER_THREADS`; and past that, until the
-//! thread itself returns, so a job that outlived `JOB_TIMEOUT_SECS` keeps its slot taken.
+//! The job's slot (its semaphore permit) is held until its result has room in the write budget
+//! (`writer`), so rows in flight stay bounded while the database is slow; and past that, until
+//! the thread itself returns, so a job that outlived `JOB_TIMEOUT_SECS` keeps its slot taken.
+//! The thread is held by the blocking task itself (`ahead::Thread`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::ahead::Queued;
 use super::test_hooks;
 use super::writer::Ended;
 use super::WorkerContext;
@@ -43,8 +46,18 @@ impl Outcome {
     }
 }
 
-/// Processing that ran past its deadline and goes on on its thread.
-type StillRunning = tokio::task::JoinHandle<Result<(Processed, Option<UploadFacts>), imaging::ImagingError>>;
+/// The processing: waiting for a thread, then on it. Kept past the deadline when a job ran past
+/// it and goes on on its thread.
+type StillRunning = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    Result<(Processed, Option<UploadFacts>), imaging::ImagingError>,
+                    tokio::task::JoinError,
+                >,
+            > + Send,
+    >,
+>;
 
 /// What `jobs_total` and `job_processing_seconds` record once the write-back says how the job
 /// really ended: a result the fence refuses counts as `fenced`, not `completed`.
@@ -68,6 +81,7 @@ pub(super) async fn run(
     ctx: Arc<WorkerContext>,
     job: Job,
     mut permit: OwnedSemaphorePermit,
+    queued: Queued,
     abandon: CancellationToken,
 ) {
     // Registered before anything runs, so a cancel notified from now on reaches this job (a
@@ -80,7 +94,6 @@ pub(super) async fn run(
     // even with one thread (where running alone takes no extra slot).
     let alone = job.lost_before;
     async move {
-        crate::metrics::threads_busy(1);
         let pickup_ms = (job.claimed_at - job.ready_at).num_milliseconds();
         crate::metrics::pickup_latency(pickup_ms as f64 / 1000.0);
         tracing::debug!(
@@ -98,8 +111,7 @@ pub(super) async fn run(
                 .map(|(preset, format)| (preset.as_str(), *format)),
         };
         let (outcome, still_running) =
-            process_with_heartbeat(&ctx, &fence, job, &abandon, cancel.token()).await;
-        let mut busy = true;
+            process_with_heartbeat(&ctx, &fence, job, queued, &abandon, cancel.token()).await;
         if let Some((outcome, measured)) = outcome {
             // A job that ran alongside others gives its thread back as soon as its result has
             // room in the write budget: the claim loop takes the next job while this ending
@@ -110,8 +122,6 @@ pub(super) async fn run(
                 if let Some(budget) = ctx.write_budget.reserve(outcome.bytes()).await {
                     written_budget = Some(budget);
                     drop(permit.split(1));
-                    crate::metrics::threads_busy(-1);
-                    busy = false;
                     ctx.wake.notify_one();
                 }
             }
@@ -130,9 +140,6 @@ pub(super) async fn run(
                 _ = ctx.shutdown.cancelled() => {}
             }
         }
-        if busy {
-            crate::metrics::threads_busy(-1);
-        }
         drop(permit);
     }
     .instrument(span)
@@ -146,6 +153,7 @@ async fn process_with_heartbeat<'f>(
     ctx: &WorkerContext,
     fence: &Fence<'f>,
     job: Job,
+    queued: Queued,
     abandon: &CancellationToken,
     cancel: &tokio::sync::Notify,
 ) -> (Option<(Outcome, Measured<'f>)>, Option<StillRunning>) {
@@ -173,7 +181,7 @@ async fn process_with_heartbeat<'f>(
         Ok(pipeline) => pipeline,
         Err(failure) => return refuse(failure.code, failure.message),
     };
-    let (family, started) = (crate::metrics::family(&pipeline), std::time::Instant::now());
+    let family = crate::metrics::family(&pipeline);
     let overlays = match load_watermarks(ctx, &pipeline).await {
         Ok(overlays) => overlays,
         // Failed, not released: a release gives the attempt back and the row would be claimed
@@ -194,28 +202,58 @@ async fn process_with_heartbeat<'f>(
     let span = tracing::Span::current();
     // Set when this job was cancelled: the thread stops at its next safe point.
     let stop = Arc::new(AtomicBool::new(false));
-    let stop_thread = stop.clone();
-    let mut work = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
-        // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
-        test_hooks::before_processing(&bytes, &stop_thread);
-        // A variant needs no thumbnail or facts: its image's own job makes them.
-        let process = if is_variant {
-            imaging::process_output_until
-        } else {
-            imaging::process_until
-        };
-        let out = process(&bytes, &pipeline, &limits, &overlays, &stop_thread)?;
-        Ok((out, needs_upload_facts.then(|| UploadFacts::read(&bytes))))
+    let (stop_thread, stop_waiting) = (stop.clone(), stop.clone());
+    // When the job got its thread: its deadline and its measured time start then.
+    let started = Arc::new(std::sync::OnceLock::new());
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let on_thread = started.clone();
+    let mut work: StillRunning = Box::pin(async move {
+        let thread = queued.thread().await;
+        let _ = on_thread.set(std::time::Instant::now());
+        let _ = started_tx.send(());
+        if stop_waiting.load(Ordering::Relaxed) {
+            // Cancelled while it waited: nothing to run.
+            return Ok(Err(imaging::ImagingError::Cancelled));
+        }
+        tokio::task::spawn_blocking(move || {
+            // Given back when this thread returns, a timed-out job's included.
+            let _thread = thread;
+            let _entered = span.enter();
+            // `imaging::process` turns decoder panics into errors itself; a panic anywhere else on
+            // this thread ends the task with a `JoinError`, a failure of this job, not the worker.
+            test_hooks::before_processing(&bytes, &stop_thread);
+            // A variant needs no thumbnail or facts: its image's own job makes them.
+            let process = if is_variant {
+                imaging::process_output_until
+            } else {
+                imaging::process_until
+            };
+            let out = process(&bytes, &pipeline, &limits, &overlays, &stop_thread)?;
+            Ok((out, needs_upload_facts.then(|| UploadFacts::read(&bytes))))
+        })
+        .await
     });
+    let seconds = || {
+        started
+            .get()
+            .map_or(0.0, |at: &std::time::Instant| at.elapsed().as_secs_f64())
+    };
     let lease = ctx.config.lease();
     let every = lease / 3;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let timeout = ctx.config.job_timeout();
-    let deadline = tokio::time::sleep(timeout);
+    // `JOB_TIMEOUT_SECS` counts from the thread's start, not from the claim.
+    let deadline = async {
+        match started_rx.await {
+            Ok(()) => tokio::time::sleep(timeout).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
     tokio::pin!(deadline);
-    let mut lost = false;
+    // How long a job claimed ahead waits for a thread before it is handed back.
+    let give_up_waiting = tokio::time::sleep(super::ahead::MAX_WAIT);
+    tokio::pin!(give_up_waiting);
+    let (mut lost, mut shutdown_seen, mut waited_out) = (false, false, false);
     // A cancel notification, checked against the row (NOTIFY is a hint: anyone may send one),
     // held: the row was cancelled.
     let mut cancelled = false;
@@ -225,7 +263,7 @@ async fn process_with_heartbeat<'f>(
             // Also during a shutdown's grace period: a job past its deadline then ends
             // `failed` rather than being released to run out its time again elsewhere.
             _ = &mut deadline => {
-                let measured = Measured { family, seconds: started.elapsed().as_secs_f64(), preset };
+                let measured = Measured { family, seconds: seconds(), preset };
                 if lost {
                     measured.record(if cancelled { JobOutcome::Cancelled } else { JobOutcome::Fenced });
                     return (None, Some(work));
@@ -267,16 +305,41 @@ async fn process_with_heartbeat<'f>(
                 }
             }
             _ = abandon.cancelled() => {
-                let measured = Measured { family, seconds: started.elapsed().as_secs_f64(), preset };
+                let measured = Measured { family, seconds: seconds(), preset };
                 measured.record(JobOutcome::Released);
                 release(ctx, fence, lost_before).await;
                 return (None, None);
+            }
+            // A job claimed ahead that has no thread yet is handed back as soon as shutdown
+            // starts: the grace period is for the jobs already running. (One that finds a
+            // thread free is as good as running: it takes the thread at once.) A branch's
+            // condition is read when the `select!` starts waiting, so `started` is read again
+            // here: only this task polls `work`, so no thread can be taken meanwhile.
+            _ = ctx.shutdown.cancelled(), if !shutdown_seen && !lost => {
+                shutdown_seen = true;
+                if started.get().is_none() && !ctx.ahead.thread_free() {
+                    Measured { family, seconds: 0.0, preset }.record(JobOutcome::Released);
+                    release(ctx, fence, lost_before).await;
+                    return (None, None);
+                }
+            }
+            // Every thread stayed busy (long jobs, or one stuck past its timeout): another
+            // replica may be idle.
+            _ = &mut give_up_waiting, if !waited_out && !lost => {
+                waited_out = true;
+                if started.get().is_none() {
+                    tracing::info!(waited_ms = super::ahead::MAX_WAIT.as_millis() as u64, "no thread came free for a job claimed ahead; handing it back");
+                    ctx.ahead.stalled();
+                    Measured { family, seconds: 0.0, preset }.record(JobOutcome::Released);
+                    release(ctx, fence, lost_before).await;
+                    return (None, None);
+                }
             }
         }
     };
     let measured = Measured {
         family,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: seconds(),
         preset,
     };
     if lost {

@@ -1,10 +1,12 @@
-//! The worker: LISTEN for wake-ups, claim as many jobs as there are free threads, run each on a
-//! blocking thread while the async side renews its lease, and write the result back fenced.
+//! The worker: LISTEN for wake-ups, claim as many jobs as there are free threads (and, while
+//! jobs are short, a few more that wait for a thread: `ahead`), run each on a blocking thread
+//! while the async side renews its lease, and write the result back fenced.
 //!
 //! The loop is one `select!` over cancellation, notifications, a fallback sweep tick, the
 //! moment the next backed-off row comes due, and finished jobs. NOTIFY is only a hint: the tick
 //! and every (re)connect sweep the table too.
 
+mod ahead;
 mod cancels;
 pub mod health;
 mod job;
@@ -54,6 +56,8 @@ pub(crate) struct WorkerContext {
     pub write_budget: writer::WriteBudget,
     /// Wakes the claim loop (a notification, or a thread given back before its job ended).
     pub wake: Arc<Notify>,
+    /// The threads, the claimed jobs waiting for one, and how far to claim ahead.
+    pub ahead: Arc<ahead::Ahead>,
 }
 
 /// How often a worker asks again whether a row that lost a lease is waiting, while the last
@@ -107,6 +111,7 @@ pub async fn run(
         writer,
         write_budget: writer::WriteBudget::new(threads),
         wake: wake.clone(),
+        ahead: Arc::new(ahead::Ahead::new(threads)),
         config: config.clone(),
         worker_id,
         health,
@@ -159,7 +164,8 @@ pub async fn run(
         listen_cancel.clone(),
     ));
 
-    let slots = Arc::new(Semaphore::new(threads));
+    // One slot per row this worker holds: its threads' and those claimed ahead (`ahead`).
+    let slots = Arc::new(Semaphore::new(ahead::Ahead::slots(threads)));
     // Cancelled after the grace period: jobs still running release their claims.
     let abandon = CancellationToken::new();
     let mut running = JoinSet::new();
@@ -247,15 +253,15 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Claims jobs while threads are free and the queue has runnable rows. When threads are left
-/// free, returns when the next pending row comes due (`None`: nothing pending, all threads
-/// busy, or the database could not say; a notification, a finished job or the sweep wakes the
-/// loop then).
+/// Claims jobs while threads are free and the queue has runnable rows, and when jobs are short
+/// a few more to wait for a thread (`ahead`). When threads are left free, returns when the next
+/// pending row comes due (`None`: nothing pending, all threads busy, or the database could not
+/// say; a notification, a finished job or the sweep wakes the loop then).
 ///
 /// A row that lost a lease comes first, but alone: once one is waiting, this worker claims
-/// nothing more until all its threads are free, then claims that row and gives it every thread
-/// slot, so nothing else is claimed until its result is written. A process that dies of such a
-/// job then takes no innocent job with it.
+/// nothing more until it holds no row, then claims that row and gives it every slot, so
+/// nothing else is claimed until its result is written. A process that dies of such a job then
+/// takes no innocent job with it.
 async fn claim_while_free(
     ctx: &Arc<WorkerContext>,
     slots: &Arc<Semaphore>,
@@ -263,18 +269,24 @@ async fn claim_while_free(
     abandon: &CancellationToken,
     state: &mut ClaimState,
 ) -> Option<tokio::time::Instant> {
-    let threads = ctx.config.worker_threads;
+    let threads = ctx.config.worker_threads as usize;
+    let all_slots = ahead::Ahead::slots(threads);
     let max_bytes = i64::try_from(ctx.config.max_upload_bytes).unwrap_or(i64::MAX);
     loop {
         let free = slots.available_permits();
-        if free == 0 {
+        let held = all_slots - free;
+        // Rows to hold now: one per thread, and those claimed ahead while jobs are short.
+        let want = (threads + ctx.ahead.depth()).saturating_sub(held);
+        // While at least a thread's worth of rows waits, let more finish first: claims of one
+        // or two rows are what claiming ahead is for avoiding.
+        if want == 0 || ctx.ahead.waiting() >= threads {
             return None;
         }
         if lost_waiting(ctx, state).await {
             // Drain first, endings still being written included (a job that kills this
             // process must not take their results with it); the next finished job wakes the
             // loop.
-            if free < threads as usize || !ctx.write_budget.is_idle() {
+            if held > 0 || !ctx.write_budget.is_idle() {
                 return None;
             }
             let claimed = db::bounded!(
@@ -299,12 +311,13 @@ async fn claim_while_free(
             match claimed {
                 Ok(Some(job)) => {
                     // Every slot was free a moment ago and only this loop takes them.
-                    let Ok(permit) = slots.clone().try_acquire_many_owned(threads) else {
+                    let Ok(permit) = slots.clone().try_acquire_many_owned(all_slots as u32) else {
                         tracing::error!(image_id = %job.id, "no free threads for a job to run alone");
                         return None;
                     };
                     tracing::info!(image_id = %job.id, "running a job that lost a lease before, alone");
-                    running.spawn(job::run(ctx.clone(), job, permit, abandon.clone()));
+                    let queued = ctx.ahead.queue(held_bytes(&job));
+                    running.spawn(job::run(ctx.clone(), job, permit, queued, abandon.clone()));
                     return None;
                 }
                 // Taken by another replica meanwhile: claim as usual.
@@ -325,9 +338,14 @@ async fn claim_while_free(
         state.variants_first = !state.variants_first;
         // A connection that just carried a very large original is closed, not pooled: its
         // buffers would keep that size for the life of the process (`held_bytes`).
+        let take = jobs::Take {
+            rows: want as i64,
+            now: ctx.ahead.idle_threads() as i64,
+            ahead_bytes: ctx.ahead.bytes_left() as i64,
+        };
         let claimed = db::bounded!(
             ctx.pool,
-            |client| claim_both(&client, ctx, free as i64, max_bytes, order).await,
+            |client| claim_both(&client, ctx, take, max_bytes, order).await,
             |(jobs, _)| jobs.iter().map(held_bytes).max().unwrap_or(0)
         );
         let claimed = match claimed {
@@ -349,9 +367,10 @@ async fn claim_while_free(
                 tracing::error!(image_id = %job.id, "no free thread for a claimed job");
                 return None;
             };
-            running.spawn(job::run(ctx.clone(), job, permit, abandon.clone()));
+            let queued = ctx.ahead.queue(held_bytes(&job));
+            running.spawn(job::run(ctx.clone(), job, permit, queued, abandon.clone()));
         }
-        if got < free {
+        if got < want {
             return next_due(ctx).await;
         }
     }
@@ -376,23 +395,23 @@ enum Order {
     ImagesOnly,
 }
 
-/// Claims up to `limit` jobs: from one table, then from the other for what is left. Also says
+/// Claims jobs as `take` says: from one table, then from the other for what is left. Also says
 /// whether the variants' table was asked and came back short (nothing more runnable there).
 async fn claim_both(
     client: &impl deadpool_postgres::GenericClient,
     ctx: &WorkerContext,
-    limit: i64,
+    take: jobs::Take,
     max_bytes: i64,
     order: Order,
 ) -> Result<(Vec<jobs::Job>, bool), db::DbError> {
     let lease = ctx.config.lease();
-    let images = |n| jobs::claim_jobs(client, &ctx.worker_id, n, lease, max_bytes);
-    let variants = |n| {
+    let images = |take| jobs::claim_jobs(client, &ctx.worker_id, take, lease, max_bytes);
+    let variants = |take| {
         variants::claim_variants(
             client,
             variants::CLAIM_VARIANTS,
             &ctx.worker_id,
-            n,
+            take,
             lease,
             max_bytes,
         )
@@ -400,25 +419,37 @@ async fn claim_both(
     let mut short = false;
     let mut claimed = match order {
         Order::VariantsFirst => {
-            let v = variants(limit).await?;
-            short = (v.len() as i64) < limit;
+            let v = variants(take).await?;
+            short = (v.len() as i64) < take.rows;
             v
         }
-        Order::ImagesFirst | Order::ImagesOnly => images(limit).await?,
+        Order::ImagesFirst | Order::ImagesOnly => images(take).await?,
     };
-    let left = limit - claimed.len() as i64;
-    if left > 0 {
+    let rest = rest_of(take, &claimed);
+    if rest.rows > 0 {
         match order {
-            Order::VariantsFirst => claimed.extend(images(left).await?),
+            Order::VariantsFirst => claimed.extend(images(rest).await?),
             Order::ImagesFirst => {
-                let v = variants(left).await?;
-                short = (v.len() as i64) < left;
+                let v = variants(rest).await?;
+                short = (v.len() as i64) < rest.rows;
                 claimed.extend(v);
             }
             Order::ImagesOnly => {}
         }
     }
     Ok((claimed, short))
+}
+
+/// What is left of `take` once `claimed` was taken: the second table's claim starts as many
+/// rows at once as the first did not, and loads ahead what the first did not use.
+fn rest_of(take: jobs::Take, claimed: &[jobs::Job]) -> jobs::Take {
+    let got = claimed.len() as i64;
+    let bytes: i64 = claimed.iter().map(|j| j.original_bytes).sum();
+    jobs::Take {
+        rows: take.rows - got,
+        now: (take.now - got).max(0),
+        ahead_bytes: take.ahead_bytes.saturating_sub(bytes),
+    }
 }
 
 /// Whether a row that lost a lease is runnable, asked at most every [`LOST_CHECK_EVERY`] (the

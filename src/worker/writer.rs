@@ -34,8 +34,10 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 const CONCURRENT_BATCHES: usize = 2;
 
 /// What a worker may hold in endings waiting to be written, beyond the results its threads are
-/// making: [`ENDINGS_PER_THREAD`] endings per thread (so at most three times `WORKER_THREADS`
-/// rows are in flight while the database is slow) and [`WRITE_BUDGET_BYTES`] of results.
+/// making: [`ENDINGS_PER_THREAD`] endings per thread and [`WRITE_BUDGET_BYTES`] of results. With
+/// the rows claimed ahead (`ahead`), a worker holds at most `WORKER_THREADS` × (1 +
+/// `ahead::MAX_AHEAD_PER_THREAD` + [`ENDINGS_PER_THREAD`]) rows while the database is slow,
+/// and stops claiming there.
 pub(crate) struct WriteBudget {
     endings: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
@@ -43,9 +45,12 @@ pub(crate) struct WriteBudget {
     endings_total: usize,
 }
 
-/// Endings waiting per thread: enough to fill a batch while the previous two commit (with one
-/// per thread, bench/queue_phase.sh saw batches of 1.5 rows instead of 2.5-3).
-pub(crate) const ENDINGS_PER_THREAD: usize = 2;
+/// Endings waiting per thread: enough for batches the size of a claim ahead while the previous
+/// two commit. bench/queue_phase.sh, 5 000 tiny jobs, pairs run back to back: with 2 per thread
+/// batches averaged 2.8 rows and the claims ahead waited for room (1 365 and 1 440 jobs/s);
+/// with 8, 7.2 rows and 2 640 and 2 193 jobs/s. (Before claims ahead, 1 per thread gave
+/// batches of 1.5 rows, 2 gave 2.5-3.)
+pub(crate) const ENDINGS_PER_THREAD: usize = 8;
 
 /// The results waiting to be written, in bytes. A result larger than the whole budget waits
 /// until all of it is free.

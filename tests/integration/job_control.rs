@@ -33,14 +33,18 @@ async fn higher_priority_is_claimed_first_and_equals_oldest_first() {
         ids.push(id);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // One thread: each claim takes exactly one row, so the claim order is the run order.
+    // One thread. Once its first job shows jobs are short, a claim takes several rows ahead
+    // (`worker::ahead`); those share `started_at` (the claim's time) and run in queue order.
     let app = spawn_app_on(Role::Worker, test_db.url.clone(), &[("worker-threads", "1")]).await;
     assert!(
         wait_completed(&client, 6, Duration::from_secs(60)).await,
         "not all jobs completed"
     );
     let order: Vec<String> = client
-        .query("select filename from processed_images order by started_at", &[])
+        .query(
+            "select filename from processed_images order by started_at, priority desc, run_after",
+            &[],
+        )
         .await
         .expect("order")
         .iter()

@@ -950,3 +950,109 @@ async fn completion_status_is_notified_after_its_commit_not_inside_it() {
     cancel.cancel();
     let _ = listener.await;
 }
+
+/// How far a claim reaches ahead (`jobs::Take`, what a worker with short jobs asks for): all of
+/// the rows its free threads start at once, and past those only while the originals up to each
+/// row add up to at most its bytes, in queue order. The rows it leaves stay pending, untouched.
+/// The variants' claim counts the image's original the same way.
+#[tokio::test]
+async fn a_claim_ahead_takes_rows_only_while_their_originals_fit_its_bytes() {
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
+    let pool = db::pool(&url, 2).expect("pool");
+    let client = pool.get().await.expect("connection");
+    // Five originals of 100 000 bytes, one statement each, so the queue order is insert order.
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let row = client
+            .query_one(
+                "insert into processed_images (original_data) values ($1) returning id",
+                &[&vec![7u8; 100_000]],
+            )
+            .await
+            .expect("insert");
+        ids.push(row.get::<_, uuid::Uuid>(0));
+    }
+    let lease = Duration::from_secs(30);
+    let ahead = |rows, now, ahead_bytes| jobs::Take {
+        rows,
+        now,
+        ahead_bytes,
+    };
+    // One starts at once; the second fits 250 000 bytes with it (200 000), the third not.
+    let first = jobs::claim_jobs(&client, "worker-a", ahead(5, 1, 250_000), lease, i64::MAX)
+        .await
+        .expect("claim");
+    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), ids[..2]);
+    assert!(first
+        .iter()
+        .all(|j| j.original.as_ref().map(Vec::len) == Some(100_000)));
+    let left: Vec<(String, i32, i64)> = client
+        .query(
+            "select status, attempts, claim_seq from processed_images where id = any($1)",
+            &[&&ids[2..]],
+        )
+        .await
+        .expect("rows left")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        left,
+        vec![("pending".to_owned(), 0, 0); 3],
+        "a row left by the claim was touched"
+    );
+    // Rows that start at once are taken whatever their size.
+    let second = jobs::claim_jobs(&client, "worker-a", ahead(5, 2, 0), lease, i64::MAX)
+        .await
+        .expect("claim");
+    assert_eq!(second.iter().map(|j| j.id).collect::<Vec<_>>(), ids[2..4]);
+    let last = jobs::claim_jobs(&client, "worker-a", 5, lease, i64::MAX)
+        .await
+        .expect("claim");
+    assert_eq!(last.iter().map(|j| j.id).collect::<Vec<_>>(), ids[4..]);
+
+    // Variants: three of one image count its original three times.
+    client
+        .batch_execute(
+            "insert into image_presets (name, pipeline) values
+                 ('a', '{\"operations\": []}'), ('b', '{\"operations\": []}'), ('c', '{\"operations\": []}');",
+        )
+        .await
+        .expect("presets");
+    for preset in ["a", "b", "c"] {
+        client
+            .execute(
+                "insert into image_variants (image_id, preset) values ($1, $2)",
+                &[&ids[0], &preset],
+            )
+            .await
+            .expect("a variant");
+    }
+    let variants = db::variants::claim_variants(
+        &client,
+        db::variants::CLAIM_VARIANTS,
+        "worker-a",
+        ahead(3, 1, 150_000),
+        lease,
+        i64::MAX,
+    )
+    .await
+    .expect("claim variants");
+    assert_eq!(
+        variants.len(),
+        1,
+        "the second variant's original would pass 150 000 bytes"
+    );
+    let rest = db::variants::claim_variants(
+        &client,
+        db::variants::CLAIM_VARIANTS,
+        "worker-a",
+        ahead(3, 0, 200_000),
+        lease,
+        i64::MAX,
+    )
+    .await
+    .expect("claim variants");
+    assert_eq!(rest.len(), 2);
+}

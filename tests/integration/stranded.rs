@@ -455,9 +455,10 @@ async fn sql_row_over_max_upload_bytes_fails_without_being_read() {
 }
 
 /// Item 5: results stalled on a slow database never pile up. A thread is given back as soon as
-/// its result waits in the write budget, which holds two endings per thread: with one thread,
-/// never more than three rows are `processing` here (one being made, two being written),
-/// however slow the write-backs.
+/// its result waits in the write budget, which holds `ENDINGS_PER_THREAD` (8) endings per
+/// thread, and a worker claims at most `MAX_AHEAD_PER_THREAD` (4) rows ahead per thread: with
+/// one thread, never more than 1 + 4 + 8 rows are `processing` here, however slow the
+/// write-backs, and every row still completes once.
 #[tokio::test]
 async fn rows_in_flight_stay_bounded_while_write_backs_stall() {
     let test_db = fresh_database().await;
@@ -466,7 +467,7 @@ async fn rows_in_flight_stay_bounded_while_write_backs_stall() {
     db.batch_execute(
         "create function slow_completion() returns trigger language plpgsql as $$
          begin
-             if new.status = 'completed' then perform pg_sleep(1); end if;
+             if new.status = 'completed' then perform pg_sleep(0.2); end if;
              return new;
          end $$;
          create trigger slow_completion before update on processed_images
@@ -475,13 +476,14 @@ async fn rows_in_flight_stay_bounded_while_write_backs_stall() {
     .await
     .expect("install the slow trigger");
     let worker = Proc::spawn("worker", &url, &[("WORKER_THREADS", "1")]);
-    insert_jobs(&db, 4).await;
+    const JOBS: i64 = 30;
+    insert_jobs(&db, JOBS as i32).await;
     let mut most = 0;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let c = counts(&db).await;
         most = most.max(c.get("processing").copied().unwrap_or(0));
-        if c.get("completed").copied() == Some(4) {
+        if c.get("completed").copied() == Some(JOBS) {
             break;
         }
         assert!(
@@ -491,8 +493,202 @@ async fn rows_in_flight_stay_bounded_while_write_backs_stall() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        most, 3,
-        "rows in flight while write-backs stalled: one thread and two endings waiting is the bound"
+    println!("at most {most} rows processing at once");
+    assert!(
+        most <= 13,
+        "rows in flight while write-backs stalled: {most}; one thread, four claimed ahead and eight endings waiting is the bound"
     );
+    assert!(
+        most >= 3,
+        "only {most} rows processing at once: write-backs stalled, so at least one being made and two waiting to be written were expected"
+    );
+    let attempts: i64 = db
+        .query_one("select max(attempts)::int8 from processed_images", &[])
+        .await
+        .expect("attempts")
+        .get(0);
+    assert_eq!(attempts, 1, "a row ran twice");
+}
+
+/// Runs `n` small jobs through `worker` and waits until all are completed, so the worker has
+/// measured its jobs as short and claims ahead from then on (`worker::ahead`).
+async fn warm_up_short_jobs(db: &tokio_postgres::Client, worker: &Proc, n: i64) {
+    insert_jobs(db, n as i32).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            counts(db).await.get("completed").copied() == Some(n)
+        })
+        .await,
+        "the warm-up jobs never completed: {:?}\n{}",
+        counts(db).await,
+        worker.log_text()
+    );
+}
+
+/// Waits until the rows `ids` all have `status`.
+async fn all_have_status(
+    db: &tokio_postgres::Client,
+    ids: &[uuid::Uuid],
+    status: &str,
+    within: Duration,
+) -> bool {
+    eventually(within, || async {
+        let n: i64 = db
+            .query_one(
+                "select count(*) from processed_images where id = any($1) and status = $2",
+                &[&ids, &status],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        n == ids.len() as i64
+    })
+    .await
+}
+
+/// Inserts four small jobs in one statement: a worker whose waiting jobs already cover its
+/// threads claims nothing more, so rows arriving one by one would be claimed ahead one by one.
+async fn insert_four_small(db: &tokio_postgres::Client) -> Vec<uuid::Uuid> {
+    db.query(
+        "insert into processed_images (original_data) select $1 from generate_series(1, 4) returning id",
+        &[&png(32, 24)],
+    )
+    .await
+    .expect("insert")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Claiming ahead never strands a job: rows a worker claimed ahead while its only thread is
+/// stuck in a job that never ends are handed back after `ahead::MAX_WAIT` (2 s), with their
+/// attempt given back, and this worker claims nothing ahead again until a thread starts a job;
+/// another worker then runs them.
+#[tokio::test]
+async fn jobs_claimed_ahead_of_a_stuck_thread_are_handed_back_to_another_worker() {
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
+    let db = db::connect(&url).await.expect("connect");
+    let (stuck, port) = worker_with_port(
+        &url,
+        &[HOOKS, ("WORKER_THREADS", "1"), ("JOB_TIMEOUT_SECS", "120")],
+    );
+    warm_up_short_jobs(&db, &stuck, 20).await;
+    let hung = insert_blob(&db, b"IMAGE-PROCESSOR-TEST-HANG").await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            status_of(&db, hung).await == "processing"
+        })
+        .await,
+        "the hung job was never claimed:\n{}",
+        stuck.log_text()
+    );
+    let small = insert_four_small(&db).await;
+    assert!(
+        all_have_status(&db, &small, "processing", Duration::from_secs(10)).await,
+        "the worker with short jobs behind it did not claim the four small ones ahead: {:?}\n{}",
+        counts(&db).await,
+        stuck.log_text()
+    );
+    assert!(
+        metrics(port)
+            .await
+            .contains("image_processor_worker_jobs_waiting 4"),
+        "the four claimed ahead are not shown waiting:\n{}",
+        metrics(port).await
+    );
+    let seen = Instant::now();
+    assert!(
+        all_have_status(&db, &small, "pending", Duration::from_secs(10)).await,
+        "the jobs claimed ahead were never handed back: {:?}\n{}",
+        counts(&db).await,
+        stuck.log_text()
+    );
+    println!("handed back {:?} after they were seen claimed", seen.elapsed());
+    for id in &small {
+        assert_eq!(
+            row_state(&db, *id).await.2,
+            0,
+            "a handed-back job kept its attempt"
+        );
+    }
+    // Stalled: it claims nothing ahead now, so they stay pending for the next worker.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        all_have_status(&db, &small, "pending", Duration::from_millis(10)).await,
+        "the stuck worker claimed the handed-back jobs again: {:?}",
+        counts(&db).await
+    );
+    assert!(metrics(port)
+        .await
+        .contains("image_processor_worker_jobs_waiting 0"));
+    let other = Proc::spawn("worker", &url, &[("WORKER_THREADS", "1")]);
+    assert!(
+        all_have_status(&db, &small, "completed", Duration::from_secs(20)).await,
+        "another worker never ran the handed-back jobs: {:?}\n{}",
+        counts(&db).await,
+        other.log_text()
+    );
+    assert_eq!(status_of(&db, hung).await, "processing");
+}
+
+/// SIGTERM hands the jobs claimed ahead back at once, without waiting for the grace period
+/// (which is for jobs already on a thread) or for `ahead::MAX_WAIT`.
+#[tokio::test]
+async fn sigterm_hands_back_jobs_claimed_ahead_at_once() {
+    let test_db = fresh_database().await;
+    let url = test_db.url.clone();
+    let db = db::connect(&url).await.expect("connect");
+    let (mut worker, _) = worker_with_port(
+        &url,
+        &[
+            HOOKS,
+            ("WORKER_THREADS", "1"),
+            ("JOB_TIMEOUT_SECS", "120"),
+            ("SHUTDOWN_GRACE_SECS", "8"),
+        ],
+    );
+    warm_up_short_jobs(&db, &worker, 20).await;
+    let hung = insert_blob(&db, b"IMAGE-PROCESSOR-TEST-HANG").await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            status_of(&db, hung).await == "processing"
+        })
+        .await,
+        "the hung job was never claimed:\n{}",
+        worker.log_text()
+    );
+    let small = insert_four_small(&db).await;
+    assert!(
+        all_have_status(&db, &small, "processing", Duration::from_secs(10)).await,
+        "the four small jobs were not claimed ahead: {:?}\n{}",
+        counts(&db).await,
+        worker.log_text()
+    );
+    worker.signal(Signal::SIGTERM);
+    assert!(
+        all_have_status(&db, &small, "pending", Duration::from_secs(6)).await,
+        "the jobs claimed ahead were not handed back during the grace period: {:?}\n{}",
+        counts(&db).await,
+        worker.log_text()
+    );
+    assert_eq!(
+        status_of(&db, hung).await,
+        "processing",
+        "the hung job should still be in its grace period"
+    );
+    let exit = worker.wait_exit(Duration::from_secs(30));
+    assert!(exit.is_some_and(|s| s.success()), "exit {exit:?}");
+    let log = worker.log_text();
+    assert!(
+        !log.contains("no thread came free"),
+        "handed back by the 2 s wait, not by the shutdown:\n{log}"
+    );
+    for id in &small {
+        assert_eq!(
+            row_state(&db, *id).await.2,
+            0,
+            "a handed-back job kept its attempt"
+        );
+    }
 }
