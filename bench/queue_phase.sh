@@ -6,7 +6,8 @@
 # triggers of processed_images off first, to attribute cost (issue 21: the queue phase fell
 # from 2 298 to about 1 000 jobs/s; turning off the counters' update and flush, webhook and
 # variants triggers gave 1.3-1.6x in three back-to-back pairs, the webhook and variants row
-# triggers alone 1.04-1.18x). Needs root (PostgreSQL runs as postgres) and a built binary.
+# triggers alone 1.04-1.18x). Also prints the CPU time per job of the service and of all
+# PostgreSQL processes (backends that exited meanwhile are not counted). Needs root (PostgreSQL runs as postgres) and a built binary.
 #
 #   bench/queue_phase.sh target/release/image-processor [N]
 #   DISABLE="processed_images_webhook_event" bench/queue_phase.sh target/release/image-processor
@@ -34,9 +35,15 @@ HEX=$(xxd -p $W/tiny.png | tr -d '\n')
 "${PSQL[@]}" -c "select tgname from pg_trigger where tgrelid = 'processed_images'::regclass and not tgisinternal order by 1" | tr '\n' ' '; echo
 for t in ${DISABLE:-}; do "${PSQL[@]}" -c "alter table processed_images disable trigger $t"; done
 "${PSQL[@]}" -c "select pg_stat_statements_reset()" >/dev/null
+# CPU seconds (user + system) of the service process and of every PostgreSQL process.
+cpu_of() { awk '{ t += $14 + $15 } END { printf "%.2f", t / '"$(getconf CLK_TCK)"' }' $(for p in "$@"; do echo /proc/$p/stat; done) 2>/dev/null; }
+pg_pids() { pgrep -u postgres -d ' ' postgres; }
+app0=$(cpu_of $APP); pg0=$(cpu_of $(pg_pids))
 t0=$(date +%s.%N)
 "${PSQL[@]}" -c "insert into processed_images (original_data, filename) select '\\x$HEX'::bytea, 'q' from generate_series(1,$N)"
 while true; do left=$("${PSQL[@]}" -c "select count(*) from processed_images where status not in ('completed','failed')"); [ "$left" = 0 ] && break; sleep 0.05; done
 t1=$(date +%s.%N)
+app1=$(cpu_of $APP); pg1=$(cpu_of $(pg_pids))
 echo "jobs/s: $(echo "$N / ($t1 - $t0)" | bc -l | cut -c1-7)  failed: $("${PSQL[@]}" -c "select count(*) from processed_images where status='failed'")"
+echo "CPU ms per job: service $(echo "($app1 - $app0) * 1000 / $N" | bc -l | cut -c1-5)  PostgreSQL $(echo "($pg1 - $pg0) * 1000 / $N" | bc -l | cut -c1-5)  (wall $(echo "($t1 - $t0) * 1000 / $N" | bc -l | cut -c1-5) ms per job on $(nproc) cores)"
 "${PSQL[@]}" -F ' | ' -c "select calls, round(total_exec_time::numeric,1) total_ms, round((total_exec_time/calls)::numeric,3) mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 90) from pg_stat_statements order by total_exec_time desc limit 12"
