@@ -33,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(crate) const AHEAD_WINDOW: Duration = Duration::from_millis(25);
 
 /// The most rows waiting per thread.
-pub(crate) const MAX_AHEAD_PER_THREAD: usize = 4;
+pub(crate) const MAX_AHEAD_PER_THREAD: usize = 8;
 
 /// The most original bytes one claim loads beyond what its free threads start at once.
 pub(crate) const AHEAD_BYTES: usize = 16 << 20;
