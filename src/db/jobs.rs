@@ -172,20 +172,7 @@ async fn claim(
     lease: Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
-    let stmt = db.prepare_cached(statement).await?;
-    let rows = db
-        .query(
-            &stmt,
-            &[
-                &worker,
-                &take.rows,
-                &lease.as_secs_f64(),
-                &max_bytes,
-                &take.now,
-                &take.ahead_bytes,
-            ],
-        )
-        .await?;
+    let rows = claim_rows(db, statement, worker, take, lease, max_bytes).await?;
     in_queue_order(rows, 10)
         .iter()
         .map(|r| {
@@ -205,6 +192,27 @@ async fn claim(
         })
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(DbError::from)
+}
+
+/// Runs a claim statement (an image or a variant one; both take the same parameters).
+pub(super) async fn claim_rows(
+    db: &impl GenericClient,
+    statement: &str,
+    worker: &str,
+    take: Take,
+    lease: Duration,
+    max_bytes: i64,
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    let stmt = db.prepare_cached(statement).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+        &worker,
+        &take.rows,
+        &lease.as_secs_f64(),
+        &max_bytes,
+        &take.now,
+        &take.ahead_bytes,
+    ];
+    Ok(db.query(&stmt, &params).await?)
 }
 
 /// The claimed rows in the order the claim picked them, from their position in column `at`:

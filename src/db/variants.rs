@@ -75,21 +75,7 @@ pub async fn claim_variants(
     lease: std::time::Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
-    let take = take.into();
-    let stmt = db.prepare_cached(statement).await?;
-    let rows = db
-        .query(
-            &stmt,
-            &[
-                &worker,
-                &take.rows,
-                &lease.as_secs_f64(),
-                &max_bytes,
-                &take.now,
-                &take.ahead_bytes,
-            ],
-        )
-        .await?;
+    let rows = super::jobs::claim_rows(db, statement, worker, take.into(), lease, max_bytes).await?;
     super::jobs::in_queue_order(rows, 11)
         .iter()
         .map(|r| {

@@ -560,6 +560,37 @@ async fn insert_four_small(db: &tokio_postgres::Client) -> Vec<uuid::Uuid> {
     .collect()
 }
 
+/// A worker with one thread, warmed with short jobs, whose thread is then stuck in a job that
+/// never ends, with four small rows claimed ahead behind it: `(worker, its port, the hung row,
+/// the four)`.
+async fn stuck_with_four_claimed_ahead(
+    url: &str,
+    db: &tokio_postgres::Client,
+    env: &[(&str, &str)],
+) -> (Proc, u16, uuid::Uuid, Vec<uuid::Uuid>) {
+    let mut env = env.to_vec();
+    env.extend([HOOKS, ("WORKER_THREADS", "1"), ("JOB_TIMEOUT_SECS", "120")]);
+    let (worker, port) = worker_with_port(url, &env);
+    warm_up_short_jobs(db, &worker, 20).await;
+    let hung = insert_blob(db, b"IMAGE-PROCESSOR-TEST-HANG").await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            status_of(db, hung).await == "processing"
+        })
+        .await,
+        "the hung job was never claimed:\n{}",
+        worker.log_text()
+    );
+    let small = insert_four_small(db).await;
+    assert!(
+        all_have_status(db, &small, "processing", Duration::from_secs(10)).await,
+        "the worker with short jobs behind it did not claim the four small ones ahead: {:?}\n{}",
+        counts(db).await,
+        worker.log_text()
+    );
+    (worker, port, hung, small)
+}
+
 /// Claiming ahead never strands a job: rows a worker claimed ahead while its only thread is
 /// stuck in a job that never ends are handed back after `ahead::MAX_WAIT` (2 s), with their
 /// attempt given back, and this worker claims nothing ahead again until a thread starts a job;
@@ -569,27 +600,7 @@ async fn jobs_claimed_ahead_of_a_stuck_thread_are_handed_back_to_another_worker(
     let test_db = fresh_database().await;
     let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
-    let (stuck, port) = worker_with_port(
-        &url,
-        &[HOOKS, ("WORKER_THREADS", "1"), ("JOB_TIMEOUT_SECS", "120")],
-    );
-    warm_up_short_jobs(&db, &stuck, 20).await;
-    let hung = insert_blob(&db, b"IMAGE-PROCESSOR-TEST-HANG").await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            status_of(&db, hung).await == "processing"
-        })
-        .await,
-        "the hung job was never claimed:\n{}",
-        stuck.log_text()
-    );
-    let small = insert_four_small(&db).await;
-    assert!(
-        all_have_status(&db, &small, "processing", Duration::from_secs(10)).await,
-        "the worker with short jobs behind it did not claim the four small ones ahead: {:?}\n{}",
-        counts(&db).await,
-        stuck.log_text()
-    );
+    let (stuck, port, hung, small) = stuck_with_four_claimed_ahead(&url, &db, &[]).await;
     assert!(
         metrics(port)
             .await
@@ -639,32 +650,8 @@ async fn sigterm_hands_back_jobs_claimed_ahead_at_once() {
     let test_db = fresh_database().await;
     let url = test_db.url.clone();
     let db = db::connect(&url).await.expect("connect");
-    let (mut worker, _) = worker_with_port(
-        &url,
-        &[
-            HOOKS,
-            ("WORKER_THREADS", "1"),
-            ("JOB_TIMEOUT_SECS", "120"),
-            ("SHUTDOWN_GRACE_SECS", "8"),
-        ],
-    );
-    warm_up_short_jobs(&db, &worker, 20).await;
-    let hung = insert_blob(&db, b"IMAGE-PROCESSOR-TEST-HANG").await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            status_of(&db, hung).await == "processing"
-        })
-        .await,
-        "the hung job was never claimed:\n{}",
-        worker.log_text()
-    );
-    let small = insert_four_small(&db).await;
-    assert!(
-        all_have_status(&db, &small, "processing", Duration::from_secs(10)).await,
-        "the four small jobs were not claimed ahead: {:?}\n{}",
-        counts(&db).await,
-        worker.log_text()
-    );
+    let (mut worker, _, hung, small) =
+        stuck_with_four_claimed_ahead(&url, &db, &[("SHUTDOWN_GRACE_SECS", "8")]).await;
     worker.signal(Signal::SIGTERM);
     assert!(
         all_have_status(&db, &small, "pending", Duration::from_secs(6)).await,
