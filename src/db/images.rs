@@ -199,6 +199,9 @@ fn records(rows: &[Row]) -> Result<Vec<ImageRecord>, DbError> {
 /// A new upload, already sniffed and validated by the API.
 #[derive(Debug)]
 pub struct NewImage<'a> {
+    /// Chosen by the API, so the notifications can go out before the INSERT answers
+    /// ([`insert_image_notified`]).
+    pub id: uuid::Uuid,
     pub data: &'a [u8],
     pub filename: Option<&'a str>,
     pub pipeline: Option<&'a serde_json::Value>,
@@ -219,8 +222,8 @@ pub struct NewImage<'a> {
 pub const INSERT_IMAGE: &str = concat!(
     "insert into processed_images (original_data, filename, pipeline, original_content_type, \
      original_width, original_height, original_bytes, priority, not_before, original_frames, \
-     sha256, exif, callback_url) \
-     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9, $10, $11, $12) returning ",
+     sha256, exif, callback_url, id) \
+     values ($1, $2, $3, $4, $5, $6, octet_length($1::bytea), $7, $8, $9, $10, $11, $12, $13) returning ",
     record_columns!(new)
 );
 
@@ -228,26 +231,70 @@ pub const INSERT_IMAGE: &str = concat!(
 /// call [`notify_inserted`] after the commit.
 pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result<ImageRecord, DbError> {
     let stmt = db.prepare_cached(INSERT_IMAGE).await?;
-    let row = db
-        .query_one(
-            &stmt,
-            &[
-                &new.data,
-                &new.filename,
-                &new.pipeline,
-                &new.content_type,
-                &new.width,
-                &new.height,
-                &new.priority,
-                &new.not_before,
-                &new.frames,
-                &new.sha256,
-                &new.exif,
-                &new.callback_url,
-            ],
-        )
-        .await?;
+    let row = db.query_one(&stmt, &insert_params(new)).await?;
     Ok(ImageRecord::from_row(&row)?)
+}
+
+fn insert_params<'a>(new: &'a NewImage<'_>) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 13] {
+    [
+        &new.data,
+        &new.filename,
+        &new.pipeline,
+        &new.content_type,
+        &new.width,
+        &new.height,
+        &new.priority,
+        &new.not_before,
+        &new.frames,
+        &new.sha256,
+        &new.exif,
+        &new.callback_url,
+        &new.id,
+    ]
+}
+
+/// Inserts one upload on its own (its INSERT commits as it completes) and sends its
+/// notifications pipelined right behind it, without waiting for its answer: the id is the
+/// API's, so the payload is known. The server runs the notification only once the INSERT has
+/// committed, so no worker hears of the row before it is there; what goes is the round trip
+/// between the two, which every pickup (upload to claim) paid. Should the INSERT fail, the
+/// notification still goes: a wake-up that finds nothing, about an id nobody was given.
+/// The second result is the notification's: a failed one only delays the job until the sweep.
+pub async fn insert_image_notified(
+    db: &impl GenericClient,
+    new: &NewImage<'_>,
+) -> (Result<ImageRecord, DbError>, Result<(), DbError>) {
+    // Both prepared first: a statement still being prepared could let the notification reach
+    // the server before the INSERT.
+    let insert = match db.prepare_cached(INSERT_IMAGE).await {
+        Ok(stmt) => stmt,
+        Err(e) => return (Err(e.into()), Ok(())),
+    };
+    let notify = match db.prepare_cached(NOTIFY_INSERTED).await {
+        Ok(stmt) => stmt,
+        Err(e) => {
+            return (
+                insert_row(db.query_one(&insert, &insert_params(new)).await),
+                Err(e.into()),
+            )
+        }
+    };
+    let params = insert_params(new);
+    let payloads = vec![format!("{}:{}", new.id, crate::states::JobStatus::Pending)];
+    let mut row = std::pin::pin!(db.query_one(&insert, &params));
+    // Polled once here, so the INSERT is queued on the connection before the notification.
+    let early = futures::poll!(row.as_mut());
+    let notify_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&payloads];
+    let sent = db.execute(&notify, &notify_params);
+    let (row, sent) = match early {
+        std::task::Poll::Ready(row) => (row, sent.await),
+        std::task::Poll::Pending => tokio::join!(row, sent),
+    };
+    (insert_row(row), sent.map(|_| ()).map_err(DbError::from))
+}
+
+fn insert_row(row: Result<tokio_postgres::Row, tokio_postgres::Error>) -> Result<ImageRecord, DbError> {
+    Ok(ImageRecord::from_row(&row?)?)
 }
 
 /// The oldest image with this hash and effective pipeline that has not failed or been

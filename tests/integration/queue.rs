@@ -189,3 +189,56 @@ async fn replicas_migrating_at_the_same_moment_apply_each_migration_once() {
     assert_eq!(versions.len(), unique.len());
     assert_eq!(versions.len(), image_processor::db::migrate::MIGRATIONS.len());
 }
+
+/// A single upload sends its notifications pipelined behind its INSERT on the same connection
+/// (`images::insert_image_notified`). When the database refuses the INSERT, the upload gets a
+/// clear error, the notification that followed it harms nothing, and the same connection (the
+/// pool hands out the one used last) goes on serving uploads that a worker picks up at once.
+#[tokio::test]
+async fn a_refused_single_upload_leaves_its_connection_serving_and_waking_workers() {
+    let api = spawn_app_with(Role::Api, &[]).await;
+    let worker = spawn_app_on(Role::Worker, api.db_url.clone(), &[("sweep-secs", "3600")]).await;
+    let db = api.db().await;
+    db.batch_execute(
+        "create function refuse_upload() returns trigger language plpgsql as $$
+         begin
+             if new.filename = 'refused.png' then raise exception 'refused by a test trigger'; end if;
+             return new;
+         end $$;
+         create trigger refuse_upload before insert on processed_images
+             for each row execute function refuse_upload();",
+    )
+    .await
+    .expect("install the refusing trigger");
+    let upload = |name: &'static str| {
+        api.http
+            .post(api.url(&format!("/api/images?filename={name}")))
+            .header("content-type", "image/png")
+            .body(png(24, 16))
+            .send()
+    };
+    for round in 0..3 {
+        let refused = upload("refused.png").await.expect("upload");
+        let status = refused.status();
+        let body: serde_json::Value = refused.json().await.expect("an error body");
+        assert!(
+            status.is_server_error() && body["error"].is_object(),
+            "round {round}: a refused INSERT answered {status} {body}"
+        );
+        let accepted = upload("accepted.png").await.expect("upload");
+        assert_eq!(accepted.status(), 202, "round {round}");
+        assert!(
+            wait_completed(&db, round + 1, Duration::from_secs(20)).await,
+            "round {round}: the upload after a refused one was not picked up without the sweep: {:?}",
+            counts(&db).await
+        );
+    }
+    let rows: i64 = db
+        .query_one("select count(*) from processed_images", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 3, "a refused upload left a row");
+    worker.stop().await;
+    api.stop().await;
+}

@@ -83,6 +83,8 @@ struct Stored {
     record: images::ImageRecord,
     /// An earlier upload answered for it (`dedupe=true`); nothing was inserted.
     duplicate: bool,
+    /// Its notifications went out with its INSERT (`images::insert_image_notified`).
+    notified: bool,
 }
 
 /// Inserts every file as a pending job in one transaction (for one file without variants, the
@@ -119,7 +121,7 @@ async fn store(
             facts,
             pipeline: pipeline_json.as_ref(),
         };
-        vec![store_file(state, &client, &new, effective, job).await?]
+        vec![store_file(state, &client, &new, effective, job, Notify::WithInsert).await?]
     } else {
         let tx = client.transaction().await.map_err(DbError::from)?;
         if !job.variants.is_empty() {
@@ -139,7 +141,7 @@ async fn store(
                 facts,
                 pipeline: pipeline_json.as_ref(),
             };
-            records.push(store_file(state, &tx, &new, effective, job).await?);
+            records.push(store_file(state, &tx, &new, effective, job, Notify::AfterCommit).await?);
         }
         if !job.variants.is_empty() {
             for stored in &mut records {
@@ -158,7 +160,7 @@ async fn store(
     };
     let inserted: Vec<&images::ImageRecord> = records
         .iter()
-        .filter(|s| !s.duplicate)
+        .filter(|s| !s.duplicate && !s.notified)
         .map(|s| &s.record)
         .collect();
     // The rows are stored: a failed notification only delays them until the workers' sweep.
@@ -179,6 +181,15 @@ async fn store(
     Ok(records)
 }
 
+/// When a stored file's notifications go out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Notify {
+    /// Pipelined behind its own INSERT, which commits on its own (one file, no variants).
+    WithInsert,
+    /// After the upload's transaction commits.
+    AfterCommit,
+}
+
 /// One file of an upload, probed and about to be stored.
 struct Pending<'a> {
     file: &'a Upload,
@@ -196,6 +207,7 @@ async fn store_file(
     new: &Pending<'_>,
     effective: &serde_json::Value,
     job: &JobFields,
+    notify: Notify,
 ) -> Result<Stored, ApiError> {
     if job.dedupe {
         let earlier =
@@ -204,11 +216,13 @@ async fn store_file(
             return Ok(Stored {
                 record,
                 duplicate: true,
+                notified: false,
             });
         }
     }
     let exif = new.facts.exif_json();
     let row = NewImage {
+        id: uuid::Uuid::new_v4(),
         data: &new.file.data,
         filename: new.file.filename.as_deref(),
         pipeline: new.pipeline,
@@ -222,9 +236,21 @@ async fn store_file(
         exif: exif.as_ref(),
         callback_url: job.callback_url.as_deref(),
     };
+    if notify == Notify::AfterCommit {
+        return Ok(Stored {
+            record: images::insert_image(db, &row).await?,
+            duplicate: false,
+            notified: false,
+        });
+    }
+    let (record, sent) = images::insert_image_notified(db, &row).await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not notify workers of the upload; the sweep will find it");
+    }
     Ok(Stored {
-        record: images::insert_image(db, &row).await?,
+        record: record?,
         duplicate: false,
+        notified: true,
     })
 }
 
