@@ -172,8 +172,8 @@ async fn claim(
     lease: Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
-    let rows = claim_rows(db, statement, worker, take, lease, max_bytes).await?;
-    in_queue_order(rows, 10)
+    claim_rows(db, statement, worker, take, lease, max_bytes, 10)
+        .await?
         .iter()
         .map(|r| {
             Ok(Job {
@@ -194,7 +194,10 @@ async fn claim(
         .map_err(DbError::from)
 }
 
-/// Runs a claim statement (an image or a variant one; both take the same parameters).
+/// Runs a claim statement (an image or a variant one; both take the same parameters) and
+/// returns its rows in the order the claim picked them, from their position in column
+/// `position_at`: a worker starts them in this order (`worker::ahead`'s threads are handed out
+/// first come, first served), so a batch claimed ahead runs highest priority first as well.
 pub(super) async fn claim_rows(
     db: &impl GenericClient,
     statement: &str,
@@ -202,6 +205,7 @@ pub(super) async fn claim_rows(
     take: Take,
     lease: Duration,
     max_bytes: i64,
+    position_at: usize,
 ) -> Result<Vec<tokio_postgres::Row>, DbError> {
     let stmt = db.prepare_cached(statement).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
@@ -212,15 +216,9 @@ pub(super) async fn claim_rows(
         &take.now,
         &take.ahead_bytes,
     ];
-    Ok(db.query(&stmt, &params).await?)
-}
-
-/// The claimed rows in the order the claim picked them, from their position in column `at`:
-/// a worker starts them in this order (`worker::ahead`'s threads are handed out first come,
-/// first served), so a batch claimed ahead runs highest priority first as well.
-pub(super) fn in_queue_order(mut rows: Vec<tokio_postgres::Row>, at: usize) -> Vec<tokio_postgres::Row> {
-    rows.sort_by_cached_key(|r| r.try_get::<_, i64>(at).unwrap_or(i64::MAX));
-    rows
+    let mut rows = db.query(&stmt, &params).await?;
+    rows.sort_by_cached_key(|r| r.try_get::<_, i64>(position_at).unwrap_or(i64::MAX));
+    Ok(rows)
 }
 
 pub const LOST_WAITING: &str = "\
@@ -397,14 +395,15 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
     }
     if !done.is_empty() {
         let stmt = db.prepare_cached(COMPLETE_JOBS).await?;
+        let done_keys = fence_keys(&done);
         let c = |f: fn(&&Completion<'_>) -> i32| column(&done, f);
         let rows = db
             .query(
                 &stmt,
                 &[
-                    &done.iter().map(|(_, f, _)| f.id).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, f, _)| f.worker).collect::<Vec<_>>(),
-                    &done.iter().map(|(_, f, _)| f.claim).collect::<Vec<_>>(),
+                    &done_keys.0,
+                    &done_keys.1,
+                    &done_keys.2,
                     &column(&done, |c| c.data),
                     &column(&done, |c| c.content_type),
                     &c(|c| c.width),
@@ -427,13 +426,14 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
     }
     if !failed.is_empty() {
         let stmt = db.prepare_cached(FAIL_JOBS).await?;
+        let failed_keys = fence_keys(&failed);
         let rows = db
             .query(
                 &stmt,
                 &[
-                    &failed.iter().map(|(_, f, _)| f.id).collect::<Vec<_>>(),
-                    &failed.iter().map(|(_, f, _)| f.worker).collect::<Vec<_>>(),
-                    &failed.iter().map(|(_, f, _)| f.claim).collect::<Vec<_>>(),
+                    &failed_keys.0,
+                    &failed_keys.1,
+                    &failed_keys.2,
                     &column(&failed, |e| e.message.as_str()),
                     &column(&failed, |e| e.code),
                 ],
@@ -452,6 +452,17 @@ pub async fn write_back(db: &impl GenericClient, batch: &[WriteBack<'_>]) -> Res
 
 /// A batch entry of [`write_back`]: its index in the batch, its fence, what to write.
 pub(super) type Entry<'b, 'a, T> = (usize, &'b Fence<'a>, T);
+
+/// The fence's columns of a batch: ids, workers, claims.
+pub(super) fn fence_keys<'b, T>(
+    entries: &'b [Entry<'_, 'b, T>],
+) -> (Vec<uuid::Uuid>, Vec<&'b str>, Vec<i64>) {
+    (
+        entries.iter().map(|(_, f, _)| f.id).collect(),
+        entries.iter().map(|(_, f, _)| f.worker).collect(),
+        entries.iter().map(|(_, f, _)| f.claim).collect(),
+    )
+}
 
 /// One column of a batch's entries.
 pub(super) fn column<'b, T, U>(entries: &'b [Entry<'_, '_, T>], f: impl Fn(&'b T) -> U) -> Vec<U> {

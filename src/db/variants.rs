@@ -75,8 +75,8 @@ pub async fn claim_variants(
     lease: std::time::Duration,
     max_bytes: i64,
 ) -> Result<Vec<Job>, DbError> {
-    let rows = super::jobs::claim_rows(db, statement, worker, take.into(), lease, max_bytes).await?;
-    super::jobs::in_queue_order(rows, 11)
+    super::jobs::claim_rows(db, statement, worker, take.into(), lease, max_bytes, 11)
+        .await?
         .iter()
         .map(|r| {
             let format: String = r.try_get(10)?;
@@ -196,10 +196,11 @@ fn fence_columns<'b, T>(
     entries: &'b [Entry<'_, 'b, T>],
 ) -> (Vec<Uuid>, Vec<&'b str>, Vec<i64>, Vec<&'b str>, Vec<&'static str>) {
     let key = |f: &Fence<'b>| f.variant.unwrap_or(("", VariantFormat::Own));
+    let (ids, workers, claims) = super::jobs::fence_keys(entries);
     (
-        entries.iter().map(|(_, f, _)| f.id).collect(),
-        entries.iter().map(|(_, f, _)| f.worker).collect(),
-        entries.iter().map(|(_, f, _)| f.claim).collect(),
+        ids,
+        workers,
+        claims,
         entries.iter().map(|(_, f, _)| key(f).0).collect(),
         entries.iter().map(|(_, f, _)| key(f).1.as_str()).collect(),
     )
