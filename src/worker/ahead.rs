@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The expected work queued per thread: rows are claimed ahead while a thread's queue holds
 /// less than this much (at [`MAX_AHEAD_PER_THREAD`] rows at most).
@@ -61,10 +61,13 @@ pub(crate) struct Ahead {
     thread_micros: AtomicU64,
     /// A job waited [`MAX_WAIT`] in vain and no job got a thread since: claim nothing ahead.
     stalled: AtomicBool,
+    /// The claim loop's wake-up: it holds off while a thread's worth of jobs waits, so it is
+    /// woken when the waiting fall below that.
+    wake: Arc<Notify>,
 }
 
 impl Ahead {
-    pub fn new(threads: usize) -> Ahead {
+    pub fn new(threads: usize, wake: Arc<Notify>) -> Ahead {
         Ahead {
             threads,
             run: Arc::new(Semaphore::new(threads)),
@@ -72,6 +75,7 @@ impl Ahead {
             waiting_bytes: AtomicUsize::new(0),
             thread_micros: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            wake,
         }
     }
 
@@ -167,9 +171,12 @@ impl Queued {
 
 impl Drop for Queued {
     fn drop(&mut self) {
-        self.ahead.waiting.fetch_sub(1, Ordering::Relaxed);
+        let was = self.ahead.waiting.fetch_sub(1, Ordering::Relaxed);
         self.ahead.waiting_bytes.fetch_sub(self.bytes, Ordering::Relaxed);
         crate::metrics::jobs_waiting(-1);
+        if was == self.ahead.threads {
+            self.ahead.wake.notify_one();
+        }
     }
 }
 
@@ -194,7 +201,7 @@ mod tests {
 
     #[test]
     fn depth_follows_how_long_jobs_take() {
-        let ahead = Ahead::new(4);
+        let ahead = Ahead::new(4, Arc::default());
         assert_eq!(
             ahead.depth(),
             0,
@@ -202,10 +209,10 @@ mod tests {
         );
         ahead.measured(Duration::from_millis(1));
         assert_eq!(ahead.depth(), 4 * MAX_AHEAD_PER_THREAD);
-        let slow = Ahead::new(4);
+        let slow = Ahead::new(4, Arc::default());
         slow.measured(Duration::from_millis(10));
         assert_eq!(slow.depth(), 4 * 2, "25 ms of work per thread is two 10 ms jobs");
-        let photos = Ahead::new(4);
+        let photos = Ahead::new(4, Arc::default());
         photos.measured(Duration::from_millis(120));
         assert_eq!(
             photos.depth(),
@@ -218,7 +225,7 @@ mod tests {
         }
         assert_eq!(ahead.depth(), 0);
         // A job that waited in vain stops claims ahead until a thread starts a job again.
-        let quick = Arc::new(Ahead::new(2));
+        let quick = Arc::new(Ahead::new(2, Arc::default()));
         quick.measured(Duration::from_millis(1));
         quick.stalled();
         assert_eq!(quick.depth(), 0);
@@ -229,8 +236,15 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_jobs_and_bytes_are_counted_until_they_get_a_thread() {
-        let ahead = Arc::new(Ahead::new(1));
+        use futures::FutureExt;
+        let wake = Arc::new(Notify::new());
+        let woken = || wake.notified().now_or_never().is_some();
+        let ahead = Arc::new(Ahead::new(1, wake.clone()));
         let first = ahead.queue(1000).thread().await.expect("a free thread");
+        assert!(
+            woken(),
+            "the waiting fell below one thread's worth: the claim loop is woken"
+        );
         let second = ahead.queue(3000);
         let dropped = ahead.queue(5000);
         assert_eq!(ahead.waiting(), 2);
@@ -238,12 +252,14 @@ mod tests {
         assert_eq!(ahead.idle_threads(), 0);
         drop(dropped);
         assert_eq!(ahead.waiting(), 1);
+        assert!(!woken(), "one still waits, a thread's worth: no wake-up yet");
         let waiter = tokio::spawn(second.thread());
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "the only thread is taken");
         drop(first);
         let second = waiter.await.expect("task").expect("the thread given back");
         assert_eq!((ahead.waiting(), ahead.bytes_left()), (0, AHEAD_BYTES));
+        assert!(woken());
         drop(second);
         assert_eq!(ahead.idle_threads(), 1);
     }

@@ -111,7 +111,7 @@ pub async fn run(
         writer,
         write_budget: writer::WriteBudget::new(threads),
         wake: wake.clone(),
-        ahead: Arc::new(ahead::Ahead::new(threads)),
+        ahead: Arc::new(ahead::Ahead::new(threads, wake.clone())),
         config: config.clone(),
         worker_id,
         health,
@@ -278,7 +278,8 @@ async fn claim_while_free(
         // Rows to hold now: one per thread, and those claimed ahead while jobs are short.
         let want = (threads + ctx.ahead.depth()).saturating_sub(held);
         // While at least a thread's worth of rows waits, let more finish first: claims of one
-        // or two rows are what claiming ahead is for avoiding.
+        // or two rows are what claiming ahead is for avoiding. (`ahead` wakes this loop when
+        // the waiting fall below that.)
         if want == 0 || ctx.ahead.waiting() >= threads {
             return None;
         }
