@@ -1,6 +1,7 @@
 //! Statements on `processed_images`, one function per job. None of the listing or status
 //! statements read the image blobs.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
@@ -251,6 +252,151 @@ fn insert_params<'a>(new: &'a NewImage<'_>) -> [&'a (dyn tokio_postgres::types::
         &new.callback_url,
         &new.id,
     ]
+}
+
+/// The columns a COPY of one upload writes: `original_data` last, so its bytes stream behind
+/// the small fields.
+macro_rules! copy_columns {
+    () => {
+        "filename, pipeline, original_content_type, original_width, original_height, \
+         original_bytes, priority, not_before, original_frames, sha256, exif, callback_url, id, \
+         original_data"
+    };
+}
+
+pub const COPY_IMAGE: &str = concat!(
+    "copy processed_images (",
+    copy_columns!(),
+    ") from stdin (format binary)"
+);
+
+/// No rows: its columns' types are what [`copy_image`] encodes the fields as, so the binary row
+/// follows the schema as it is rather than a copy of it here.
+pub const COPY_IMAGE_TYPES: &str = concat!("select ", copy_columns!(), " from processed_images limit 0");
+
+/// A row just copied in, as [`INSERT_IMAGE`] would have returned it.
+pub const NEW_IMAGE: &str = concat!(
+    "select ",
+    record_columns!(new),
+    " from processed_images where id = $1"
+);
+
+/// How much of an upload each COPY message carries: the connection's socket buffer grows to
+/// about this (and its backpressure point), never to the upload's size.
+const COPY_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A connection or transaction that can run `COPY ... FROM STDIN` (deadpool's `GenericClient`
+/// cannot).
+pub trait CopyIn: GenericClient {
+    fn copy_in_bytes(
+        &self,
+        statement: &tokio_postgres::Statement,
+    ) -> impl std::future::Future<Output = Result<tokio_postgres::CopyInSink<Bytes>, tokio_postgres::Error>> + Send;
+}
+
+impl CopyIn for deadpool_postgres::Client {
+    fn copy_in_bytes(
+        &self,
+        statement: &tokio_postgres::Statement,
+    ) -> impl std::future::Future<Output = Result<tokio_postgres::CopyInSink<Bytes>, tokio_postgres::Error>> + Send
+    {
+        let client: &tokio_postgres::Client = self;
+        client.copy_in(statement)
+    }
+}
+
+impl CopyIn for deadpool_postgres::Transaction<'_> {
+    fn copy_in_bytes(
+        &self,
+        statement: &tokio_postgres::Statement,
+    ) -> impl std::future::Future<Output = Result<tokio_postgres::CopyInSink<Bytes>, tokio_postgres::Error>> + Send
+    {
+        let tx: &tokio_postgres::Transaction<'_> = self;
+        tx.copy_in(statement)
+    }
+}
+
+/// Inserts one upload as a pending job like [`insert_image`], but streams its bytes to the
+/// server with `COPY` in [`COPY_CHUNK_BYTES`] slices of `data` itself. A statement's
+/// parameters are copied twice on their way out (into the client's message buffer, then into
+/// the socket writer's, which keeps that capacity), so an INSERT of a 20 MB upload holds
+/// 40-60 MB for a moment and 20-40 MB for the connection's life; this holds the upload once.
+/// It costs a round trip more (the row is read back), so it is for large uploads. Run it in a
+/// transaction, so the row read back is as copied (`pending`, not yet claimed).
+pub async fn copy_image(tx: &impl CopyIn, new: &NewImage<'_>, data: &Bytes) -> Result<ImageRecord, DbError> {
+    use futures::SinkExt;
+    let types = tx.prepare_cached(COPY_IMAGE_TYPES).await?;
+    let copy = tx.prepare_cached(COPY_IMAGE).await?;
+    let read_back = tx.prepare_cached(NEW_IMAGE).await?;
+    let head = copy_row_head(new, data.len(), types.columns())?;
+    let sink = tx.copy_in_bytes(&copy).await?;
+    let mut sink = std::pin::pin!(sink);
+    sink.feed(head).await?;
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + COPY_CHUNK_BYTES).min(data.len());
+        sink.feed(data.slice(at..end)).await?;
+        at = end;
+    }
+    // The file trailer: a field count of -1.
+    sink.feed(Bytes::from_static(&[0xff, 0xff])).await?;
+    sink.as_mut().finish().await?;
+    let row = tx.query_one(&read_back, &[&new.id]).await?;
+    Ok(ImageRecord::from_row(&row)?)
+}
+
+/// PostgreSQL's binary COPY header and one row's fields up to the blob's length word, each field
+/// encoded as its column's type (`columns`, from [`COPY_IMAGE_TYPES`]) wants.
+fn copy_row_head(
+    new: &NewImage<'_>,
+    data_len: usize,
+    columns: &[tokio_postgres::Column],
+) -> Result<Bytes, DbError> {
+    use bytes::BufMut;
+    use tokio_postgres::types::IsNull;
+    let encode = |what: &str, e: &dyn std::fmt::Display| DbError::Encode(format!("{what}: {e}"));
+    let original_bytes = i64::try_from(data_len).map_err(|e| encode("original_bytes", &e))?;
+    let blob_len = i32::try_from(data_len).map_err(|e| encode("original_data", &e))?;
+    let fields: [&(dyn ToSql + Sync); 13] = [
+        &new.filename,
+        &new.pipeline,
+        &new.content_type,
+        &new.width,
+        &new.height,
+        &original_bytes,
+        &new.priority,
+        &new.not_before,
+        &new.frames,
+        &new.sha256,
+        &new.exif,
+        &new.callback_url,
+        &new.id,
+    ];
+    if columns.len() != fields.len() + 1 {
+        return Err(encode(
+            "columns",
+            &format!("{} columns for {} fields", columns.len(), fields.len() + 1),
+        ));
+    }
+    let mut head = bytes::BytesMut::with_capacity(1024);
+    head.put_slice(b"PGCOPY\n\xff\r\n\0");
+    head.put_i32(0); // flags
+    head.put_i32(0); // header extension length
+    head.put_i16((fields.len() + 1) as i16);
+    for (value, column) in fields.iter().zip(columns) {
+        let at = head.len();
+        head.put_i32(0);
+        let len = match value
+            .to_sql_checked(column.type_(), &mut head)
+            .map_err(|e| encode(column.name(), &e))?
+        {
+            IsNull::Yes => -1,
+            IsNull::No => i32::try_from(head.len() - at - 4).map_err(|e| encode(column.name(), &e))?,
+        };
+        head[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    head.put_i32(blob_len);
+    Ok(head.freeze())
 }
 
 /// Inserts one upload on its own (its INSERT commits as it completes) and sends its

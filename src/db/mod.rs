@@ -80,8 +80,9 @@ pub fn discard(pool: &Pool, client: deadpool_postgres::Object) {
     pool.retain(|_, _| false);
 }
 
-/// Uploads with a file from this size up go through the API's blob pool
-/// ([`BLOB_POOL_SIZE`] connections), so only those few connections keep large buffers.
+/// Uploads with a file from this size up go through the API's blob pool ([`BLOB_POOL_SIZE`]
+/// connections), and their files are streamed in with COPY (`images::copy_image`), so no
+/// connection's buffers grow to a file's size; smaller files go in one INSERT message.
 pub const LARGE_BLOB_BYTES: usize = 1 << 20;
 
 /// Blobs from this size up are not left in a pooled connection's buffers at all (see
@@ -92,8 +93,8 @@ pub const CLOSE_AFTER_BYTES: usize = 8 << 20;
 /// up (as before) bounded memory but cost PostgreSQL a new backend per photo: its start and the
 /// compilation of every trigger function again, about 12 ms of server CPU per photo upload and
 /// 18 per photo claim in scripts/bench (the photo insert's mean server time 27 ms against 15
-/// before). A few connections for large uploads keep them warm and bound what they hold to
-/// `BLOB_POOL_SIZE` x twice [`CLOSE_AFTER_BYTES`].
+/// before). A few connections for large uploads keep them warm; they also bound how many large
+/// uploads are written at once.
 pub const BLOB_POOL_SIZE: usize = 4;
 
 /// Hands a connection back to the pool, or closes it when it just moved `bytes` of blobs in
@@ -101,9 +102,10 @@ pub const BLOB_POOL_SIZE: usize = 4;
 /// connection, then copies them into its socket writer's buffer (and reads a result the same
 /// way), and both keep their capacity for good: one 7 MB upload left about 14-28 MB held by
 /// that connection for the life of the process, in each of the pool's connections in turn.
-/// Measured with 16 concurrent 7 MB uploads: the API's RSS stayed at 561 MiB afterwards. A new
-/// connection is not cheap either (see [`BLOB_POOL_SIZE`]), so only blobs from
-/// [`CLOSE_AFTER_BYTES`] up close theirs.
+/// Measured with 16 concurrent 7 MB uploads: the API's RSS stayed at 561 MiB afterwards (the
+/// API now streams large uploads instead, see [`LARGE_BLOB_BYTES`]; workers write results
+/// through this). A new connection is not cheap either (see [`BLOB_POOL_SIZE`]), so only blobs
+/// from [`CLOSE_AFTER_BYTES`] up close theirs.
 pub fn release_after(client: deadpool_postgres::Object, bytes: usize) {
     if bytes >= CLOSE_AFTER_BYTES {
         drop(deadpool_postgres::Object::take(client));
@@ -119,6 +121,10 @@ pub enum DbError {
     /// The database answered with an error.
     #[error("database error: {0}")]
     Query(#[source] tokio_postgres::Error),
+    /// A value could not be put in PostgreSQL's binary form (a COPY row): a bug, not the
+    /// database's state.
+    #[error("could not encode a value for the database: {0}")]
+    Encode(String),
 }
 
 impl DbError {

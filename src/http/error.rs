@@ -164,6 +164,7 @@ impl From<DbError> for ApiError {
                 ApiError::Unavailable
             }
             DbError::Query(e) => ApiError::Internal(e.into()),
+            DbError::Encode(detail) => ApiError::Internal(anyhow::anyhow!(detail)),
         }
     }
 }

@@ -15,8 +15,9 @@ use crate::worker::health::ThreadHealth;
 pub struct AppState {
     /// Connection pool (bounded waits: a dead database answers `503` quickly).
     pub pool: Pool,
-    /// `db::BLOB_POOL_SIZE` connections for uploads with a file from `db::LARGE_BLOB_BYTES` up:
-    /// only these keep buffers that large.
+    /// `db::BLOB_POOL_SIZE` connections for uploads with a file from `db::LARGE_BLOB_BYTES` up
+    /// (streamed in with COPY): at most that many are written at once, and the small uploads'
+    /// connections are never queued behind them.
     pub blob_pool: Pool,
     /// Settings.
     pub config: Arc<Config>,

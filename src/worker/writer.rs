@@ -199,14 +199,14 @@ async fn write_batch(pool: &Pool, worker: &str, batch: Vec<Request>, bytes: usiz
                     .send(result.map(|w| w.first().copied().unwrap_or(false)));
             }
         }
-        Err(DbError::Query(e)) => {
-            if let Some(request) = batch.into_iter().next() {
-                let _ = request.reply.send(Err(DbError::Query(e)));
-            }
-        }
         Err(DbError::Unavailable(message)) => {
             for request in batch {
                 let _ = request.reply.send(Err(DbError::Unavailable(message.clone())));
+            }
+        }
+        Err(e) => {
+            if let Some(request) = batch.into_iter().next() {
+                let _ = request.reply.send(Err(e));
             }
         }
     }

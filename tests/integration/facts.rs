@@ -320,3 +320,173 @@ async fn dedupe_answers_with_the_earlier_upload_of_the_same_bytes_and_pipeline()
     assert_eq!(body["error"]["param"], "dedupe");
     app.stop().await;
 }
+
+/// `jpeg` with comment segments inserted after its first segments until it is at least `size`
+/// bytes: the same pixels and EXIF, a file from `db::LARGE_BLOB_BYTES` up.
+fn padded_to(jpeg: &[u8], size: usize) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let mut n = 0u8;
+    while out.len() + jpeg.len() < size {
+        let body: Vec<u8> = (0..60_000u32)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(n))
+            .collect();
+        out.extend_from_slice(&[0xff, 0xfe]);
+        out.extend_from_slice(&u16::try_from(body.len() + 2).expect("fits").to_be_bytes());
+        out.extend_from_slice(&body);
+        n = n.wrapping_add(1);
+    }
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// The columns an upload writes, as text, for comparing two rows.
+const WRITTEN: &str = "select filename, pipeline::text, original_content_type, original_width::text, \
+     original_height::text, priority::text, not_before::text, original_frames::text, exif::text, callback_url, \
+     status from processed_images where id = $1::text::uuid";
+
+/// Uploads from `db::LARGE_BLOB_BYTES` up are streamed in with COPY instead of an INSERT: every
+/// column comes out as the INSERT writes it for a small file with the same fields, NULLs
+/// included, the bytes exactly, and the API answers the same.
+#[tokio::test]
+async fn a_large_upload_is_copied_in_with_every_column_an_insert_writes() {
+    let app = spawn_app_with(Role::Api, &[]).await;
+    let client = app.db().await;
+    let small = camera_jpeg("Canon");
+    let large = padded_to(&small, image_processor::db::LARGE_BLOB_BYTES + 1000);
+    let later = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let fields = [
+        ("width", "80"),
+        ("format", "webp"),
+        ("priority", "7"),
+        ("not_before", later.as_str()),
+        ("callback_url", "http://127.0.0.1:9/hook"),
+    ];
+    let mut answers = Vec::new();
+    for bytes in [&small, &large] {
+        let res = upload_bytes(&app, bytes.clone(), "image/jpeg", &fields).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        answers.push(res.json::<serde_json::Value>().await.expect("json"));
+    }
+    let [small_answer, large_answer] = [&answers[0], &answers[1]];
+    assert_eq!(large_answer["status"], "pending", "{large_answer}");
+    assert_eq!(large_answer["original"]["sha256"], hex_sha256(&large));
+    assert_eq!(large_answer["original"]["bytes"], large.len());
+    assert_camera_exif(&large_answer["original"]["exif"]);
+    for key in ["pipeline", "priority", "not_before", "callback_url", "filename"] {
+        assert_eq!(small_answer[key], large_answer[key], "{key}");
+    }
+    let read = |id: &serde_json::Value| {
+        let id = id.as_str().expect("id").to_owned();
+        let client = &client;
+        async move {
+            let row = client.query_one(WRITTEN, &[&id]).await.expect("row");
+            (0..row.len())
+                .map(|i| row.get::<_, Option<String>>(i))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read(&small_answer["id"]).await, read(&large_answer["id"]).await);
+    let row = client
+        .query_one(
+            "select original_data = $2, original_bytes, sha256 = encode(sha256(original_data), 'hex') \
+             from processed_images where id = $1::text::uuid",
+            &[&large_answer["id"].as_str().expect("id"), &large],
+        )
+        .await
+        .expect("blob row");
+    assert!(row.get::<_, bool>(0), "the stored bytes differ from the upload");
+    assert_eq!(row.get::<_, i64>(1), large.len() as i64);
+    assert!(
+        row.get::<_, bool>(2),
+        "sha256 column is not the stored bytes' hash"
+    );
+
+    // Nothing set: the NULL columns come out NULL (a raw body has no filename, a plain JPEG no
+    // EXIF), and a worker processes the copied row.
+    let plain = padded_to(&jpeg(300, 200), image_processor::db::LARGE_BLOB_BYTES + 1);
+    let res = app
+        .http
+        .post(app.url("/api/images"))
+        .header("content-type", "image/jpeg")
+        .body(plain.clone())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let row = client
+        .query_one(
+            "select filename is null, pipeline is null, not_before is null, exif is null, \
+             callback_url is null, priority, original_bytes from processed_images where id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .expect("row");
+    for i in 0..5 {
+        assert!(
+            row.get::<_, bool>(i),
+            "column {i} of the plain upload is not NULL"
+        );
+    }
+    assert_eq!(row.get::<_, i16>(5), 0);
+    assert_eq!(row.get::<_, i64>(6), plain.len() as i64);
+    let worker = spawn_app_on(Role::Worker, app.db_url.clone(), &[]).await;
+    let done = app.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["processed"]["width"], 300, "{done}");
+    worker.stop().await;
+    app.stop().await;
+}
+
+/// A large upload whose COPY the database refuses (a trigger raises) is answered with an error and
+/// leaves no row; the blob pool's connections (4) keep serving the large uploads after it.
+#[tokio::test]
+async fn a_refused_large_upload_leaves_no_row_and_the_next_ones_are_stored() {
+    let app = spawn_app_with(Role::Api, &[]).await;
+    let client = app.db().await;
+    client
+        .batch_execute(
+            "create function refuse_upload() returns trigger language plpgsql as $$
+             begin
+                 if new.filename = 'refused.jpg' then raise exception 'refused by a test trigger'; end if;
+                 return new;
+             end $$;
+             create trigger refuse_upload before insert on processed_images
+                 for each row execute function refuse_upload();",
+        )
+        .await
+        .expect("install the refusing trigger");
+    let large = padded_to(&jpeg(64, 48), image_processor::db::LARGE_BLOB_BYTES + 1);
+    let upload = |name: &'static str| {
+        app.http
+            .post(app.url(&format!("/api/images?filename={name}")))
+            .header("content-type", "image/jpeg")
+            .body(large.clone())
+            .send()
+    };
+    for round in 0..6 {
+        let refused = upload("refused.jpg").await.expect("upload");
+        let status = refused.status();
+        let body: serde_json::Value = refused.json().await.expect("an error body");
+        assert!(
+            status.is_server_error() && body["error"].is_object(),
+            "round {round}: a refused COPY answered {status} {body}"
+        );
+        let accepted = upload("accepted.jpg").await.expect("upload");
+        assert_eq!(accepted.status(), StatusCode::ACCEPTED, "round {round}");
+    }
+    let rows = client
+        .query_one(
+            "select count(*), count(*) filter (where filename = 'accepted.jpg' and original_data = $1) \
+             from processed_images",
+            &[&large],
+        )
+        .await
+        .expect("count");
+    assert_eq!(rows.get::<_, i64>(0), 6, "a refused upload left a row");
+    assert_eq!(rows.get::<_, i64>(1), 6, "an accepted upload's bytes differ");
+    app.stop().await;
+}

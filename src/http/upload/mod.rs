@@ -111,10 +111,12 @@ async fn store(
         &state.pool
     };
     let mut client = pool.get().await?;
-    let records = if let ([file], [(probe, facts)], true) = (files, probes, job.variants.is_empty()) {
+    let single = files.len() == 1 && job.variants.is_empty() && largest < db::LARGE_BLOB_BYTES;
+    let records = if let ([file], [(probe, facts)], true) = (files, probes, single) {
         // One file and no variants: its INSERT is atomic on its own and commits as it
         // completes (durably: the API's connections commit synchronously). Without BEGIN and
-        // COMMIT that is one round trip to the database instead of three.
+        // COMMIT that is one round trip to the database instead of three. Large files go the
+        // other way: they are copied in (`images::copy_image`), in a transaction.
         let new = Pending {
             file,
             probe,
@@ -176,8 +178,10 @@ async fn store(
             tracing::warn!(error = %e, "could not notify workers of the variants; the sweep will find them");
         }
     }
-    // The largest file went through this connection's buffers in one message.
-    db::release_after(client, largest);
+    // Pooled again whatever it carried: files from `LARGE_BLOB_BYTES` up were streamed in
+    // slices (`images::copy_image`), the rest are too small to close a connection for
+    // (`db::release_after`).
+    drop(client);
     Ok(records)
 }
 
@@ -203,7 +207,7 @@ struct Pending<'a> {
 /// same bytes and `effective` pipeline.
 async fn store_file(
     state: &AppState,
-    db: &impl GenericClient,
+    db: &impl images::CopyIn,
     new: &Pending<'_>,
     effective: &serde_json::Value,
     job: &JobFields,
@@ -237,8 +241,13 @@ async fn store_file(
         callback_url: job.callback_url.as_deref(),
     };
     if notify == Notify::AfterCommit {
+        let record = if new.file.data.len() >= db::LARGE_BLOB_BYTES {
+            images::copy_image(db, &row, &new.file.data).await?
+        } else {
+            images::insert_image(db, &row).await?
+        };
         return Ok(Stored {
-            record: images::insert_image(db, &row).await?,
+            record,
             duplicate: false,
             notified: false,
         });
