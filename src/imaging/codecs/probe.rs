@@ -51,10 +51,12 @@ pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
     let image_format = format
         .to_image_format()
         .ok_or_else(|| ImagingError::Unsupported(format!("{format} input cannot be decoded")))?;
-    let reader = ImageReader::with_format(Cursor::new(bytes), image_format);
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| from_image_error(e, |l| ImagingError::Corrupt(l.to_string())))?;
+    let (width, height) = if format == Format::Jpeg {
+        jpeg_dimensions(bytes)
+    } else {
+        ImageReader::with_format(Cursor::new(bytes), image_format).into_dimensions()
+    }
+    .map_err(|e| from_image_error(e, |l| ImagingError::Corrupt(l.to_string())))?;
     // The cheap check first, so a huge canvas is refused before its frames are walked.
     check_frames(width, height, 1, limits)?;
     let frames = match format {
@@ -70,6 +72,36 @@ pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ImagingError
         height,
         frames: u32::try_from(frames).unwrap_or(u32::MAX),
     })
+}
+
+/// A JPEG's dimensions from its header, as `image`'s JPEG reader reads them (zune-jpeg with the
+/// same options, its errors mapped the same way), but on `bytes` in place: that reader copies
+/// the whole input into a buffer of its own first, which for a 20 MB upload was 20 MB more held
+/// by the API per upload being checked.
+fn jpeg_dimensions(bytes: &[u8]) -> image::ImageResult<(u32, u32)> {
+    use image::error::{DecodingError, ImageError, LimitError, LimitErrorKind, UnsupportedError};
+    use zune_jpeg::errors::DecodeErrors;
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder =
+        zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
+    let jpeg = || image::ImageFormat::Jpeg.into();
+    decoder.decode_headers().map_err(|e| match e {
+        DecodeErrors::Unsupported(desc) => ImageError::Unsupported(UnsupportedError::from_format_and_kind(
+            jpeg(),
+            image::error::UnsupportedErrorKind::GenericFeature(format!("{desc:?}")),
+        )),
+        DecodeErrors::LargeDimensions(_) => {
+            ImageError::Limits(LimitError::from_kind(LimitErrorKind::DimensionError))
+        }
+        e => ImageError::Decoding(DecodingError::new(jpeg(), e)),
+    })?;
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or_else(|| ImageError::Decoding(DecodingError::new(jpeg(), "no frame header")))?;
+    Ok((width as u32, height as u32))
 }
 
 /// Refuses a PNG whose palette is not whole RGB entries (1–256 of them). png 0.18.1 indexes past
@@ -143,4 +175,68 @@ fn webp_frames(bytes: &[u8]) -> Result<u64, ImagingError> {
     let decoder = image_webp::WebPDecoder::new(Cursor::new(bytes))
         .map_err(|e| ImagingError::Corrupt(format!("WebP: {e}")))?;
     Ok(u64::from(decoder.num_frames().max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, GrayImage, RgbImage};
+
+    /// What `image`'s own reader says of `bytes` as a JPEG: the behaviour `jpeg_dimensions` keeps.
+    fn image_says(bytes: &[u8]) -> Result<(u32, u32), String> {
+        ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg)
+            .into_dimensions()
+            .map_err(|e| e.to_string())
+    }
+
+    fn jpegs() -> Vec<Vec<u8>> {
+        let colour = DynamicImage::ImageRgb8(RgbImage::from_fn(37, 23, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 3) as u8])
+        }));
+        let grey = DynamicImage::ImageLuma8(GrayImage::from_fn(300, 2, |x, _| image::Luma([x as u8])));
+        let mut out = Vec::new();
+        for img in [&colour, &grey] {
+            // `image`'s baseline encoder, and ours (mozjpeg: progressive, optimised tables).
+            let mut plain = Cursor::new(Vec::new());
+            img.write_to(&mut plain, image::ImageFormat::Jpeg)
+                .expect("encode");
+            out.push(plain.into_inner());
+            out.push(
+                crate::imaging::codecs::encode::encode(img, Format::Jpeg, Some(80), true).expect("encode"),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn jpeg_dimensions_answer_as_images_reader_does_on_whole_cut_and_damaged_files() {
+        let mut cases = 0;
+        for jpeg in jpegs() {
+            let mut inputs = vec![jpeg.clone()];
+            // Every cut through the headers, and some through the scan.
+            let header_end = jpeg.len().min(700);
+            inputs.extend((0..header_end).map(|n| jpeg[..n].to_vec()));
+            inputs.extend((header_end..jpeg.len()).step_by(97).map(|n| jpeg[..n].to_vec()));
+            // Single bytes changed through the headers.
+            for at in (2..header_end).step_by(3) {
+                for value in [0x00, 0xff, 0xc0, jpeg[at].wrapping_add(1)] {
+                    let mut damaged = jpeg.clone();
+                    damaged[at] = value;
+                    inputs.push(damaged);
+                }
+            }
+            for input in inputs {
+                let ours = jpeg_dimensions(&input).map_err(|e| e.to_string());
+                assert_eq!(ours, image_says(&input), "{} bytes", input.len());
+                cases += 1;
+            }
+        }
+        assert!(cases > 3000, "only {cases} cases");
+        // The whole files were read as their sizes.
+        let sizes: Vec<_> = jpegs().iter().map(|j| jpeg_dimensions(j).ok()).collect();
+        assert_eq!(
+            sizes,
+            [Some((37, 23)), Some((37, 23)), Some((300, 2)), Some((300, 2))]
+        );
+    }
 }
