@@ -18,7 +18,8 @@ from . import NPROC, ROOT, log
 from .build import build_photo_tool, build_service, default_service_binary
 from .cluster import start_postgres
 from .corpus import build_corpus
-from .phases import run_e2e, run_ingest, run_pickup, run_queue, run_variants, run_vips_reference
+from .phases import (run_e2e, run_ingest, run_pickup, run_queue, run_upload_memory, run_variants,
+                     run_vips_reference)
 from .procstat import cpu_model, loadavg, mem_gb
 from .report import write_outputs
 from .services import Seed, Service
@@ -52,6 +53,8 @@ def parse_args(argv=None):
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients for end-to-end phases (8)")
     ap.add_argument("--ingest-clients", type=int, default=32, help="concurrent clients for the ingest phase (32)")
     ap.add_argument("--ingest-procs", type=int, default=2, help="client processes for the ingest phase (2)")
+    ap.add_argument("--memory-clients", type=int, default=8,
+                    help="uploads in flight for the API-memory phase (8; the largest corpus photo each)")
     ap.add_argument("--repeats", type=int, help="repeats of the headline phases (3; quick 1); medians are quoted")
     ap.add_argument("--photo-secs", type=float, help="length of a photo phase (8; quick 4)")
     ap.add_argument("--small-secs", type=float, help="length of a small-image phase (5; quick 3)")
@@ -199,6 +202,13 @@ def run(args):
 
         log(f"ingest: {args.ingest_clients} clients, ~{len(corpus['ingest'][1]) // 1000} KB files, no workers running")
         result["ingest"] = run_ingest(ctx, service, args.ingest_clients, args.ingest_procs, args.ingest_secs)
+        log(f"upload memory: {args.memory_clients} uploads of the largest photo in flight, a fresh API each run")
+        result["upload_memory"] = {
+            "default": run_upload_memory(ctx, service, args.memory_clients, args.ingest_secs),
+            # As the prod overlay runs its API pods (kustomize/overlays/prod/api).
+            "api_pods": run_upload_memory(ctx, service, args.memory_clients, args.ingest_secs,
+                                          {"MIMALLOC_PURGE_DELAY": "0"}),
+        }
         result["headline"] = run_headline(ctx, service, ours, seed, seed_t, args)
         result["scaling"] = run_scaling(ctx, service, ours, scaling, args)
         result["rss_api_mb"] = service.rss()["api_mb"]

@@ -18,7 +18,8 @@ from . import NPROC, log
 from .corpus import FIELDS, multipart
 from .db import db_rows, reset_statements, settle, sql, top_statements, truncate
 from .load import ingest_client, wait_ours, closed_loop
-from .procstat import CpuMeter, vm_hwm_mb
+from .procstat import CpuMeter, reset_hwm, vm_hwm_mb, vm_rss_mb
+from .stack import free_port, wait_http
 from .stats import pct, rnd, summarize
 
 
@@ -228,6 +229,54 @@ def run_ingest(ctx, service, clients, procs, duration):
     truncate(service.db_url)
     log(f"  ingest: {out['per_s']} uploads/s accepted ({busy} x 503, {nother} other errors; "
         f"p50 {out['p50_ms']} ms; client CPU {out['client_cpu_s']} s of {duration} s)")
+    return out
+
+
+def run_upload_memory(ctx, service, clients, duration, env=None):
+    """API memory per upload in flight: a fresh `api` process (no workers, `env` added to its
+    environment), `clients` closed-loop uploaders of the corpus's largest photo as multipart, and
+    its peak RSS over the phase above its RSS at rest, divided by the bytes of `clients` uploads
+    (every client's upload counted as in flight the whole time, so an upper bound). A fresh
+    process, so memory an earlier phase freed and the allocator kept cannot hide what this load
+    needs."""
+    name, data = max(ctx["corpus"]["photos"], key=lambda p: len(p[1]))
+    body, ctype = multipart(name, data, FIELDS)
+    stack = service.stack
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = stack.start("api-memory", [service.bin, "api"],
+                      dict(service.env, LISTEN_ADDR=f"127.0.0.1:{port}", **(env or {})))
+    try:
+        wait_http(base + "/readyz", api, "api-memory", stack)
+        settle(service.db_url)
+        # One upload first, so the process's own lazily made state (pools, prepared statements)
+        # counts as the rest it starts from, not as the uploads' memory.
+        q = mp.get_context("fork").Queue()
+        ingest_client(base, body, ctype, 1, time.time(), time.time() + 0.01, q)
+        q.get(timeout=60)
+        time.sleep(0.5)
+        rest = vm_rss_mb(api.pid)
+        reset_hwm(api.pid)
+        start_at = time.time() + 0.5
+        p = mp.get_context("fork").Process(target=ingest_client,
+                                           args=(base, body, ctype, clients, start_at, start_at + duration, q))
+        p.start()
+        acc, busy, sample, nother, lat, _cpu = q.get(timeout=duration + 120)
+        p.join(30)
+        peak = vm_hwm_mb(api.pid)
+        after = vm_rss_mb(api.pid)
+    finally:
+        stack.stop(api)
+    held = clients * len(data) / 2**20
+    out = {"clients": clients, "file": name, "file_bytes": len(data), "duration_s": duration, "env": env or {},
+           "accepted": acc, "busy_503": busy, "other_errors": nother, "error_sample": sample,
+           "p50_ms": rnd(pct([x * 1000 for x in lat], 50), 1),
+           "rest_mib": rnd(rest, 1), "peak_mib": rnd(peak, 1), "after_mib": rnd(after, 1),
+           "per_upload_x": rnd((peak - rest) / held, 2) if rest is not None and peak is not None else None}
+    truncate(service.db_url)
+    log(f"  upload memory{' with ' + str(env) if env else ''}: {clients} x {len(data) / 1e6:.1f} MB in flight: "
+        f"peak {out['peak_mib']} MiB over {out['rest_mib']} MiB at rest = {out['per_upload_x']}x the uploads' "
+        f"bytes ({acc} accepted, {busy} x 503, {nother} other errors)")
     return out
 
 

@@ -95,6 +95,23 @@ def vm_hwm_mb(pid: int | None):
     return None
 
 
+def vm_rss_mb(pid: int | None):
+    """Resident memory now (VmRSS), in MiB."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_hwm(pid: int):
+    """Sets a process's peak resident memory (VmHWM) back to its current RSS (Linux >= 4.0)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):

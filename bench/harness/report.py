@@ -33,6 +33,21 @@ def variants_line(v, qd):
             f"other load {v['cpu']['other_load']}), beside {fmt(qd['jobs_per_s'])} single outputs/s in the queue phase.")
 
 
+def memory_line(um):
+    """The API-memory phase: peak RSS per upload in flight, default and as API pods run."""
+    if not um or not um.get("default"):
+        return "- **API memory per upload in flight**: not measured in this run."
+    d, pods = um["default"], um.get("api_pods") or {}
+    return (f"- **API memory per upload in flight**: {d['clients']} clients uploading {d['file']} "
+            f"({d['file_bytes'] / 1e6:.1f} MB, multipart) to a fresh `api` process for {d['duration_s']} s, no workers: "
+            f"peak RSS {fmt(d['peak_mib'], ' MiB')} over {fmt(d['rest_mib'], ' MiB')} at rest = "
+            f"**{fmt(d['per_upload_x'])}× the uploads' bytes** (RSS {fmt(d['after_mib'], ' MiB')} afterwards); "
+            f"with MIMALLOC_PURGE_DELAY=0, as the prod overlay runs API pods: **{fmt(pods.get('per_upload_x'))}×** "
+            f"(peak {fmt(pods.get('peak_mib'), ' MiB')}, {fmt(pods.get('after_mib'), ' MiB')} afterwards). Every "
+            f"client's upload is counted as in flight the whole time, so this is an upper bound; "
+            f"{d['accepted']} and {pods.get('accepted')} uploads accepted, {d['busy_503'] + (pods.get('busy_503') or 0)} × 503.")
+
+
 def report_md(r, svg_name):
     h = r["headline"]
     s = r["settings"]
@@ -128,6 +143,7 @@ def report_md(r, svg_name):
               f"({fmt(ing['mb_per_s'])} MB/s; latency p50 {fmt(ing['p50_ms'], ' ms')}, p99 {fmt(ing['p99_ms'], ' ms')}; "
               f"{ing['busy_503']} × 503, {ing['other_errors']} other errors; load driver used {ing['client_cpu_s']} CPU-s "
               f"in {ing['duration_s']} s).",
+              memory_line(r.get("upload_memory")),
               f"- **Peak RSS** (VmHWM): API {fmt(r.get('rss_api_mb'), ' MB')} over the whole run; worker "
               f"{fmt(h['rss'].get('worker_mb'), ' MB')} (headline config)"
               + (f"; seed {fmt(h['rss'].get('seed_mb'), ' MB')}" if seed else "") + "."]

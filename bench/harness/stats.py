@@ -102,6 +102,9 @@ def flat_metrics(r):
     put("variants_outputs_per_s", h.get("variants", {}).get("outputs_per_s"), True, "outputs/s")
     put("ingest_per_s", r.get("ingest", {}).get("per_s"), True, "uploads/s")
     put("api_rss_mb", r.get("rss_api_mb"), False, "MB")
+    um = r.get("upload_memory") or {}
+    put("upload_memory_x", (um.get("default") or {}).get("per_upload_x"), False, "x")
+    put("upload_memory_api_pods_x", (um.get("api_pods") or {}).get("per_upload_x"), False, "x")
     put("worker_rss_mb", h.get("rss", {}).get("worker_mb"), False, "MB")
     for row in r.get("scaling", []):
         k = f"{row['workers']}x{row['threads']}"
@@ -166,6 +169,11 @@ def derive(r):
     rss = h.get("rss") or {}
     both = (rss.get("worker_mb") or 0) + (r.get("rss_api_mb") or 0)
     target("peak RSS, API + worker (what one `run` process holds)", both or None, "<=", 629, " MB (600 MiB)")
+    um = r.get("upload_memory") or {}
+    target("API memory per upload in flight, as API pods run (MIMALLOC_PURGE_DELAY=0)",
+           (um.get("api_pods") or {}).get("per_upload_x"), "<=", 2, "x its size")
+    target("  (the same with the allocator's default purge delay, as `run` and the dev overlay)",
+           (um.get("default") or {}).get("per_upload_x"), "<=", 2, "x its size")
     target("upload ingest (100 KB, durable)", r["ingest"].get("per_s"), ">=", 2000, " uploads/s")
     r["targets"] = t
 
