@@ -189,8 +189,10 @@ def main():
     for i, b in enumerate(args.binaries):
         label, _, path = b.rpartition("=")
         bins.append((label or "ABCDEFGH"[i % 8], path))
-    data = ingest_file()
-    body, ctype = multipart("ingest-100k.jpg", data, FIELDS)
+    # FILE=path: upload that file instead (e.g. a corpus photo, for the large-upload path).
+    name = Path(os.environ["FILE"]).name if os.environ.get("FILE") else "ingest-100k.jpg"
+    data = Path(os.environ["FILE"]).read_bytes() if os.environ.get("FILE") else ingest_file()
+    body, ctype = multipart(name, data, FIELDS)
     env = dict(os.environ, DATABASE_URL=args.url, RUST_LOG=os.environ.get("RUST_LOG", "info"),
                LOG_FORMAT="text", DATA_DIR=str(args.tmp / "data"))
     print(f"ingest: {args.clients} clients in {args.procs} processes, {len(data)} bytes, multipart "

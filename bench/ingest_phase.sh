@@ -15,6 +15,8 @@
 # SQL_<label>="..." runs that SQL before each run of the binary labelled so (an A/B of schema
 # changes with one binary: A=bin B=bin SQL_B="alter table ... disable trigger ..."), and
 # ENV_<label>="NAME=value ..." adds to that label's API environment (e.g. ENV_B="RUST_LOG=warn").
+# FILE=path uploads that file instead (FILE=bench/corpus/photo-3000x4000-0.jpg CLIENTS=8 PROCS=1:
+# the large-upload path, COPY from 1 MiB up).
 # Needs root (PostgreSQL runs as postgres), built binaries, and the bench venv (scripts/bench
 # makes it; this reuses .venv-bench/driver).
 #

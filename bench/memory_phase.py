@@ -4,6 +4,7 @@ in-flight upload", target <= 2x its size).
 
     .venv-bench/driver/bin/python bench/memory_phase.py A=/tmp/ip-before B=target/release/image-processor
     ROUNDS=5 CLIENTS=8 SECS=5 .venv-bench/driver/bin/python bench/memory_phase.py BIN
+    MIMALLOC_PURGE_DELAY=0 .venv-bench/driver/bin/python bench/memory_phase.py BIN   # as API pods run
 """
 import os
 import statistics

@@ -88,9 +88,11 @@ def quantity(q):
 
 
 def check_memory_budget(where, c, configmaps):
-    """Estimates, pending measurement: ~128 MiB for the process, 4 bytes per pixel
-    for each decode a worker thread holds (MAX_PIXELS), and every upload in flight
-    held whole (MAX_CONCURRENT_UPLOADS x MAX_UPLOAD_BYTES)."""
+    """Estimates: ~128 MiB for the process, 4 bytes per pixel for each decode a worker
+    thread holds (MAX_PIXELS), and every upload in flight held whole
+    (MAX_CONCURRENT_UPLOADS x MAX_UPLOAD_BYTES; scripts/bench measures 1.5-2.2x an
+    upload's size at the peak, allocator included, which the 128 MiB and the limits'
+    headroom cover at these settings)."""
     def setting(name, default):
         return int(env_value(c, configmaps, name) or default)
 

@@ -148,7 +148,7 @@ async fn read_field(
 ) -> Result<Bytes, ApiError> {
     // A field that arrives in one chunk is kept as it is (no copy); more are joined.
     let mut first: Option<Bytes> = None;
-    let mut joined: Option<Assembly> = None;
+    let mut joined: Option<BytesMut> = None;
     let mut len = 0usize;
     while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e, upload_limit))? {
         len += chunk.len();
@@ -156,11 +156,11 @@ async fn read_field(
             return Err(too_long());
         }
         if let Some(data) = joined.as_mut() {
-            data.extend(&chunk);
+            data.extend_from_slice(&chunk);
         } else if let Some(head) = first.take() {
-            let mut data = Assembly::with_capacity(capacity.max(len));
-            data.extend(&head);
-            data.extend(&chunk);
+            let mut data = BytesMut::with_capacity(capacity.max(len));
+            data.extend_from_slice(&head);
+            data.extend_from_slice(&chunk);
             joined = Some(data);
         } else {
             first = Some(chunk);
@@ -171,69 +171,6 @@ async fn read_field(
         (None, Some(chunk)) => chunk,
         (None, None) => Bytes::new(),
     })
-}
-
-/// Bodies declared from this size up are assembled in a mapping of their own ([`Assembly`]).
-const MAP_FROM_BYTES: usize = crate::db::LARGE_BLOB_BYTES;
-
-/// Where one upload's bytes are put together. A large one gets an anonymous memory mapping of
-/// its own, sized from the request's declared length (pages the body never reaches are never
-/// touched), and unmapped when the last reference to the upload goes: the memory is back with
-/// the kernel at once. From the heap, mimalloc kept such freed blocks for reuse, and with every
-/// upload a different size they piled up: scripts/bench's API-memory phase peaked at 2.1-2.5x
-/// the bytes of the uploads in flight that way, 1.7-1.8x with `MIMALLOC_PURGE_DELAY=0`.
-enum Assembly {
-    Heap(BytesMut),
-    Mapped { map: memmap2::MmapMut, len: usize },
-}
-
-impl Assembly {
-    fn with_capacity(capacity: usize) -> Assembly {
-        if capacity >= MAP_FROM_BYTES {
-            // Should the kernel refuse the mapping, the heap will do.
-            if let Ok(map) = memmap2::MmapMut::map_anon(capacity) {
-                return Assembly::Mapped { map, len: 0 };
-            }
-        }
-        Assembly::Heap(BytesMut::with_capacity(capacity))
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Assembly::Heap(data) => data.len(),
-            Assembly::Mapped { len, .. } => *len,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn extend(&mut self, chunk: &[u8]) {
-        match self {
-            Assembly::Heap(data) => data.extend_from_slice(chunk),
-            Assembly::Mapped { map, len } => {
-                let end = *len + chunk.len();
-                if let Some(room) = map.get_mut(*len..end) {
-                    room.copy_from_slice(chunk);
-                    *len = end;
-                } else {
-                    // More than declared (the callers' limits still hold): onto the heap.
-                    let mut data = BytesMut::with_capacity(end);
-                    data.extend_from_slice(&map[..*len]);
-                    data.extend_from_slice(chunk);
-                    *self = Assembly::Heap(data);
-                }
-            }
-        }
-    }
-
-    fn freeze(self) -> Bytes {
-        match self {
-            Assembly::Heap(data) => data.freeze(),
-            Assembly::Mapped { map, len } => Bytes::from_owner(map).slice(..len),
-        }
-    }
 }
 
 /// A multipart error as the client should see it: the body limit as `413`, the rest as `400`.
@@ -247,13 +184,13 @@ fn malformed(e: axum::extract::multipart::MultipartError, limit: u64) -> ApiErro
 
 async fn read_raw(body: Body, limit: u64, declared: Option<u64>) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
-    let mut data = Assembly::with_capacity(initial_capacity(declared, limit));
+    let mut data = BytesMut::with_capacity(initial_capacity(declared, limit));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad("body", format!("could not read the body: {e}")))?;
         if (data.len() + chunk.len()) as u64 > limit {
             return Err(ApiError::TooLarge { limit });
         }
-        data.extend(&chunk);
+        data.extend_from_slice(&chunk);
     }
     if data.is_empty() {
         return Err(ApiError::bad("body", "the body is empty"));
@@ -294,29 +231,6 @@ mod tests {
         assert_eq!(clean_filename("a\r\nb.png"), "ab.png");
         assert_eq!(clean_filename(".."), "upload");
         assert_eq!(clean_filename(&"x".repeat(1000)).len(), MAX_FILENAME_CHARS);
-    }
-
-    #[test]
-    fn a_large_body_is_assembled_in_its_own_mapping_and_an_overrun_moves_it_to_the_heap() {
-        let bytes: Vec<u8> = (0..MAP_FROM_BYTES + 5000).map(|i| (i % 251) as u8).collect();
-        let small = Assembly::with_capacity(1000);
-        assert!(matches!(small, Assembly::Heap(_)));
-        for declared in [bytes.len(), bytes.len() + 4096, MAP_FROM_BYTES] {
-            let mut data = Assembly::with_capacity(declared);
-            assert!(matches!(data, Assembly::Mapped { .. }), "declared {declared}");
-            assert!(data.is_empty());
-            for chunk in bytes.chunks(7000) {
-                data.extend(chunk);
-            }
-            // Declared fewer bytes than came: the rest went to the heap, nothing lost.
-            assert_eq!(
-                matches!(data, Assembly::Heap(_)),
-                declared < bytes.len(),
-                "declared {declared}"
-            );
-            assert_eq!(data.len(), bytes.len());
-            assert_eq!(data.freeze(), bytes);
-        }
     }
 
     #[test]
