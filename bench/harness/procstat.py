@@ -83,27 +83,27 @@ def pg_roles_cpu(postmaster: int | None) -> dict:
     return out
 
 
-def vm_hwm_mb(pid: int | None):
+def _status_mb(pid: int | None, field: str):
+    """A memory line of /proc/PID/status (kB) in MiB; None if the process is gone."""
     if not pid:
         return None
     try:
         for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def vm_hwm_mb(pid: int | None):
+    """Peak resident memory (VmHWM), in MiB."""
+    return _status_mb(pid, "VmHWM")
 
 
 def vm_rss_mb(pid: int | None):
     """Resident memory now (VmRSS), in MiB."""
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    return _status_mb(pid, "VmRSS")
 
 
 def reset_hwm(pid: int):

@@ -236,9 +236,15 @@ pub async fn insert_image(db: &impl GenericClient, new: &NewImage<'_>) -> Result
     Ok(ImageRecord::from_row(&row)?)
 }
 
-fn insert_params<'a>(new: &'a NewImage<'_>) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 13] {
+fn insert_params<'a>(new: &'a NewImage<'_>) -> Vec<&'a (dyn ToSql + Sync)> {
+    let data: &'a (dyn ToSql + Sync) = &new.data;
+    std::iter::once(data).chain(metadata_fields(new)).collect()
+}
+
+/// The upload's fields but its bytes, in the order [`INSERT_IMAGE`] (after `$1`) and
+/// [`COPY_IMAGE`] take them.
+fn metadata_fields<'a>(new: &'a NewImage<'_>) -> [&'a (dyn ToSql + Sync); 12] {
     [
-        &new.data,
         &new.filename,
         &new.pipeline,
         &new.content_type,
@@ -258,9 +264,8 @@ fn insert_params<'a>(new: &'a NewImage<'_>) -> [&'a (dyn tokio_postgres::types::
 /// the small fields.
 macro_rules! copy_columns {
     () => {
-        "filename, pipeline, original_content_type, original_width, original_height, \
-         original_bytes, priority, not_before, original_frames, sha256, exif, callback_url, id, \
-         original_data"
+        "filename, pipeline, original_content_type, original_width, original_height, priority, \
+         not_before, original_frames, sha256, exif, callback_url, id, original_bytes, original_data"
     };
 }
 
@@ -357,21 +362,8 @@ fn copy_row_head(
     let encode = |what: &str, e: &dyn std::fmt::Display| DbError::Encode(format!("{what}: {e}"));
     let original_bytes = i64::try_from(data_len).map_err(|e| encode("original_bytes", &e))?;
     let blob_len = i32::try_from(data_len).map_err(|e| encode("original_data", &e))?;
-    let fields: [&(dyn ToSql + Sync); 13] = [
-        &new.filename,
-        &new.pipeline,
-        &new.content_type,
-        &new.width,
-        &new.height,
-        &original_bytes,
-        &new.priority,
-        &new.not_before,
-        &new.frames,
-        &new.sha256,
-        &new.exif,
-        &new.callback_url,
-        &new.id,
-    ];
+    let mut fields: Vec<&(dyn ToSql + Sync)> = metadata_fields(new).to_vec();
+    fields.push(&original_bytes);
     if columns.len() != fields.len() + 1 {
         return Err(encode(
             "columns",

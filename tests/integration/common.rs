@@ -551,3 +551,19 @@ pub async fn upload_png(app: &TestApp, png: Vec<u8>, fields: &[(&str, &str)]) ->
         .await
         .expect("upload")
 }
+
+/// Makes every INSERT of a row with this `filename` fail (a trigger raises): the database
+/// refusing an upload, for the tests of what is left after it.
+pub async fn refuse_uploads_named(db: &tokio_postgres::Client, filename: &str) {
+    db.batch_execute(&format!(
+        "create function refuse_upload() returns trigger language plpgsql as $$
+         begin
+             if new.filename = '{filename}' then raise exception 'refused by a test trigger'; end if;
+             return new;
+         end $$;
+         create trigger refuse_upload before insert on processed_images
+             for each row execute function refuse_upload();"
+    ))
+    .await
+    .expect("install the refusing trigger");
+}

@@ -447,18 +447,7 @@ async fn a_large_upload_is_copied_in_with_every_column_an_insert_writes() {
 async fn a_refused_large_upload_leaves_no_row_and_the_next_ones_are_stored() {
     let app = spawn_app_with(Role::Api, &[]).await;
     let client = app.db().await;
-    client
-        .batch_execute(
-            "create function refuse_upload() returns trigger language plpgsql as $$
-             begin
-                 if new.filename = 'refused.jpg' then raise exception 'refused by a test trigger'; end if;
-                 return new;
-             end $$;
-             create trigger refuse_upload before insert on processed_images
-                 for each row execute function refuse_upload();",
-        )
-        .await
-        .expect("install the refusing trigger");
+    refuse_uploads_named(&client, "refused.jpg").await;
     let large = padded_to(&jpeg(64, 48), image_processor::db::LARGE_BLOB_BYTES + 1);
     let upload = |name: &'static str| {
         app.http

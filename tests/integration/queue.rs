@@ -199,17 +199,7 @@ async fn a_refused_single_upload_leaves_its_connection_serving_and_waking_worker
     let api = spawn_app_with(Role::Api, &[]).await;
     let worker = spawn_app_on(Role::Worker, api.db_url.clone(), &[("sweep-secs", "3600")]).await;
     let db = api.db().await;
-    db.batch_execute(
-        "create function refuse_upload() returns trigger language plpgsql as $$
-         begin
-             if new.filename = 'refused.png' then raise exception 'refused by a test trigger'; end if;
-             return new;
-         end $$;
-         create trigger refuse_upload before insert on processed_images
-             for each row execute function refuse_upload();",
-    )
-    .await
-    .expect("install the refusing trigger");
+    refuse_uploads_named(&db, "refused.png").await;
     let upload = |name: &'static str| {
         api.http
             .post(api.url(&format!("/api/images?filename={name}")))
