@@ -125,40 +125,29 @@ async fn store(
         };
         vec![store_file(state, &client, &new, effective, job, Notify::WithInsert).await?]
     } else {
-        let tx = client.transaction().await.map_err(DbError::from)?;
-        if !job.variants.is_empty() {
-            let missing = variants::missing_presets(&tx, &job.variants).await?;
-            if let Some(name) = missing.first() {
-                return Err(ApiError::bad(
-                    "variants",
-                    format!("there is no preset named \"{name}\" (PUT /api/presets/{name} makes one)"),
-                ));
-            }
-        }
-        let mut records = Vec::with_capacity(files.len());
-        for (file, (probe, facts)) in files.iter().zip(probes) {
-            let new = Pending {
-                file,
-                probe,
-                facts,
-                pipeline: pipeline_json.as_ref(),
-            };
-            records.push(store_file(state, &tx, &new, effective, job, Notify::AfterCommit).await?);
-        }
-        if !job.variants.is_empty() {
-            for stored in &mut records {
-                let record = &mut stored.record;
-                variants::queue_variants(&tx, record.id, &job.variants, VariantFormat::Own).await?;
-                for name in &job.variants {
-                    if !record.variants.iter().any(|v| &v.preset == name) {
-                        record.variants.push(VariantSummary::pending(name));
-                    }
+        let stored = store_in_transaction(
+            state,
+            &mut client,
+            files,
+            probes,
+            pipeline_json.as_ref(),
+            effective,
+            job,
+        )
+        .await;
+        match stored {
+            Ok(records) => records,
+            Err(e) => {
+                // A failed COPY may leave this connection owed one reply too many: tokio-postgres
+                // 0.7 sends a second Sync when a COPY that never started is dropped
+                // (rust-postgres issue #789), which would answer the next borrower's statement
+                // with the previous one's result. Closed, not pooled.
+                if largest >= db::LARGE_BLOB_BYTES {
+                    drop(deadpool_postgres::Object::take(client));
                 }
-                record.variants.sort_by(|a, b| a.preset.cmp(&b.preset));
+                return Err(e);
             }
         }
-        tx.commit().await.map_err(DbError::from)?;
-        records
     };
     let inserted: Vec<&images::ImageRecord> = records
         .iter()
@@ -182,6 +171,52 @@ async fn store(
     // slices (`images::copy_image`), the rest are too small to close a connection for
     // (`db::release_after`).
     drop(client);
+    Ok(records)
+}
+
+/// [`store`] for several files, variants or a large file: every row in one transaction.
+async fn store_in_transaction(
+    state: &AppState,
+    client: &mut deadpool_postgres::Object,
+    files: &[Upload],
+    probes: &[(Probe, UploadFacts)],
+    pipeline: Option<&serde_json::Value>,
+    effective: &serde_json::Value,
+    job: &JobFields,
+) -> Result<Vec<Stored>, ApiError> {
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    if !job.variants.is_empty() {
+        let missing = variants::missing_presets(&tx, &job.variants).await?;
+        if let Some(name) = missing.first() {
+            return Err(ApiError::bad(
+                "variants",
+                format!("there is no preset named \"{name}\" (PUT /api/presets/{name} makes one)"),
+            ));
+        }
+    }
+    let mut records = Vec::with_capacity(files.len());
+    for (file, (probe, facts)) in files.iter().zip(probes) {
+        let new = Pending {
+            file,
+            probe,
+            facts,
+            pipeline,
+        };
+        records.push(store_file(state, &tx, &new, effective, job, Notify::AfterCommit).await?);
+    }
+    if !job.variants.is_empty() {
+        for stored in &mut records {
+            let record = &mut stored.record;
+            variants::queue_variants(&tx, record.id, &job.variants, VariantFormat::Own).await?;
+            for name in &job.variants {
+                if !record.variants.iter().any(|v| &v.preset == name) {
+                    record.variants.push(VariantSummary::pending(name));
+                }
+            }
+            record.variants.sort_by(|a, b| a.preset.cmp(&b.preset));
+        }
+    }
+    tx.commit().await.map_err(DbError::from)?;
     Ok(records)
 }
 
