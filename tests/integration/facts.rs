@@ -505,7 +505,7 @@ async fn a_large_upload_cancelled_before_its_copy_starts_leaves_no_connection_ou
             .await
             .expect("lock");
         let waiting = tokio::spawn(upload(large.clone()));
-        let copy_waits = "select pid from pg_stat_activity where wait_event_type = 'Lock' \
+        let copy_waits = "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' \
                           and query like 'copy processed_images%'";
         assert!(
             eventually(Duration::from_secs(10), || async {
@@ -549,5 +549,81 @@ async fn a_large_upload_cancelled_before_its_copy_starts_leaves_no_connection_ou
         rows, 12,
         "a cancelled upload left a row, or an accepted one is missing"
     );
+    app.stop().await;
+}
+
+/// A client that goes away while its large upload's COPY waits (here for a lock) does not cancel
+/// it halfway: the upload is stored once the lock goes, and the large uploads after it are
+/// answered with their own results.
+#[tokio::test]
+async fn a_large_upload_whose_client_goes_away_during_its_copy_is_still_stored() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(Role::Api, &[]).await;
+    let client = app.db().await;
+    let locker = app.db().await;
+    let large = padded_to(&jpeg(64, 48), image_processor::db::LARGE_BLOB_BYTES + 1);
+    locker
+        .batch_execute("begin; lock table processed_images in share mode")
+        .await
+        .expect("lock");
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/images?filename=gone.jpg HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\n\
+         Content-Length: {}\r\n\r\n",
+        large.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&large).await.expect("body");
+    let copy_waits =
+        "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' \
+                      and query like 'copy processed_images%'";
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !client.query(copy_waits, &[]).await.expect("activity").is_empty()
+        })
+        .await,
+        "the upload's COPY never waited for the lock"
+    );
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    locker.batch_execute("commit").await.expect("unlock");
+    let stored = || async {
+        client
+            .query_one(
+                "select count(*) from processed_images where filename = 'gone.jpg' and original_data = $1",
+                &[&large],
+            )
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+            == 1
+    };
+    let kept = eventually(Duration::from_secs(10), stored).await;
+    let rows: Vec<(Option<String>, i64)> = client
+        .query("select filename, original_bytes from processed_images", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        kept,
+        "the upload of a client that went away was not stored: {rows:?}"
+    );
+    for i in 0..6u8 {
+        let mut bytes = large.clone();
+        bytes.push(i);
+        let res = app
+            .http
+            .post(app.url("/api/images?filename=after.jpg"))
+            .header("content-type", "image/jpeg")
+            .body(bytes.clone())
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "upload {i}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(body["original"]["sha256"], hex_sha256(&bytes), "upload {i}");
+    }
     app.stop().await;
 }

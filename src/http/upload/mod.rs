@@ -71,10 +71,25 @@ pub async fn upload(State(state): State<AppState>, body: UploadBody) -> Result<R
         check_watermarks(&state, p).await?;
     }
     let probes = probe_all(&state, &files).await?;
-    let stored = store(&state, &files, &probes, pipeline.as_ref(), &job).await?;
+    let (count, bytes) = (files.len(), files.iter().map(|f| f.data.len()).sum());
+    let stored = if files.iter().any(|f| f.data.len() >= db::LARGE_BLOB_BYTES) {
+        // Streamed in with COPY (see `store`), which must not be abandoned: when a client goes
+        // away axum drops its handler, and a COPY dropped before it started leaves its
+        // connection owed a reply. On its own task the upload is stored or rolled back whatever
+        // the client does, still holding its upload slot.
+        let state = state.clone();
+        let task = tokio::spawn(async move {
+            let _slot = _slot;
+            store(&state, &files, &probes, pipeline.as_ref(), &job).await
+        });
+        task.await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("the upload's store task failed: {e}")))??
+    } else {
+        store(&state, &files, &probes, pipeline.as_ref(), &job).await?
+    };
     let duplicates = stored.iter().filter(|s| s.duplicate).count();
     tracing::info!(files = stored.len(), duplicates, "accepted upload");
-    crate::metrics::upload_accepted(files.len(), files.iter().map(|f| f.data.len()).sum());
+    crate::metrics::upload_accepted(count, bytes);
     Ok(answer(&state, stored))
 }
 
