@@ -480,6 +480,46 @@ async fn a_refused_large_upload_leaves_no_row_and_the_next_ones_are_stored() {
     app.stop().await;
 }
 
+/// Backends of this test's database whose COPY of an upload waits for a lock.
+const COPY_WAITS: &str = "select pid from pg_stat_activity where datname = current_database() \
+     and wait_event_type = 'Lock' and query like 'copy processed_images%'";
+
+/// Waits until an upload's COPY waits for the lock a test holds.
+async fn until_a_copy_waits(client: &tokio_postgres::Client) {
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !client.query(COPY_WAITS, &[]).await.expect("activity").is_empty()
+        })
+        .await,
+        "the upload's COPY never waited for the lock"
+    );
+}
+
+/// Six large uploads, each `large` plus `tag` and its number (so the answers tell them apart),
+/// through every blob-pool connection in turn: each is accepted, `pending`, with its own hash.
+async fn six_large_uploads_answered_right(app: &TestApp, large: &[u8], tag: u8) {
+    for i in 0..6u8 {
+        let mut bytes = large.to_vec();
+        bytes.extend_from_slice(&[tag, i]);
+        let res = app
+            .http
+            .post(app.url("/api/images?filename=after.jpg"))
+            .header("content-type", "image/jpeg")
+            .body(bytes.clone())
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "tag {tag}, upload {i}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(
+            body["original"]["sha256"],
+            hex_sha256(&bytes),
+            "tag {tag}, upload {i}"
+        );
+        assert_eq!(body["status"], "pending", "tag {tag}, upload {i}: {body}");
+    }
+}
+
 /// A large upload whose COPY fails before it starts (cancelled while it waits for a lock) is
 /// answered with an error, leaves no row, and the large uploads after it, through every
 /// blob-pool connection, are stored and answered with their own results. tokio-postgres 0.7
@@ -505,17 +545,9 @@ async fn a_large_upload_cancelled_before_its_copy_starts_leaves_no_connection_ou
             .await
             .expect("lock");
         let waiting = tokio::spawn(upload(large.clone()));
-        let copy_waits = "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' \
-                          and query like 'copy processed_images%'";
-        assert!(
-            eventually(Duration::from_secs(10), || async {
-                !client.query(copy_waits, &[]).await.expect("activity").is_empty()
-            })
-            .await,
-            "round {round}: the upload's COPY never waited for the lock"
-        );
+        until_a_copy_waits(&client).await;
         client
-            .batch_execute(&format!("select pg_cancel_backend(pid) from ({copy_waits}) w"))
+            .batch_execute(&format!("select pg_cancel_backend(pid) from ({COPY_WAITS}) w"))
             .await
             .expect("cancel");
         let refused = waiting.await.expect("task").expect("answer");
@@ -525,20 +557,7 @@ async fn a_large_upload_cancelled_before_its_copy_starts_leaves_no_connection_ou
             refused.status()
         );
         locker.batch_execute("commit").await.expect("unlock");
-        // Every blob-pool connection in turn, each with different bytes to tell answers apart.
-        for i in 0..6u8 {
-            let mut bytes = large.clone();
-            bytes.extend_from_slice(&[round, i]);
-            let res = upload(bytes.clone()).await.expect("upload");
-            assert_eq!(res.status(), StatusCode::ACCEPTED, "round {round}, upload {i}");
-            let body: serde_json::Value = res.json().await.expect("json");
-            assert_eq!(
-                body["original"]["sha256"],
-                hex_sha256(&bytes),
-                "round {round}, upload {i}"
-            );
-            assert_eq!(body["status"], "pending", "round {round}, upload {i}: {body}");
-        }
+        six_large_uploads_answered_right(&app, &large, round).await;
     }
     let rows: i64 = client
         .query_one("select count(*) from processed_images", &[])
@@ -574,16 +593,7 @@ async fn a_large_upload_whose_client_goes_away_during_its_copy_is_still_stored()
     );
     stream.write_all(head.as_bytes()).await.expect("head");
     stream.write_all(&large).await.expect("body");
-    let copy_waits =
-        "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' \
-                      and query like 'copy processed_images%'";
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            !client.query(copy_waits, &[]).await.expect("activity").is_empty()
-        })
-        .await,
-        "the upload's COPY never waited for the lock"
-    );
+    until_a_copy_waits(&client).await;
     drop(stream);
     tokio::time::sleep(Duration::from_millis(300)).await;
     locker.batch_execute("commit").await.expect("unlock");
@@ -610,20 +620,6 @@ async fn a_large_upload_whose_client_goes_away_during_its_copy_is_still_stored()
         kept,
         "the upload of a client that went away was not stored: {rows:?}"
     );
-    for i in 0..6u8 {
-        let mut bytes = large.clone();
-        bytes.push(i);
-        let res = app
-            .http
-            .post(app.url("/api/images?filename=after.jpg"))
-            .header("content-type", "image/jpeg")
-            .body(bytes.clone())
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(res.status(), StatusCode::ACCEPTED, "upload {i}");
-        let body: serde_json::Value = res.json().await.expect("json");
-        assert_eq!(body["original"]["sha256"], hex_sha256(&bytes), "upload {i}");
-    }
+    six_large_uploads_answered_right(&app, &large, 2).await;
     app.stop().await;
 }
