@@ -588,6 +588,18 @@ async fn stuck_with_four_claimed_ahead(
         counts(db).await,
         worker.log_text()
     );
+    // `processing` is the claim's commit; the worker counts them as waiting once the claim's
+    // answer reaches it, a moment later. A signal sent between the two found them uncounted.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metrics(port)
+                .await
+                .contains("image_processor_worker_jobs_waiting 4")
+        })
+        .await,
+        "the four claimed ahead are never shown waiting:\n{}",
+        metrics(port).await
+    );
     (worker, port, hung, small)
 }
 
